@@ -1,0 +1,94 @@
+/**
+ * Command-line parsing: long flags with one or two dashes (`-dial X`, `--dial X`,
+ * `--dial=X`), short aliases, flags before or after positionals, negative numbers as
+ * positionals. Built on `node:util` parseArgs after normalising single-dash long flags.
+ *
+ * @module
+ */
+
+import { parseArgs } from "node:util";
+
+/** One flag's definition. */
+export interface FlagSpec {
+  /** `string` takes a value; `boolean` does not. */
+  type: "string" | "boolean";
+  /** One-letter alias. */
+  short?: string;
+  /** Help text. */
+  help: string;
+  /** Value placeholder in help, e.g. `URL`. */
+  value?: string;
+}
+
+/** Parsed arguments. */
+export interface Parsed {
+  /** Flag values by long name. */
+  flags: Record<string, string | boolean | undefined>;
+  /** Positionals, in order. */
+  positionals: string[];
+}
+
+/** A command-line mistake: printed as one line, exit 1. */
+export class UsageError extends Error {
+  /** @param message what is wrong */
+  constructor(message: string) {
+    super(message);
+    this.name = "UsageError";
+  }
+}
+
+const NEG = "\u0000";
+
+/**
+ * Rewrite `-long` as `--long` and protect negative numbers.
+ *
+ * @param argv raw arguments
+ * @returns arguments parseArgs understands
+ */
+export function normalizeArgs(argv: string[]): string[] {
+  const out: string[] = [];
+  let rest = false;
+  for (const a of argv) {
+    if (rest || a === "-" || !a.startsWith("-")) out.push(a);
+    else if (a === "--") {
+      rest = true;
+      out.push(a);
+    } else if (/^-\d/.test(a)) out.push(NEG + a);
+    else if (!a.startsWith("--") && a.length > 2 && a[2] !== "=") out.push("-" + a);
+    else out.push(a);
+  }
+  return out;
+}
+
+/**
+ * Parse arguments against a set of flags.
+ *
+ * @param argv raw arguments
+ * @param specs allowed flags by long name
+ * @returns flags and positionals
+ * @throws {UsageError} for an unknown flag or a missing value
+ */
+export function parse(argv: string[], specs: Record<string, FlagSpec>): Parsed {
+  const options: Record<string, { type: "string" | "boolean"; short?: string }> = {};
+  for (const [name, s] of Object.entries(specs)) {
+    options[name] = s.short ? { type: s.type, short: s.short } : { type: s.type };
+  }
+  try {
+    const { values, positionals } = parseArgs({
+      args: normalizeArgs(argv),
+      options,
+      allowPositionals: true,
+      strict: true,
+    });
+    return {
+      flags: values as Parsed["flags"],
+      positionals: positionals.map((p) => (p.startsWith(NEG) ? p.slice(1) : p)),
+    };
+  } catch (err) {
+    const msg = (err as Error).message
+      .replace(/^Unknown option '(-+)([^']*)'.*$/s, "flag provided but not defined: -$2")
+      .replace(/^Option '([^']*)' argument missing.*$/s, "flag needs an argument: $1")
+      .split("\n")[0];
+    throw new UsageError(msg);
+  }
+}

@@ -1,0 +1,51 @@
+import { normalizeArgs, parse, UsageError } from "./args.ts";
+
+function eq(a: unknown, b: unknown): void {
+  if (JSON.stringify(a) !== JSON.stringify(b)) {
+    throw new Error(`expected ${JSON.stringify(b)}, got ${JSON.stringify(a)}`);
+  }
+}
+
+const SPECS = {
+  dial: { type: "string" as const, short: "d", help: "" },
+  long: { type: "boolean" as const, short: "l", help: "" },
+  depth: { type: "boolean" as const, help: "" },
+};
+
+Deno.test("parse() accepts long flags with one or two dashes and =", () => {
+  for (const argv of [["-dial", "U", "/"], ["--dial", "U", "/"], ["--dial=U", "/"], ["-dial=U", "/"], ["-d", "U", "/"]]) {
+    const p = parse(argv, SPECS);
+    eq(p.flags.dial, "U");
+    eq(p.positionals, ["/"]);
+  }
+});
+
+Deno.test("parse() takes flags after positionals", () => {
+  const p = parse(["/X", "-l", "-depth"], SPECS);
+  eq([p.flags.long, p.flags.depth, p.positionals], [true, true, ["/X"]]);
+});
+
+Deno.test("parse() keeps negative numbers as positionals", () => {
+  eq(parse(["/X/c", "-1"], SPECS).positionals, ["/X/c", "-1"]);
+  eq(normalizeArgs(["-5", "-x", "-xy"]), ["\u0000-5", "-x", "--xy"]);
+});
+
+Deno.test("parse() rejects an unknown flag with one line", () => {
+  try {
+    parse(["-bogus"], SPECS);
+    throw new Error("no error");
+  } catch (err) {
+    if (!(err instanceof UsageError)) throw err;
+    eq(err.message, "flag provided but not defined: -bogus");
+  }
+});
+
+Deno.test("parse() rejects a string flag without a value", () => {
+  try {
+    parse(["-dial"], SPECS);
+    throw new Error("no error");
+  } catch (err) {
+    if (!(err instanceof UsageError)) throw err;
+    if (!err.message.startsWith("flag needs an argument")) throw err;
+  }
+});

@@ -1,0 +1,128 @@
+/**
+ * Bodies of the client commands: parse → call the client library → print.
+ *
+ * @module
+ */
+
+import { type Anchor, type Client, comparePaths, connect, parseGlob, readKeyFile } from "../mod.ts";
+import { type Parsed, UsageError } from "./args.ts";
+import { chooseDial, parseDuration } from "./dial.ts";
+import type { Runner } from "./commands.ts";
+
+const enc = new TextEncoder();
+
+function out(text: string): void {
+  const b = enc.encode(text);
+  let off = 0;
+  while (off < b.length) off += Deno.stdout.writeSync(b.subarray(off));
+}
+
+function args(p: Parsed, n: number, usage: string): string[] {
+  const a = p.positionals.slice(1);
+  if (a.length !== n) throw new UsageError(`usage: circuit ${p.positionals[0]} ${usage}`);
+  return a;
+}
+
+/** Options every client command resolves from flags and environment. */
+interface Session {
+  client: Client;
+  timeoutMs?: number;
+}
+
+async function session(p: Parsed): Promise<Session> {
+  const target = chooseDial({
+    dial: p.flags.dial as string | undefined,
+    circuitFile: Deno.env.get("CIRCUIT"),
+    readFile: (f) => Deno.readTextFileSync(f),
+    discover: p.flags.discover as string | undefined,
+    discoverEnv: Deno.env.get("CIRCUIT_DISCOVER"),
+  });
+  if ("discover" in target) {
+    throw new UsageError(
+      `Discovering a server on ${target.discover} failed: multicast discovery is not implemented yet; use -dial`,
+    );
+  }
+  const keyFile = (p.flags.hmac as string | undefined) || Deno.env.get("CIRCUIT_HMAC");
+  const key = keyFile ? await readKeyFile(keyFile) : undefined;
+  const timeoutMs = p.flags.timeout ? parseDuration(p.flags.timeout as string) : undefined;
+  const client = await connect(target.url, {
+    key,
+    ...(timeoutMs ? { timeoutMs, dialTimeoutMs: Math.min(timeoutMs, 3000) } : {}),
+  });
+  return { client, timeoutMs };
+}
+
+function json(v: unknown): string {
+  return JSON.stringify(v ?? null, null, "\t") + "\n";
+}
+
+/** Children before parents: component-wise order, a prefix after what extends it. */
+function compareDepthFirst(a: string, b: string): number {
+  const x = a.split("/"), y = b.split("/");
+  for (let i = 0; i < Math.min(x.length, y.length); i++) {
+    if (x[i] !== y[i]) return x[i] < y[i] ? -1 : 1;
+  }
+  return y.length - x.length;
+}
+
+async function withSession(p: Parsed, fn: (s: Session) => Promise<number>): Promise<number> {
+  const s = await session(p);
+  try {
+    return await fn(s);
+  } finally {
+    s.client.close();
+  }
+}
+
+function anchorOf(s: Session, path: string): Anchor {
+  return s.client.walk(path);
+}
+
+/** The client commands of the core, by name. */
+export const CLIENT_COMMANDS: Record<string, Runner> = {
+  ls: (p) =>
+    withSession(p, async (s) => {
+      const [pattern] = args(p, 1, "[-l] [--depth] GLOB");
+      const glob = parseGlob(pattern);
+      const anchor = s.client.walk("/" + glob.path.join("/"));
+      const entries = await anchor.ls({ recursive: glob.recursive, timeoutMs: s.timeoutMs });
+      entries.sort((a, b) =>
+        p.flags.depth ? compareDepthFirst(a.path, b.path) : comparePaths(a.path, b.path)
+      );
+      out(
+        entries.map((e) => (p.flags.long ? `${e.kind.padEnd(15)} ${e.path}\n` : `${e.path}\n`))
+          .join(""),
+      );
+      return 0;
+    }),
+  peek: (p) =>
+    withSession(p, async (s) => {
+      const [path] = args(p, 1, "ANCHOR");
+      out(json(await anchorOf(s, path).peek({ timeoutMs: s.timeoutMs })));
+      return 0;
+    }),
+  scrub: (p) =>
+    withSession(p, async (s) => {
+      const [path] = args(p, 1, "ANCHOR");
+      await anchorOf(s, path).scrub({ timeoutMs: s.timeoutMs });
+      return 0;
+    }),
+  stk: (p) =>
+    withSession(p, async (s) => {
+      const [path] = args(p, 1, "SERVER");
+      out(json(await anchorOf(s, path).stk({ timeoutMs: s.timeoutMs })));
+      return 0;
+    }),
+  join: (p) =>
+    withSession(p, async (s) => {
+      const [path, url] = args(p, 2, "SERVER URL");
+      await anchorOf(s, path).join(url, { timeoutMs: s.timeoutMs ?? 15_000 });
+      return 0;
+    }),
+  suicide: (p) =>
+    withSession(p, async (s) => {
+      const [path] = args(p, 1, "SERVER");
+      await anchorOf(s, path).suicide({ timeoutMs: s.timeoutMs });
+      return 0;
+    }),
+};

@@ -1,0 +1,313 @@
+/**
+ * The command table: every subcommand of the contract with its usage, help and flags.
+ * Command bodies live in other modules and are imported only when run, so a cold
+ * `circuit ls` loads neither the server nor the help of other commands.
+ *
+ * @module
+ */
+
+import type { FlagSpec, Parsed } from "./args.ts";
+
+/** Flags every client command takes. */
+export const CLIENT_FLAGS: Record<string, FlagSpec> = {
+  dial: { type: "string", short: "d", value: "URL", help: "server to dial (else $CIRCUIT, else discovery)" },
+  discover: { type: "string", value: "GROUP:PORT", help: "find a server by multicast (env CIRCUIT_DISCOVER)" },
+  hmac: { type: "string", value: "KEYFILE", help: "cluster key file (env CIRCUIT_HMAC)" },
+  timeout: { type: "string", value: "DURATION", help: "give up after this long, e.g. 500ms, 10s, 2m" },
+};
+
+const HELP_FLAG: Record<string, FlagSpec> = {
+  help: { type: "boolean", short: "h", help: "show this help" },
+};
+
+/** Runs a parsed command; returns the exit code. */
+export type Runner = (p: Parsed) => Promise<number>;
+
+/** One subcommand. */
+export interface Command {
+  /** Arguments, for the usage line. */
+  args: string;
+  /** One-line summary. */
+  summary: string;
+  /** Extra help paragraphs. */
+  details?: string;
+  /** Flags it takes (client flags are added for client commands). */
+  flags: Record<string, FlagSpec>;
+  /** Whether it talks to a server (takes -d/--discover/--hmac/--timeout). */
+  client: boolean;
+  /** Loads and runs the body. */
+  run(): Promise<Runner>;
+}
+
+const client = (name: string) => async (): Promise<Runner> =>
+  (await import("./client_commands.ts")).CLIENT_COMMANDS[name];
+
+const NOT_YET = (what: string, issue: number) => (): Promise<Runner> =>
+  Promise.resolve(() => {
+    throw new Error(`${what} are not available in this build yet (tracked as issue ${issue})`);
+  });
+
+/** Every subcommand, by name. */
+export const COMMANDS: Record<string, Command> = {
+  start: {
+    args: "",
+    summary: "run a server; print its URL as the only stdout line, then serve",
+    details:
+      "Without -a or --if the server binds loopback when there is no key, else the address of\n" +
+      "the default-route interface. Binding a non-loopback address without a key is refused\n" +
+      "unless --insecure is given. Stops cleanly on SIGTERM, SIGINT or `circuit suicide`.",
+    flags: {
+      addr: { type: "string", short: "a", value: "HOST:PORT", help: "address to bind (port 0: any)" },
+      if: { type: "string", value: "IFACE", help: "bind this interface's IPv4 address, any port" },
+      join: { type: "string", short: "j", value: "URL", help: "join the cluster of this member" },
+      discover: { type: "string", value: "GROUP:PORT", help: "multicast discovery (env CIRCUIT_DISCOVER)" },
+      hmac: { type: "string", value: "KEYFILE", help: "cluster key file (env CIRCUIT_HMAC)" },
+      docker: { type: "boolean", help: "enable Docker elements" },
+      var: { type: "string", value: "DIR", help: "lock, server log and operation log (one server per DIR)" },
+      insecure: { type: "boolean", help: "allow a non-loopback address without a key" },
+    },
+    client: false,
+    run: async () => (await import("./start.ts")).runStart,
+  },
+  keygen: {
+    args: "",
+    summary: "print a new key: base64 of 64 random bytes",
+    flags: {},
+    client: false,
+    run: async () => (await import("./keygen.ts")).runKeygen,
+  },
+  ls: {
+    args: "[-l] [--depth] GLOB",
+    summary: "list anchors: / servers, /X… children, /X…/... every descendant, /... the cluster",
+    details: "Paths print absolute, sorted by name, parents before children (--depth: children\n" +
+      "first). -l prints the kind of each: server chan proc dns docker @join @leave, or ·.",
+    flags: {
+      long: { type: "boolean", short: "l", help: "print each anchor's kind" },
+      depth: { type: "boolean", help: "children before parents" },
+    },
+    client: true,
+    run: client("ls"),
+  },
+  peek: {
+    args: "ANCHOR",
+    summary: "print element state as JSON (null for an empty anchor)",
+    flags: {},
+    client: true,
+    run: client("peek"),
+  },
+  scrub: {
+    args: "ANCHOR",
+    summary: "abort and remove the element (a process is killed)",
+    flags: {},
+    client: true,
+    run: client("scrub"),
+  },
+  stk: {
+    args: "SERVER",
+    summary: "print a diagnostic dump of that server",
+    flags: {},
+    client: true,
+    run: client("stk"),
+  },
+  join: {
+    args: "SERVER URL",
+    summary: "make that server join the cluster of URL (merge)",
+    flags: {},
+    client: true,
+    run: client("join"),
+  },
+  suicide: {
+    args: "SERVER",
+    summary: "stop that server cleanly",
+    flags: {},
+    client: true,
+    run: client("suicide"),
+  },
+  "mk@join": {
+    args: "ANCHOR",
+    summary: "subscription element of server join events",
+    flags: {},
+    client: true,
+    run: NOT_YET("Subscriptions", 4),
+  },
+  "mk@leave": {
+    args: "ANCHOR",
+    summary: "subscription element of server leave events",
+    flags: {},
+    client: true,
+    run: NOT_YET("Subscriptions", 4),
+  },
+  mkchan: {
+    args: "ANCHOR CAP",
+    summary: "channel with buffer capacity CAP ≥ 0",
+    flags: {},
+    client: true,
+    run: NOT_YET("Channels", 4),
+  },
+  send: {
+    args: "CHAN",
+    summary: "send stdin (whole, to EOF) as one message",
+    flags: {},
+    client: true,
+    run: NOT_YET("Channels", 4),
+  },
+  recv: {
+    args: "CHAN|SUBSCRIPTION",
+    summary: "receive one message to stdout; one event and a newline",
+    flags: {},
+    client: true,
+    run: NOT_YET("Channels", 4),
+  },
+  close: {
+    args: "CHAN",
+    summary: "close after buffered messages are received",
+    flags: {},
+    client: true,
+    run: NOT_YET("Channels", 4),
+  },
+  mkdns: {
+    args: "ANCHOR [ADDR]",
+    summary: "DNS server element on ADDR (default: any interface, free port)",
+    flags: {},
+    client: true,
+    run: NOT_YET("DNS elements", 6),
+  },
+  set: {
+    args: 'DNS "RR"',
+    summary: "add a resource record in zone-file syntax",
+    flags: {},
+    client: true,
+    run: NOT_YET("DNS elements", 6),
+  },
+  unset: {
+    args: "DNS NAME",
+    summary: "remove all records of NAME",
+    flags: {},
+    client: true,
+    run: NOT_YET("DNS elements", 6),
+  },
+  mkdkr: {
+    args: "[--scrub] ANCHOR < JSON",
+    summary: "Docker container element (needs start --docker)",
+    flags: { scrub: { type: "boolean", help: "remove the element once the container exits" } },
+    client: true,
+    run: NOT_YET("Docker elements", 7),
+  },
+  mkproc: {
+    args: "[--scrub] ANCHOR < JSON",
+    summary: "process element",
+    flags: { scrub: { type: "boolean", help: "remove the element once the process exits" } },
+    client: true,
+    run: NOT_YET("Process elements", 3),
+  },
+  signal: {
+    args: "SIGNAL PROC",
+    summary: "send a signal, name first: signal TERM /X…/p",
+    flags: {},
+    client: true,
+    run: NOT_YET("Process elements", 3),
+  },
+  wait: {
+    args: "PROC",
+    summary: "wait for exit, print the same JSON as peek",
+    flags: {},
+    client: true,
+    run: NOT_YET("Process elements", 3),
+  },
+  waitall: {
+    args: "< anchors, one a line",
+    summary: "wait for all",
+    flags: {},
+    client: true,
+    run: NOT_YET("Process elements", 3),
+  },
+  stdin: {
+    args: "PROC",
+    summary: "copy our stdin to the process's stdin, then close it",
+    flags: {},
+    client: true,
+    run: NOT_YET("Process elements", 3),
+  },
+  stdout: {
+    args: "PROC",
+    summary: "copy the process's stdout to our stdout",
+    flags: {},
+    client: true,
+    run: NOT_YET("Process elements", 3),
+  },
+  stderr: {
+    args: "PROC",
+    summary: "copy the process's stderr to our stdout",
+    flags: {},
+    client: true,
+    run: NOT_YET("Process elements", 3),
+  },
+  help: {
+    args: "[COMMAND]",
+    summary: "help",
+    flags: {},
+    client: false,
+    run: () => Promise.resolve((p) => Promise.resolve(printHelp(p.positionals[1]))),
+  },
+};
+
+/**
+ * Every flag a command accepts.
+ *
+ * @param c the command
+ * @returns its flags, client flags and -h
+ */
+export function flagsOf(c: Command): Record<string, FlagSpec> {
+  return { ...(c.client ? CLIENT_FLAGS : {}), ...c.flags, ...HELP_FLAG };
+}
+
+function flagLine(name: string, f: FlagSpec): string {
+  const left = `  ${f.short ? `-${f.short}, ` : "    "}--${name}${f.value ? ` ${f.value}` : ""}`;
+  return `${left.padEnd(34)} ${f.help}`;
+}
+
+/**
+ * Help text: the command list, or one command's usage.
+ *
+ * @param name a command, or none for the list
+ * @returns the text
+ */
+export function helpText(name?: string): string {
+  const c = name ? COMMANDS[name] : undefined;
+  if (!c) {
+    const lines = Object.entries(COMMANDS).map(([n, c]) => `  ${n.padEnd(10)} ${c.summary}`);
+    return [
+      "circuit: cluster orchestration: processes, channels, DNS and containers on every host",
+      "",
+      "usage: circuit COMMAND [flags] [arguments]",
+      "",
+      "commands:",
+      ...lines,
+      "",
+      "Client commands dial -d URL, else the URL in the file named by $CIRCUIT, else",
+      "--discover / $CIRCUIT_DISCOVER. Flags take one or two dashes. `circuit help COMMAND`",
+      "shows a command's flags.",
+    ].join("\n") + "\n";
+  }
+  const flags = Object.entries(flagsOf(c)).map(([n, f]) => flagLine(n, f));
+  return [
+    `usage: circuit ${name}${c.args ? " " + c.args : ""}`,
+    "",
+    c.summary,
+    ...(c.details ? ["", c.details] : []),
+    "",
+    "flags:",
+    ...flags,
+  ].join("\n") + "\n";
+}
+
+/**
+ * Print help to stdout.
+ *
+ * @param name a command, or none
+ * @returns exit code 0
+ */
+export function printHelp(name?: string): number {
+  Deno.stdout.writeSync(new TextEncoder().encode(helpText(name)));
+  return 0;
+}

@@ -1,0 +1,38 @@
+/**
+ * `circuit start`: run a server until SIGTERM, SIGINT or `suicide`.
+ *
+ * @module
+ */
+
+import { startServer } from "../server/mod.ts";
+import { type Parsed, UsageError } from "./args.ts";
+
+/**
+ * Start, print the URL, serve.
+ *
+ * @param p parsed flags
+ * @returns exit code once the server has stopped
+ */
+export async function runStart(p: Parsed): Promise<number> {
+  if (p.positionals.length > 1) {
+    throw new UsageError(`start takes no arguments, got "${p.positionals[1]}"`);
+  }
+  const f = p.flags as Record<string, string | boolean | undefined>;
+  const discover = f.discover !== undefined
+    ? f.discover as string
+    : Deno.env.get("CIRCUIT_DISCOVER");
+  const server = await startServer({
+    addr: f.addr as string | undefined,
+    iface: f.if as string | undefined,
+    join: f.join as string | undefined,
+    discover: discover || undefined,
+    hmacFile: (f.hmac as string | undefined) || Deno.env.get("CIRCUIT_HMAC") || undefined,
+    docker: f.docker === true,
+    varDir: f.var as string | undefined,
+    insecure: f.insecure === true,
+    handleSignals: true,
+  });
+  Deno.stdout.writeSync(new TextEncoder().encode(server.url + "\n"));
+  await server.stopped;
+  return 0;
+}

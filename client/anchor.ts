@@ -1,0 +1,229 @@
+/**
+ * Anchor handles: a place in the cluster's namespace and what can be done there.
+ *
+ * @module
+ */
+
+import { abortError, CircuitError } from "../net/errors.ts";
+import type { Mux } from "../net/mux.ts";
+import { type ElementRequest, type LsEntry, type MakeRequest, Op } from "../net/wire.ts";
+import { joinPath, splitPath } from "./path.ts";
+
+/** Options every call takes. */
+export interface CallOptions {
+  /** Cancels the call; the server undoes what it had started. */
+  signal?: AbortSignal;
+  /**
+   * Time limit in milliseconds; 0 means none.
+   * @default {the client's timeoutMs}
+   */
+  timeoutMs?: number;
+}
+
+/** Options of {@linkcode Anchor.ls}. */
+export interface LsOptions extends CallOptions {
+  /** Every descendant rather than direct children. @default {false} */
+  recursive?: boolean;
+}
+
+/** What an anchor needs from its client. */
+export interface AnchorTransport {
+  /** The connection's mux. */
+  mux(): Mux;
+  /** Default time limit, in ms. */
+  timeoutMs: number;
+}
+
+/**
+ * A place in the namespace, e.g. `/X317c2314a386a9db/hi`. Making a handle sends
+ * nothing; each method is one round trip to the dialed server, forwarded to the
+ * anchor's server when that is another one.
+ *
+ * @example Listing and peeking
+ * ```ts ignore
+ * import { connect } from "@circuit/client";
+ * await using client = await connect("circuit://127.0.0.1:7711/1234/Q317c2314a386a9db");
+ * for (const entry of await client.walk("/").ls()) {
+ *   console.log(entry.path, await client.walk(entry.path).peek());
+ * }
+ * ```
+ */
+export class Anchor {
+  /** Path components. */
+  readonly components: readonly string[];
+  #t: AnchorTransport;
+
+  /**
+   * @param transport the client's connection
+   * @param components path components
+   */
+  constructor(transport: AnchorTransport, components: string[]) {
+    this.#t = transport;
+    this.components = Object.freeze([...components]);
+  }
+
+  /** The absolute path, `/X…/a/b` (`/` for the root). */
+  get path(): string {
+    return joinPath([...this.components]);
+  }
+
+  /**
+   * A handle below this one.
+   *
+   * @param path a relative path, e.g. `a/b`
+   * @returns the anchor
+   */
+  walk(path: string): Anchor {
+    return new Anchor(this.#t, [...this.components, ...splitPath(path)]);
+  }
+
+  /**
+   * List anchors below this one: servers at `/`, children elsewhere.
+   *
+   * @param options recursion, signal, timeout
+   * @returns entries with absolute paths and kinds, sorted, parents first
+   * @throws {CircuitError} `not found`, `unreachable`, `timeout`, `aborted`
+   */
+  async ls(options: LsOptions = {}): Promise<LsEntry[]> {
+    const entries = await this.request(Op.LS, {
+      path: [...this.components],
+      recursive: options.recursive ?? false,
+    }, options) as LsEntry[];
+    return entries.sort((a, b) => comparePaths(a.path, b.path));
+  }
+
+  /**
+   * The element's state; `null` for an anchor without an element.
+   *
+   * @param options signal, timeout
+   * @returns the element's peek JSON
+   * @throws {CircuitError} `not found`, `unreachable`, `timeout`, `aborted`
+   */
+  async peek(options: CallOptions = {}): Promise<unknown> {
+    return await this.request(Op.PEEK, { path: [...this.components] }, options);
+  }
+
+  /**
+   * Abort the element here and free the anchor; nothing happens on an empty anchor.
+   *
+   * @param options signal, timeout
+   * @throws {CircuitError} `bad request` on a server anchor; `unreachable`, `timeout`
+   */
+  async scrub(options: CallOptions = {}): Promise<void> {
+    await this.request(Op.SCRUB, { path: [...this.components] }, options);
+  }
+
+  /**
+   * A server's diagnostic dump (this anchor must be a server, `/X…`).
+   *
+   * @param options signal, timeout
+   * @returns memory, connections, elements, in-flight operations
+   * @throws {CircuitError} `not found` when it is not a server
+   */
+  async stk(options: CallOptions = {}): Promise<Record<string, unknown>> {
+    return await this.element("stk", null, options) as Record<string, unknown>;
+  }
+
+  /**
+   * Make this server (`/X…`) join the cluster of `url`, merging the two.
+   *
+   * @param url a member of the other cluster
+   * @param options signal, timeout
+   * @throws {CircuitError} `unreachable`, `auth`, `not found` (stale URL)
+   */
+  async join(url: string, options: CallOptions = {}): Promise<void> {
+    await this.element("join", { url }, options);
+  }
+
+  /**
+   * Stop this server (`/X…`) cleanly; the others drop it.
+   *
+   * @param options signal, timeout
+   */
+  async suicide(options: CallOptions = {}): Promise<void> {
+    await this.element("suicide", null, options);
+  }
+
+  /**
+   * Make an element of any kind here (the typed `make*` helpers call this).
+   *
+   * @param kind element kind
+   * @param spec kind-specific specification
+   * @param options signal, timeout
+   * @returns the new element's peek
+   * @throws {CircuitError} `busy` (`anchor already has an element`), `bad request`
+   */
+  async make(kind: string, spec: unknown, options: CallOptions = {}): Promise<unknown> {
+    const body: MakeRequest = { path: [...this.components], kind, spec };
+    return await this.request(Op.MAKE, body, options);
+  }
+
+  /**
+   * Call one of the element's own operations.
+   *
+   * @param op operation name
+   * @param args its arguments
+   * @param options signal, timeout
+   * @returns its reply
+   */
+  async element(op: string, args: unknown, options: CallOptions = {}): Promise<unknown> {
+    const body: ElementRequest = { path: [...this.components], op, args };
+    return await this.request(Op.ELEMENT, body, options);
+  }
+
+  /**
+   * One request with the client's timeout and the caller's signal.
+   *
+   * @param op wire operation
+   * @param body request body
+   * @param options signal, timeout
+   * @returns the reply
+   */
+  async request(op: string, body: unknown, options: CallOptions = {}): Promise<unknown> {
+    const signal = callSignal(options, this.#t.timeoutMs);
+    if (signal?.aborted) throw abortError(signal, `${op} ${this.path}`);
+    try {
+      return await this.#t.mux().request(op, body, { signal });
+    } catch (err) {
+      if (err instanceof CircuitError && (err.code === "timeout" || err.code === "aborted")) {
+        throw new CircuitError(err.code, `${capital(op)} ${this.path}: ${err.message}`, {
+          cause: err,
+        });
+      }
+      throw err;
+    }
+  }
+}
+
+function capital(s: string): string {
+  return s.charAt(0).toUpperCase() + s.slice(1);
+}
+
+/**
+ * Combine a caller's signal and a timeout.
+ *
+ * @param options signal and timeoutMs
+ * @param defaultMs timeout when none is given; 0 for none
+ * @returns the combined signal, or undefined
+ */
+export function callSignal(options: CallOptions, defaultMs: number): AbortSignal | undefined {
+  const ms = options.timeoutMs ?? defaultMs;
+  const timeout = ms > 0 ? AbortSignal.timeout(ms) : undefined;
+  if (options.signal && timeout) return AbortSignal.any([options.signal, timeout]);
+  return options.signal ?? timeout;
+}
+
+/**
+ * Order paths by name, component by component, parents before children.
+ *
+ * @param a a path
+ * @param b a path
+ * @returns negative, zero or positive
+ */
+export function comparePaths(a: string, b: string): number {
+  const x = splitPath(a), y = splitPath(b);
+  for (let i = 0; i < Math.min(x.length, y.length); i++) {
+    if (x[i] !== y[i]) return x[i] < y[i] ? -1 : 1;
+  }
+  return x.length - y.length;
+}

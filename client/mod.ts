@@ -1,0 +1,16 @@
+/**
+ * The circuit client: connect to any server and reach the whole cluster.
+ *
+ * ```ts ignore
+ * import { connect } from "./mod.ts";
+ * await using client = await connect("circuit://127.0.0.1:7711/1234/Q317c2314a386a9db");
+ * console.log(await client.walk("/").ls());
+ * ```
+ *
+ * @module
+ */
+
+export { type Client, connect, type ConnectOptions, readKeyFile } from "./client.ts";
+export { Anchor, type CallOptions, comparePaths, type LsOptions } from "./anchor.ts";
+export { joinPath, parseGlob, splitPath } from "./path.ts";
+export type { Glob } from "./path.ts";

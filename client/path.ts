@@ -1,0 +1,62 @@
+/**
+ * Anchor paths: `/X…/a/b`, empty components ignored, `...` meaning "every descendant".
+ *
+ * @module
+ */
+
+import { CircuitError } from "../net/errors.ts";
+
+/** A parsed `ls` pattern. */
+export interface Glob {
+  /** Path components. */
+  path: string[];
+  /** Whether it ended in `/...`. */
+  recursive: boolean;
+}
+
+/**
+ * Split a path into components, ignoring empty ones (`//X…//a/` is `/X…/a`).
+ *
+ * @param path an absolute or relative path
+ * @returns the components
+ */
+export function splitPath(path: string): string[] {
+  return path.split("/").filter((p) => p.length > 0);
+}
+
+/**
+ * Parse an `ls` pattern.
+ *
+ * @param pattern e.g. `/`, `/X…`, `/X…/...`, `/...`
+ * @returns components and recursion
+ */
+export function parseGlob(pattern: string): Glob {
+  const path = splitPath(pattern);
+  if (path.at(-1) === "...") return { path: path.slice(0, -1), recursive: true };
+  return { path, recursive: false };
+}
+
+/**
+ * Join components into an absolute path.
+ *
+ * @param components the components
+ * @returns `/a/b`, or `/` for none
+ */
+export function joinPath(components: string[]): string {
+  return "/" + components.join("/");
+}
+
+/**
+ * Check an element path: below a server, and no `...`.
+ *
+ * @param components the components
+ * @throws {CircuitError} `bad request` otherwise
+ */
+export function checkElementPath(components: string[]): void {
+  if (components.length === 0) {
+    throw new CircuitError("bad request", "cannot create elements outside of servers");
+  }
+  if (components.includes("...")) {
+    throw new CircuitError("bad request", `Path "${joinPath(components)}" may not contain "..."`);
+  }
+}

@@ -1,0 +1,57 @@
+/**
+ * The element contract every kind implements, and the registry's entry type. The
+ * server core works only through these interfaces; a new kind is a new folder under
+ * `elements/` plus one line in `elements/registry.ts`.
+ *
+ * @module
+ */
+
+/** A call on an element, as the element sees it. */
+export interface ElementCall {
+  /** The operation's arguments. */
+  args: unknown;
+  /** Aborted when the caller goes away or cancels. */
+  signal: AbortSignal;
+  /** Bytes from the caller, if the call carries an upload. */
+  upload: ReadableStream<Uint8Array> | null;
+  /** Bytes to the caller, if the call carries a download. The element closes it. */
+  download: WritableStream<Uint8Array> | null;
+  /** Who is calling, for logs. */
+  caller: string;
+}
+
+/** What the core gives an element when making it. */
+export interface ElementContext {
+  /** The element's absolute path, `/X…/a/b`. */
+  path: string;
+  /** The hosting server's id (16 hex digits). */
+  serverId: string;
+}
+
+/** A live element at an anchor. */
+export interface Element {
+  /** The `ls -l` kind name: `chan`, `proc`, `dns`, `docker`, `@join`, … */
+  readonly kind: string;
+  /** State as a JSON value, printed by `peek`. */
+  peek(): unknown;
+  /** Abort everything and release resources; the core then frees the anchor. */
+  scrub(): void | Promise<void>;
+  /**
+   * Serve one of the element's own operations.
+   *
+   * @throws {CircuitError} `bad request` for an operation the kind does not have
+   */
+  call(op: string, call: ElementCall): Promise<unknown>;
+}
+
+/** A registered element kind. */
+export interface ElementKind {
+  /** Name used by `make` (`proc`, `chan`, `dns`, `docker`, `@join`, `@leave`). */
+  readonly name: string;
+  /**
+   * Validate the spec and make the element.
+   *
+   * @throws {CircuitError} `bad request` naming what is wrong with the spec
+   */
+  make(ctx: ElementContext, spec: unknown, call: ElementCall): Promise<Element>;
+}

@@ -1,0 +1,12 @@
+/**
+ * The element kinds this build serves: one line per kind.
+ *
+ * @module
+ */
+
+import type { ElementKind } from "./element.ts";
+
+/** Every element kind that `make` can create, by name. */
+export const ELEMENT_KINDS: ReadonlyMap<string, ElementKind> = new Map<string, ElementKind>([
+  // Kinds register here, e.g. ["proc", procKind].
+]);

@@ -1,0 +1,357 @@
+/**
+ * TCP connections: dial and accept, run the handshake, then carry a {@linkcode Mux}.
+ *
+ * @module
+ */
+
+import { Packr } from "msgpackr";
+import { abortError, CircuitError, fromWireError } from "./errors.ts";
+import { FrameError, FrameOpener, FrameSealer } from "./frame.ts";
+import type { DirectionKeys } from "./frame.ts";
+import {
+  checkHello,
+  deriveKeys,
+  newNonce,
+  PROTOCOL_VERSION_MAX,
+  PROTOCOL_VERSION_MIN,
+  proof,
+  proofMatches,
+} from "./handshake.ts";
+import type { Hello, PeerInfo, Role, Target } from "./handshake.ts";
+import { type Handler, Mux } from "./mux.ts";
+import { type TransportConfig, transportConfig } from "./config.ts";
+import { formatUrl } from "./url.ts";
+import type { CircuitUrl } from "./url.ts";
+
+const packr = new Packr({ useRecords: false, moreTypes: false });
+const HANDSHAKE_MAX_FRAME_BYTES = 4096;
+const READ_BUFFER_BYTES = 256 * 1024;
+
+/** A sink for one-line connection events (protocol violations, closes). */
+export type ConnLog = (message: string) => void;
+
+/** Framed socket I/O; re-keyed once the handshake derives keys. */
+class FrameIO {
+  #conn: Deno.Conn;
+  #sealer = new FrameSealer();
+  #opener: FrameOpener;
+  #ready: Uint8Array[] = [];
+  #buf = new Uint8Array(READ_BUFFER_BYTES);
+  #maxFrameBytes: number;
+
+  constructor(conn: Deno.Conn, maxFrameBytes: number) {
+    this.#conn = conn;
+    this.#maxFrameBytes = maxFrameBytes;
+    this.#opener = new FrameOpener(undefined, HANDSHAKE_MAX_FRAME_BYTES);
+  }
+
+  rekey(tx: DirectionKeys | undefined, rx: DirectionKeys | undefined): void {
+    this.#sealer = new FrameSealer(tx);
+    this.#opener = new FrameOpener(rx, this.#maxFrameBytes);
+  }
+
+  async write(body: Uint8Array): Promise<void> {
+    const bytes = this.#sealer.seal(body);
+    let off = 0;
+    while (off < bytes.length) off += await this.#conn.write(bytes.subarray(off));
+  }
+
+  /** Frames ready, reading the socket as needed; empty array at clean EOF. */
+  async read(): Promise<Uint8Array[]> {
+    if (this.#ready.length) return this.#ready.splice(0);
+    for (;;) {
+      const n = await this.#conn.read(this.#buf);
+      if (n === null) {
+        this.#opener.end();
+        return [];
+      }
+      const frames = this.#opener.push(this.#buf.subarray(0, n));
+      if (frames.length) return frames;
+    }
+  }
+
+  /** One frame; handshake only (at most one frame is in flight then). */
+  async readOne(): Promise<Uint8Array> {
+    if (!this.#ready.length) this.#ready = await this.read();
+    const f = this.#ready.shift();
+    if (!f) throw new CircuitError("unreachable", "Connection closed during the handshake");
+    return f;
+  }
+
+  close(): void {
+    try {
+      this.#conn.close();
+    } catch { /* already closed */ }
+  }
+}
+
+/** Who is on the other end of an established connection. */
+export interface RemoteInfo {
+  /** Client or peer server. */
+  role: Role;
+  /** `host:port` of the socket's far end. */
+  addr: string;
+  /** A peer's self-description. */
+  peer?: PeerInfo;
+}
+
+/** An established, authenticated connection carrying a mux. */
+export class Connection {
+  /** Calls and streams. */
+  readonly mux: Mux;
+  /** The far end. */
+  readonly remote: RemoteInfo;
+  /** Resolves with the reason when the connection has closed. */
+  readonly closed: Promise<CircuitError>;
+  #io: FrameIO;
+
+  constructor(
+    io: FrameIO,
+    remote: RemoteInfo,
+    parity: 1 | 2,
+    config: TransportConfig,
+    handler: Handler | undefined,
+    log: ConnLog | undefined,
+  ) {
+    this.#io = io;
+    this.remote = remote;
+    let onClosed!: (e: CircuitError) => void;
+    this.closed = new Promise((r) => (onClosed = r));
+    this.mux = new Mux({
+      parity,
+      handler,
+      config,
+      peerName: remote.peer ? `X${remote.peer.id}` : remote.addr,
+      writeFrame: (b) => io.write(b),
+      onClose: (reason) => {
+        io.close();
+        onClosed(reason);
+      },
+    });
+    this.#readLoop(log);
+  }
+
+  async #readLoop(log: ConnLog | undefined): Promise<void> {
+    try {
+      for (;;) {
+        const frames = await this.#io.read();
+        if (frames.length === 0) break;
+        for (const f of frames) this.mux.receive(f);
+        if (this.mux.isClosed) return;
+      }
+      this.mux.close(new CircuitError("closed", `${this.remote.addr} closed the connection`));
+    } catch (err) {
+      if (this.mux.isClosed) return;
+      if (err instanceof FrameError) {
+        log?.(`closing connection from ${this.remote.addr}: ${err.message}`);
+        this.mux.close(new CircuitError("closed", `Protocol violation: ${err.message}`));
+      } else {
+        this.mux.close(
+          new CircuitError("unreachable", `Connection to ${this.remote.addr} lost`, { cause: err }),
+        );
+      }
+    }
+  }
+
+  /** Close now. */
+  close(): void {
+    this.mux.close();
+  }
+}
+
+/** Options of {@linkcode dial}. */
+export interface DialOptions {
+  /** The cluster key; absent for an unkeyed (loopback) cluster. */
+  key?: Uint8Array;
+  /** Client or peer. */
+  role: Role;
+  /** A peer's own description. */
+  from?: PeerInfo;
+  /** Serves calls the far end makes on this connection. */
+  handler?: Handler;
+  /** Aborts the dial. */
+  signal?: AbortSignal;
+  /** Transport limits and timings. */
+  config?: Partial<TransportConfig>;
+  /** One-line event log. */
+  log?: ConnLog;
+}
+
+function hostOf(u: CircuitUrl): string {
+  return u.host;
+}
+
+/**
+ * Dial a circuit URL and complete the handshake.
+ *
+ * @param url where, and which incarnation
+ * @param options key, role, signal
+ * @returns the connection
+ * @throws {CircuitError} `unreachable`, `not found` (stale URL), `auth`, `timeout`
+ */
+export async function dial(url: CircuitUrl, options: DialOptions): Promise<Connection> {
+  const config = transportConfig(options.config);
+  const where = formatUrl(url);
+  const timeout = AbortSignal.timeout(config.dialTimeoutMs);
+  const signal = options.signal ? AbortSignal.any([options.signal, timeout]) : timeout;
+  if (signal.aborted) throw abortError(signal, `Dialing ${where}`);
+  let conn: Deno.Conn | undefined;
+  let io: FrameIO | undefined;
+  const onAbort = () => io?.close();
+  signal.addEventListener("abort", onAbort, { once: true });
+  try {
+    conn = await Deno.connect({ hostname: hostOf(url), port: url.port, signal } as Deno.ConnectOptions);
+    (conn as Deno.TcpConn).setNoDelay?.(true);
+    io = new FrameIO(conn, config.maxFrameBytes);
+    if (signal.aborted) throw signal.reason;
+    const target: Target = { pid: url.pid, id: url.id };
+    const nc = newNonce();
+    const hello: Hello = {
+      v: [PROTOCOL_VERSION_MIN, PROTOCOL_VERSION_MAX],
+      role: options.role,
+      nonce: nc,
+      to: target,
+      keyed: !!options.key,
+      ...(options.from ? { from: options.from } : {}),
+    };
+    await io.write(packr.pack(hello));
+    const ch = packr.unpack(await io.readOne()) as {
+      error?: unknown;
+      nonce?: unknown;
+      proof?: unknown;
+    };
+    if (ch?.error) throw fromWireError(ch.error);
+    if (!(ch?.nonce instanceof Uint8Array)) {
+      throw new CircuitError("unreachable", `Dialing ${where} failed: malformed handshake`);
+    }
+    if (options.key) {
+      const want = proof(options.key, "server", nc, ch.nonce, target);
+      if (!proofMatches(want, ch.proof)) {
+        throw new CircuitError(
+          "auth",
+          `Dialing ${where} failed: the server does not hold our key (key mismatch)`,
+        );
+      }
+      await io.write(packr.pack({ proof: proof(options.key, "client", nc, ch.nonce, target) }));
+      const keys = deriveKeys(options.key, nc, ch.nonce, target);
+      io.rekey(keys.dialerToTarget, keys.targetToDialer);
+    } else {
+      await io.write(packr.pack({ proof: null }));
+      io.rekey(undefined, undefined);
+    }
+    let welcome: { error?: unknown; id?: unknown };
+    try {
+      welcome = packr.unpack(await io.readOne());
+    } catch (err) {
+      if (err instanceof FrameError) {
+        throw new CircuitError("auth", `Dialing ${where} failed: key mismatch`, { cause: err });
+      }
+      throw err;
+    }
+    if (welcome?.error) throw fromWireError(welcome.error);
+    if (welcome?.id !== url.id) {
+      throw new CircuitError("unreachable", `Dialing ${where} failed: malformed welcome`);
+    }
+    return new Connection(
+      io,
+      { role: "peer", addr: `${url.host}:${url.port}` },
+      1,
+      config,
+      options.handler,
+      options.log,
+    );
+  } catch (err) {
+    io?.close();
+    if (!io) {
+      try {
+        conn?.close();
+      } catch { /* closed */ }
+    }
+    if (signal.aborted) throw abortError(signal, `Dialing ${where}`);
+    if (err instanceof CircuitError) throw err;
+    if (err instanceof FrameError) {
+      throw new CircuitError("unreachable", `Dialing ${where} failed: ${err.message}`, {
+        cause: err,
+      });
+    }
+    const why = err instanceof Error ? err.message : String(err);
+    throw new CircuitError("unreachable", `Dialing ${where} failed: ${why}`, { cause: err });
+  } finally {
+    signal.removeEventListener("abort", onAbort);
+  }
+}
+
+/** Options of {@linkcode accept}. */
+export interface AcceptOptions {
+  /** The cluster key. */
+  key?: Uint8Array;
+  /** Our identity and URL, checked against the hello and sent in the welcome. */
+  self: Target & { url: string };
+  /** Picks the handler for the connection, once the far end is known. */
+  handlerFor(remote: RemoteInfo): Handler;
+  /** Transport limits and timings. */
+  config?: Partial<TransportConfig>;
+  /** One-line event log. */
+  log?: ConnLog;
+  /** Handshake time limit in milliseconds. @default {5000} */
+  handshakeTimeoutMs?: number;
+}
+
+/**
+ * Run the target's side of the handshake on an accepted socket.
+ *
+ * @param conn the accepted socket
+ * @param options key, identity, handler
+ * @returns the connection, or null when the handshake failed (logged, socket closed)
+ */
+export async function accept(conn: Deno.Conn, options: AcceptOptions): Promise<Connection | null> {
+  const config = transportConfig(options.config);
+  const a = conn.remoteAddr as Deno.NetAddr;
+  const addr = a.hostname.includes(":") ? `[${a.hostname}]:${a.port}` : `${a.hostname}:${a.port}`;
+  (conn as Deno.TcpConn).setNoDelay?.(true);
+  const io = new FrameIO(conn, config.maxFrameBytes);
+  const timer = setTimeout(() => io.close(), options.handshakeTimeoutMs ?? 5000);
+  const refuse = async (code: string, message: string) => {
+    options.log?.(`refusing connection from ${addr}: ${message}`);
+    try {
+      await io.write(packr.pack({ error: { code, message } }));
+    } catch { /* gone */ }
+    io.close();
+    return null;
+  };
+  try {
+    const hello = packr.unpack(await io.readOne()) as Hello;
+    const bad = checkHello(hello, options.self, !!options.key);
+    if (bad) return await refuse(bad.code, bad.message);
+    const ns = newNonce();
+    const key = options.key;
+    await io.write(packr.pack({
+      nonce: ns,
+      proof: key ? proof(key, "server", hello.nonce, ns, options.self) : null,
+    }));
+    const p = packr.unpack(await io.readOne()) as { proof?: unknown };
+    if (key) {
+      if (!proofMatches(proof(key, "client", hello.nonce, ns, options.self), p?.proof)) {
+        return await refuse("auth", "Handshake failed: the client does not hold the key");
+      }
+      const keys = deriveKeys(key, hello.nonce, ns, options.self);
+      io.rekey(keys.targetToDialer, keys.dialerToTarget);
+    } else {
+      io.rekey(undefined, undefined);
+    }
+    await io.write(packr.pack({ id: options.self.id, url: options.self.url }));
+    const remote: RemoteInfo = {
+      role: hello.role,
+      addr,
+      ...(hello.role === "peer" && hello.from ? { peer: hello.from } : {}),
+    };
+    return new Connection(io, remote, 2, config, options.handlerFor(remote), options.log);
+  } catch (err) {
+    const why = err instanceof Error ? err.message : String(err);
+    options.log?.(`handshake with ${addr} failed: ${why}`);
+    io.close();
+    return null;
+  } finally {
+    clearTimeout(timer);
+  }
+}

@@ -1,0 +1,71 @@
+/**
+ * Cluster keys: 64 random bytes, stored as base64 in a file (the original's format).
+ *
+ * @module
+ */
+
+import { CircuitError } from "./errors.ts";
+
+/** Length of a generated key, in bytes. */
+export const KEY_BYTES = 64;
+
+/**
+ * Make a new key and encode it as the key file's text: base64 of 64 bytes from the
+ * system CSPRNG, 88 characters.
+ *
+ * @returns the base64 text, without a newline
+ */
+export function generateKey(): string {
+  return btoa(String.fromCharCode(...crypto.getRandomValues(new Uint8Array(KEY_BYTES))));
+}
+
+/**
+ * Decode a key file's text.
+ *
+ * @param text the file's contents; surrounding white space is ignored
+ * @returns the key bytes
+ * @throws {CircuitError} `bad request` when it is not base64 of at least 16 bytes
+ */
+export function parseKey(text: string): Uint8Array {
+  const t = text.trim();
+  let raw: string;
+  try {
+    raw = atob(t);
+  } catch {
+    throw new CircuitError("bad request", "Reading key failed: the key file is not base64");
+  }
+  if (raw.length < 16) {
+    throw new CircuitError(
+      "bad request",
+      `Reading key failed: a key must hold at least 16 bytes, got ${raw.length}`,
+    );
+  }
+  return Uint8Array.from(raw, (c) => c.charCodeAt(0));
+}
+
+/**
+ * Read and decode a key file.
+ *
+ * @param path the file
+ * @returns the key bytes
+ * @throws {CircuitError} `bad request` when it cannot be read or decoded
+ */
+export async function readKeyFile(path: string): Promise<Uint8Array> {
+  let text: string;
+  try {
+    text = await Deno.readTextFile(path);
+  } catch (err) {
+    const why = err instanceof Error ? err.message : String(err);
+    throw new CircuitError("bad request", `Reading key file "${path}" failed: ${why}`, {
+      cause: err,
+    });
+  }
+  try {
+    return parseKey(text);
+  } catch (err) {
+    throw new CircuitError(
+      "bad request",
+      `Reading key file "${path}" failed: ${(err as Error).message.replace(/^Reading key failed: /, "")}`,
+    );
+  }
+}

@@ -1,0 +1,665 @@
+/**
+ * Multiplexed calls and byte streams over one framed connection.
+ *
+ * A call is a request with one reply. It may carry an upload byte stream (caller →
+ * callee) and a download byte stream (callee → caller); each stream has credit-based
+ * flow control: a sender has {@linkcode INITIAL_WINDOW_BYTES} of credit and gets more
+ * only as the receiver's reader pulls, so a slow reader stalls only its own stream and
+ * nothing buffers more than one window. Call ids are odd for the dialer and even for
+ * the acceptor, so both sides can call.
+ *
+ * Messages are msgpack arrays `[tag, id, …]`; every message queued while a write is in
+ * flight goes into the next frame, so the per-frame MAC is paid once for many.
+ *
+ * @module
+ */
+
+import { Packr } from "msgpackr";
+import { abortError, CircuitError, fromWireError, toWireError } from "./errors.ts";
+import type { TransportConfig } from "./config.ts";
+
+/** Credit every byte stream starts with, in bytes (a protocol constant). */
+export const INITIAL_WINDOW_BYTES = 256 * 1024;
+
+/** Message tags. Append-only. */
+export const Tag = {
+  REQ: 1,
+  RES: 2,
+  CANCEL: 3,
+  DATA: 4,
+  CREDIT: 5,
+  END: 6,
+  RESET: 7,
+  PING: 8,
+  PONG: 9,
+  GOAWAY: 10,
+} as const;
+
+const UP = 0;
+const DOWN = 1;
+const FLAG_UPLOAD = 1;
+const FLAG_DOWNLOAD = 2;
+
+/** A call as the callee sees it. */
+export interface IncomingCall {
+  /** Operation name. */
+  op: string;
+  /** Request body. */
+  body: unknown;
+  /** Aborted when the caller cancels or the connection drops. */
+  signal: AbortSignal;
+  /** Bytes from the caller, when the call has an upload. */
+  upload: ReadableStream<Uint8Array> | null;
+  /** Bytes to the caller, when the call has a download; the handler must close it. */
+  download: WritableStream<Uint8Array> | null;
+}
+
+/** Serves incoming calls; what it returns is the reply, what it throws the error. */
+export type Handler = (call: IncomingCall) => Promise<unknown>;
+
+/** Options of an outgoing call. */
+export interface CallOptions {
+  /** Cancels the call: the callee's signal aborts and the streams reset. */
+  signal?: AbortSignal;
+  /** Open an upload stream. */
+  upload?: boolean;
+  /** Open a download stream. */
+  download?: boolean;
+}
+
+/** An outgoing call. */
+export interface OutgoingCall {
+  /** The reply. */
+  result: Promise<unknown>;
+  /** Bytes to the callee (when asked for); close it to end the upload. */
+  upload: WritableStream<Uint8Array> | null;
+  /** Bytes from the callee (when asked for). */
+  download: ReadableStream<Uint8Array> | null;
+}
+
+/** Counters for `stk` and benchmarks. */
+export interface MuxStats {
+  /** Calls this side started that have not finished. */
+  callsOut: number;
+  /** Calls this side serves that have not finished. */
+  callsIn: number;
+  /** Frames written. */
+  framesOut: number;
+  /** Frames read. */
+  framesIn: number;
+  /** Messages written. */
+  messagesOut: number;
+  /** Last measured ping round trip in milliseconds, or -1. */
+  rttMs: number;
+  /** Bytes queued for writing. */
+  queuedBytes: number;
+}
+
+/** What the mux needs from the connection under it. */
+export interface MuxOptions {
+  /** 1 for the dialer (odd ids), 2 for the acceptor (even ids). */
+  parity: 1 | 2;
+  /** Serves the peer's calls; absent means every call is refused. */
+  handler?: Handler;
+  /** Limits and timings. */
+  config: TransportConfig;
+  /** Writes one frame body (sealed by the connection). */
+  writeFrame(body: Uint8Array): Promise<void>;
+  /** Called once, when the mux closes, with the reason. */
+  onClose(reason: CircuitError): void;
+  /** Names the peer in error messages. */
+  peerName: string;
+}
+
+const packr = new Packr({ useRecords: false, moreTypes: false, bundleStrings: false });
+
+/** The sending half of a byte stream. */
+class SendSide {
+  credit = INITIAL_WINDOW_BYTES;
+  done = false;
+  #wake: (() => void) | null = null;
+  #error: CircuitError | null = null;
+  readonly writable: WritableStream<Uint8Array>;
+
+  constructor(mux: Mux, id: number, dir: number, chunkBytes: number, onDone: () => void) {
+    const finish = () => {
+      this.done = true;
+      onDone();
+    };
+    this.writable = new WritableStream<Uint8Array>({
+      write: async (chunk) => {
+        let off = 0;
+        while (off < chunk.length) {
+          while (this.credit <= 0 && !this.#error) {
+            await new Promise<void>((r) => (this.#wake = r));
+          }
+          if (this.#error) throw this.#error;
+          const n = Math.min(this.credit, chunkBytes, chunk.length - off);
+          mux.send([Tag.DATA, id, chunk.subarray(off, off + n)]);
+          this.credit -= n;
+          off += n;
+        }
+      },
+      close: () => {
+        if (this.#error) throw this.#error;
+        mux.send([Tag.END, id]);
+        finish();
+      },
+      abort: () => {
+        if (!this.#error) mux.send([Tag.RESET, id, dir]);
+        this.fail(new CircuitError("aborted", "Stream was aborted by the writer"));
+        finish();
+      },
+    });
+  }
+
+  grant(n: number): void {
+    this.credit += n;
+    this.#wake?.();
+    this.#wake = null;
+  }
+
+  /** The receiver went away or the call ended: further writes fail. */
+  fail(err: CircuitError): void {
+    if (this.#error) return;
+    this.#error = err;
+    this.#wake?.();
+    this.#wake = null;
+  }
+}
+
+/** The receiving half of a byte stream. */
+class RecvSide {
+  window = INITIAL_WINDOW_BYTES;
+  done = false;
+  #queue: Uint8Array[] = [];
+  #ended = false;
+  #grant = 0;
+  #ctrl!: ReadableStreamDefaultController<Uint8Array>;
+  #waiting = false;
+  readonly readable: ReadableStream<Uint8Array>;
+
+  constructor(
+    private mux: Mux,
+    private id: number,
+    private dir: number,
+    private onDone: () => void,
+  ) {
+    this.readable = new ReadableStream<Uint8Array>({
+      start: (c) => {
+        this.#ctrl = c;
+      },
+      pull: () => {
+        if (!this.#deliver()) this.#waiting = true;
+      },
+      cancel: () => {
+        if (this.done) return;
+        this.mux.send([Tag.RESET, this.id, this.dir]);
+        this.#finish();
+      },
+    }, { highWaterMark: 0 });
+  }
+
+  /** DATA arrived; false means the sender overran its credit. */
+  data(chunk: Uint8Array): boolean {
+    if (this.done) return true;
+    this.window -= chunk.length;
+    if (this.window < 0) return false;
+    this.#queue.push(chunk);
+    if (this.#waiting) this.#deliver();
+    return true;
+  }
+
+  end(): void {
+    if (this.done) return;
+    this.#ended = true;
+    if (this.#waiting || this.#queue.length === 0) this.#deliver();
+  }
+
+  fail(err: CircuitError): void {
+    if (this.done) return;
+    this.#ctrl.error(err);
+    this.#finish();
+  }
+
+  #deliver(): boolean {
+    const chunk = this.#queue.shift();
+    if (chunk) {
+      this.#waiting = false;
+      this.#ctrl.enqueue(chunk);
+      this.#grant += chunk.length;
+      if (this.#grant >= INITIAL_WINDOW_BYTES / 2 && !this.#ended) {
+        this.mux.send([Tag.CREDIT, this.id, this.#grant]);
+        this.window += this.#grant;
+        this.#grant = 0;
+      }
+      return true;
+    }
+    if (this.#ended) {
+      this.#ctrl.close();
+      this.#finish();
+      return true;
+    }
+    return false;
+  }
+
+  #finish(): void {
+    this.done = true;
+    this.#queue = [];
+    this.onDone();
+  }
+}
+
+interface OutState {
+  resolve(v: unknown): void;
+  reject(e: CircuitError): void;
+  settled: boolean;
+  up: SendSide | null;
+  down: RecvSide | null;
+  unlisten(): void;
+}
+
+interface InState {
+  abort: AbortController;
+  up: RecvSide | null;
+  down: SendSide | null;
+  replied: boolean;
+}
+
+/** One side of a multiplexed connection. */
+export class Mux {
+  #o: MuxOptions;
+  #nextId: number;
+  #out = new Map<number, OutState>();
+  #in = new Map<number, InState>();
+  #outbox: Uint8Array[] = [];
+  #queued = 0;
+  #pumping = false;
+  #closed: CircuitError | null = null;
+  #lastRecv = Date.now();
+  #timer: number;
+  #pingSentAt = 0;
+  #stats = { framesOut: 0, framesIn: 0, messagesOut: 0, rttMs: -1 };
+
+  /** @param options the connection's hooks and config */
+  constructor(options: MuxOptions) {
+    this.#o = options;
+    this.#nextId = options.parity;
+    this.#timer = setInterval(() => this.#tick(), options.config.pingIntervalMs) as unknown as number;
+    Deno.unrefTimer(this.#timer);
+  }
+
+  /** Whether the mux has closed. */
+  get isClosed(): boolean {
+    return this.#closed !== null;
+  }
+
+  /** Counters. */
+  get stats(): MuxStats {
+    return {
+      ...this.#stats,
+      callsOut: this.#out.size,
+      callsIn: this.#in.size,
+      queuedBytes: this.#queued,
+    };
+  }
+
+  /**
+   * Start a call.
+   *
+   * @param op operation name
+   * @param body request body (msgpack-encodable)
+   * @param options signal and streams
+   * @returns the reply promise and the streams asked for
+   */
+  call(op: string, body: unknown, options: CallOptions = {}): OutgoingCall {
+    const id = this.#nextId;
+    this.#nextId += 2;
+    const { signal } = options;
+    let resolve!: (v: unknown) => void, reject!: (e: CircuitError) => void;
+    const result = new Promise<unknown>((res, rej) => {
+      resolve = res;
+      reject = rej;
+    });
+    result.catch(() => {}); // callers that only use streams must not see unhandled rejections
+    if (this.#closed) {
+      reject(this.#closed);
+      return { result, upload: null, download: null };
+    }
+    if (signal?.aborted) {
+      reject(abortError(signal, `Call "${op}"`));
+      return { result, upload: null, download: null };
+    }
+    const st: OutState = {
+      resolve,
+      reject,
+      settled: false,
+      up: null,
+      down: null,
+      unlisten: () => {},
+    };
+    const gc = () => this.#gcOut(id, st);
+    if (options.upload) {
+      st.up = new SendSide(this, id, UP, this.#o.config.maxChunkBytes, gc);
+    }
+    if (options.download) st.down = new RecvSide(this, id, DOWN, gc);
+    if (signal) {
+      const onAbort = () => this.#cancelOut(id, st, abortError(signal, `Call "${op}"`));
+      signal.addEventListener("abort", onAbort, { once: true });
+      st.unlisten = () => signal.removeEventListener("abort", onAbort);
+    }
+    this.#out.set(id, st);
+    const flags = (options.upload ? FLAG_UPLOAD : 0) | (options.download ? FLAG_DOWNLOAD : 0);
+    if (!this.send([Tag.REQ, id, op, body, flags])) {
+      this.#settleOut(id, st, new CircuitError("bad request", `Call "${op}" request is too large`));
+    }
+    return { result, upload: st.up?.writable ?? null, download: st.down?.readable ?? null };
+  }
+
+  /**
+   * A call without streams.
+   *
+   * @param op operation name
+   * @param body request body
+   * @param options signal
+   * @returns the reply
+   * @throws {CircuitError} what the callee threw, or why the call failed
+   */
+  request(op: string, body: unknown, options: { signal?: AbortSignal } = {}): Promise<unknown> {
+    return this.call(op, body, options).result;
+  }
+
+  /**
+   * Queue one message; false when it cannot be sent (too large, or closed).
+   *
+   * @param msg the message array
+   * @returns whether it was queued
+   */
+  send(msg: unknown[]): boolean {
+    if (this.#closed) return false;
+    const bytes = packr.pack(msg);
+    if (bytes.length > this.#o.config.maxFrameBytes) return false;
+    this.#outbox.push(bytes);
+    this.#queued += bytes.length;
+    this.#stats.messagesOut++;
+    if (!this.#pumping) {
+      this.#pumping = true;
+      queueMicrotask(() => this.#pump());
+    }
+    return true;
+  }
+
+  /**
+   * Feed one frame body read from the connection.
+   *
+   * @param body the frame's plaintext
+   */
+  receive(body: Uint8Array): void {
+    if (this.#closed) return;
+    this.#lastRecv = Date.now();
+    this.#stats.framesIn++;
+    let msgs: unknown[];
+    try {
+      msgs = packr.unpackMultiple(body) as unknown[];
+    } catch (err) {
+      return this.#violation(`undecodable frame (${(err as Error).message})`);
+    }
+    for (const m of msgs) {
+      if (this.#closed) return;
+      if (!Array.isArray(m) || typeof m[0] !== "number") {
+        return this.#violation("message is not a tagged array");
+      }
+      this.#dispatch(m);
+    }
+  }
+
+  /**
+   * Close the mux: every call and stream fails with `reason`.
+   *
+   * @param reason why; defaults to a plain `closed`
+   */
+  close(reason?: CircuitError): void {
+    if (this.#closed) return;
+    const err = reason ?? new CircuitError("closed", `Connection to ${this.#o.peerName} closed`);
+    this.#closed = err;
+    clearInterval(this.#timer);
+    for (const [id, st] of this.#out) {
+      st.up?.fail(err);
+      st.down?.fail(err);
+      this.#settleOut(id, st, err);
+    }
+    for (const st of this.#in.values()) {
+      st.abort.abort(err);
+      st.up?.fail(err);
+      st.down?.fail(err);
+    }
+    this.#out.clear();
+    this.#in.clear();
+    this.#outbox = [];
+    this.#queued = 0;
+    this.#o.onClose(err);
+  }
+
+  /**
+   * Send GOAWAY with a reason, let it flush, then close.
+   *
+   * @param message the reason, for the peer's log
+   */
+  async goAway(message: string): Promise<void> {
+    if (this.#closed) return;
+    this.send([Tag.GOAWAY, 0, message]);
+    await this.#flushed();
+    this.close(new CircuitError("closed", `Connection to ${this.#o.peerName} closed: ${message}`));
+  }
+
+  async #flushed(): Promise<void> {
+    for (let i = 0; i < 100 && (this.#pumping || this.#outbox.length > 0); i++) {
+      await new Promise((r) => setTimeout(r, 5));
+    }
+  }
+
+  async #pump(): Promise<void> {
+    try {
+      while (this.#outbox.length > 0 && !this.#closed) {
+        const max = this.#o.config.coalesceBytes;
+        let n = 0, size = 0;
+        while (n < this.#outbox.length && (n === 0 || size + this.#outbox[n].length <= max)) {
+          size += this.#outbox[n++].length;
+        }
+        const batch = this.#outbox.splice(0, n);
+        this.#queued -= size;
+        let body: Uint8Array;
+        if (n === 1) body = batch[0];
+        else {
+          body = new Uint8Array(size);
+          let off = 0;
+          for (const b of batch) {
+            body.set(b, off);
+            off += b.length;
+          }
+        }
+        this.#stats.framesOut++;
+        await this.#o.writeFrame(body);
+      }
+    } catch (err) {
+      this.close(
+        new CircuitError("unreachable", `Writing to ${this.#o.peerName} failed`, { cause: err }),
+      );
+    } finally {
+      this.#pumping = false;
+    }
+  }
+
+  #tick(): void {
+    if (Date.now() - this.#lastRecv > this.#o.config.deadAfterMs) {
+      this.close(
+        new CircuitError(
+          "unreachable",
+          `Connection to ${this.#o.peerName} is dead: nothing received for ${this.#o.config.deadAfterMs} ms`,
+        ),
+      );
+      return;
+    }
+    this.#pingSentAt = performance.now();
+    this.send([Tag.PING, 0]);
+  }
+
+  #violation(what: string): void {
+    void this.goAway(`protocol violation: ${what}`);
+  }
+
+  #mine(id: number): boolean {
+    return (id & 1) === (this.#o.parity & 1);
+  }
+
+  #dispatch(m: unknown[]): void {
+    const tag = m[0] as number;
+    const id = m[1] as number;
+    if (tag !== Tag.PING && tag !== Tag.PONG && tag !== Tag.GOAWAY && !Number.isInteger(id)) {
+      return this.#violation(`message ${tag} without an id`);
+    }
+    switch (tag) {
+      case Tag.REQ:
+        return this.#handleReq(id, m[2], m[3], m[4]);
+      case Tag.RES:
+        return this.#handleRes(id, m[2], m[3]);
+      case Tag.CANCEL:
+        return this.#handleCancel(id);
+      case Tag.DATA:
+        return this.#handleData(id, m[2]);
+      case Tag.CREDIT:
+        return this.#handleCredit(id, m[2]);
+      case Tag.END:
+        return this.#handleEnd(id);
+      case Tag.RESET:
+        return this.#handleReset(id, m[2]);
+      case Tag.PING:
+        this.send([Tag.PONG, 0]);
+        return;
+      case Tag.PONG:
+        if (this.#pingSentAt) this.#stats.rttMs = performance.now() - this.#pingSentAt;
+        return;
+      case Tag.GOAWAY:
+        this.close(
+          new CircuitError("closed", `${this.#o.peerName} closed the connection: ${String(m[2])}`),
+        );
+        return;
+      default:
+        return this.#violation(`unknown message tag ${tag}`);
+    }
+  }
+
+  #handleReq(id: number, op: unknown, body: unknown, flags: unknown): void {
+    if (this.#mine(id) || this.#in.has(id) || typeof op !== "string") {
+      return this.#violation(`bad request id ${id}`);
+    }
+    const f = typeof flags === "number" ? flags : 0;
+    const st: InState = { abort: new AbortController(), up: null, down: null, replied: false };
+    const gc = () => this.#gcIn(id, st);
+    if (f & FLAG_UPLOAD) st.up = new RecvSide(this, id, UP, gc);
+    if (f & FLAG_DOWNLOAD) {
+      st.down = new SendSide(this, id, DOWN, this.#o.config.maxChunkBytes, gc);
+    }
+    this.#in.set(id, st);
+    const handler = this.#o.handler;
+    const call: IncomingCall = {
+      op,
+      body,
+      signal: st.abort.signal,
+      upload: st.up?.readable ?? null,
+      download: st.down?.writable ?? null,
+    };
+    const run = handler
+      ? Promise.resolve().then(() => handler(call))
+      : Promise.reject(new CircuitError("bad request", "This endpoint serves no calls"));
+    run.then(
+      (value) => this.#reply(id, st, null, value),
+      (err) => this.#reply(id, st, toWireError(err), null),
+    );
+  }
+
+  #reply(id: number, st: InState, err: unknown, value: unknown): void {
+    st.replied = true;
+    if (this.#in.get(id) !== st) return; // canceled or closed meanwhile
+    if (!this.send([Tag.RES, id, err, value ?? null])) {
+      this.send([Tag.RES, id, { code: "bad request", message: "Reply is too large to send" }, null]);
+    }
+    this.#gcIn(id, st);
+  }
+
+  #handleRes(id: number, err: unknown, value: unknown): void {
+    const st = this.#out.get(id);
+    if (!st || st.settled) return; // late reply to a canceled call
+    this.#settleOut(id, st, err ? fromWireError(err) : null, value);
+  }
+
+  #handleCancel(id: number): void {
+    const st = this.#in.get(id);
+    if (!st) return;
+    this.#in.delete(id);
+    const err = new CircuitError("aborted", "The caller canceled the call");
+    st.abort.abort(err);
+    st.up?.fail(err);
+    st.down?.fail(err);
+  }
+
+  #handleData(id: number, chunk: unknown): void {
+    if (!(chunk instanceof Uint8Array)) return this.#violation("DATA without bytes");
+    const side = this.#mine(id) ? this.#out.get(id)?.down : this.#in.get(id)?.up;
+    if (side && !side.data(chunk)) this.#violation(`stream ${id} overran its credit`);
+  }
+
+  #handleCredit(id: number, n: unknown): void {
+    if (typeof n !== "number" || n <= 0 || n > 1 << 30) return this.#violation("bad CREDIT");
+    const side = this.#mine(id) ? this.#out.get(id)?.up : this.#in.get(id)?.down;
+    side?.grant(n);
+  }
+
+  #handleEnd(id: number): void {
+    const side = this.#mine(id) ? this.#out.get(id)?.down : this.#in.get(id)?.up;
+    side?.end();
+  }
+
+  #handleReset(id: number, dir: unknown): void {
+    const st = this.#mine(id) ? this.#out.get(id) : this.#in.get(id);
+    if (!st) return;
+    const err = new CircuitError("closed", "The peer reset the stream");
+    if (dir === UP) st.up?.fail(err);
+    else st.down?.fail(err);
+  }
+
+  #cancelOut(id: number, st: OutState, err: CircuitError): void {
+    if (st.settled) {
+      // Reply is in; the streams may still be open: reset them.
+      st.up?.fail(err);
+      st.down?.fail(err);
+    }
+    if (this.#out.get(id) === st) this.send([Tag.CANCEL, id]);
+    st.up?.fail(err);
+    st.down?.fail(err);
+    this.#settleOut(id, st, err);
+    this.#out.delete(id);
+  }
+
+  #settleOut(id: number, st: OutState, err: CircuitError | null, value?: unknown): void {
+    if (!st.settled) {
+      st.settled = true;
+      if (err) st.reject(err);
+      else st.resolve(value);
+    }
+    this.#gcOut(id, st);
+  }
+
+  #gcOut(id: number, st: OutState): void {
+    if (st.settled && (st.up?.done ?? true) && (st.down?.done ?? true)) {
+      st.unlisten();
+      if (this.#out.get(id) === st) this.#out.delete(id);
+    }
+  }
+
+  #gcIn(id: number, st: InState): void {
+    if (st.replied && (st.up?.done ?? true) && (st.down?.done ?? true)) {
+      if (this.#in.get(id) === st) this.#in.delete(id);
+    }
+  }
+}

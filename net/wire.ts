@@ -1,0 +1,89 @@
+/**
+ * The wire schema: every call the client and servers make, with its request and reply
+ * shapes. Client and server both import this module, so the protocol reads in one place.
+ * Operation names are append-only; a removed one is never reused.
+ *
+ * Paths travel as arrays of components (`/X…/a/b` → `["X…", "a", "b"]`).
+ *
+ * @module
+ */
+
+/** Operation names. */
+export const Op = {
+  /** List anchors: {@linkcode LsRequest} → {@linkcode LsEntry}[]. */
+  LS: "ls",
+  /** Element state: {@linkcode PathRequest} → JSON value, `null` for an empty anchor. */
+  PEEK: "peek",
+  /** Abort and remove an element: {@linkcode PathRequest} → null. */
+  SCRUB: "scrub",
+  /** Make an element: {@linkcode MakeRequest} → the kind's reply. */
+  MAKE: "make",
+  /** An element's own operation: {@linkcode ElementRequest} → the element's reply. */
+  ELEMENT: "element",
+  /** Peer ↔ peer: exchange full member state: {@linkcode SyncMessage} both ways. */
+  SYNC: "member.sync",
+  /** Peer → peer: a member leaves gracefully: {@linkcode LeaveMessage} → null. */
+  LEAVE: "member.leave",
+} as const;
+
+/** Fields every routed request carries. */
+export interface PathRequest {
+  /** Path components; the first names the server, when present. */
+  path: string[];
+  /** Who asked, filled in by the first server (for the operation log). */
+  caller?: string;
+}
+
+/** `ls`. */
+export interface LsRequest extends PathRequest {
+  /** Every descendant (`/...`) rather than direct children. */
+  recursive: boolean;
+}
+
+/** One listed anchor. */
+export interface LsEntry {
+  /** Absolute path, `/X…/a/b`. */
+  path: string;
+  /** `server`, an element kind (`chan`, `proc`, `@join`, …), or `·` for none. */
+  kind: string;
+}
+
+/** `make`. */
+export interface MakeRequest extends PathRequest {
+  /** Element kind, as registered. */
+  kind: string;
+  /** Kind-specific specification (a process command, a channel capacity, …). */
+  spec: unknown;
+}
+
+/** An element's own operation. */
+export interface ElementRequest extends PathRequest {
+  /** Operation name, e.g. `stk`, `join`, `send`, `wait`. */
+  op: string;
+  /** Operation arguments. */
+  args?: unknown;
+}
+
+/** A member as gossiped. */
+export interface MemberInfo {
+  /** Server id, 16 hex digits (the path is `/X` + id). */
+  id: string;
+  /** Its circuit URL. */
+  url: string;
+  /** RFC 3339 start time. */
+  joined: string;
+}
+
+/** `member.sync` request and reply. */
+export interface SyncMessage {
+  /** Every live member the sender knows, itself included. */
+  members: MemberInfo[];
+  /** Members the sender saw leave or fail recently. */
+  gone: string[];
+}
+
+/** `member.leave`. */
+export interface LeaveMessage {
+  /** The leaving server's id. */
+  id: string;
+}

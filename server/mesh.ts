@@ -1,0 +1,221 @@
+/**
+ * The mesh: one dialed connection to every other member, full-state sync when a
+ * connection opens, graceful leave, and failure detection through the connection
+ * (EOF, or the keep-alive ping going silent). Feeds the {@linkcode MemberTable}.
+ *
+ * Each server calls others only over connections it dialed itself, and serves calls on
+ * connections others dialed, so two peers never race to pick one connection.
+ *
+ * @module
+ */
+
+import type { Logger } from "@logtape/logtape";
+import { type Connection, dial } from "../net/conn.ts";
+import { CircuitError } from "../net/errors.ts";
+import type { Handler } from "../net/mux.ts";
+import type { TransportConfig } from "../net/config.ts";
+import { parseUrl } from "../net/url.ts";
+import { type MemberInfo, Op, type SyncMessage } from "../net/wire.ts";
+import type { MemberTable } from "./membership.ts";
+
+/** What the mesh needs. */
+export interface MeshOptions {
+  /** The member table it maintains. */
+  table: MemberTable;
+  /** The cluster key. */
+  key?: Uint8Array;
+  /** Serves calls a peer makes on a connection we dialed. */
+  handler: Handler;
+  /** Mesh log. */
+  log: Logger;
+  /** Transport timings. */
+  config?: Partial<TransportConfig>;
+  /** Time to wait for leave announcements at shutdown, in ms. @default {500} */
+  leaveTimeoutMs?: number;
+}
+
+/** Dialed connections to every member. */
+export class Mesh {
+  #o: MeshOptions;
+  #conns = new Map<string, Connection>();
+  #dialing = new Map<string, Promise<Connection>>();
+  #stopping = false;
+
+  /** @param options table, key, handler, log */
+  constructor(options: MeshOptions) {
+    this.#o = options;
+    options.table.subscribe((e) => {
+      if (e.type === "join") void this.#connect(e.member).catch(() => {});
+      else this.#conns.get(e.member.id)?.close();
+    });
+  }
+
+  /**
+   * Connections for `stk`.
+   *
+   * @returns one line per peer connection
+   */
+  describe(): Array<Record<string, unknown>> {
+    return [...this.#conns].map(([id, c]) => ({ Peer: `X${id}`, ...c.mux.stats }));
+  }
+
+  /**
+   * The connection to a member, dialing it if needed.
+   *
+   * @param id server id
+   * @returns the connection
+   * @throws {CircuitError} `not found` when it is not a member; dial errors
+   */
+  peer(id: string): Promise<Connection> {
+    const c = this.#conns.get(id);
+    if (c && !c.mux.isClosed) return Promise.resolve(c);
+    const m = this.#o.table.get(id);
+    if (!m) {
+      return Promise.reject(new CircuitError("not found", `Server "X${id}" is not a member`));
+    }
+    return this.#connect(m);
+  }
+
+  /**
+   * Merge with the cluster of `url`: dial it and exchange full state.
+   *
+   * @param url a member of the other cluster
+   * @param signal aborts the join
+   * @throws {CircuitError} when it cannot be dialed or refuses
+   */
+  async join(url: string, signal?: AbortSignal): Promise<void> {
+    const u = parseUrl(url);
+    if (u.id === this.#o.table.self.id) return;
+    const known = this.#o.table.get(u.id);
+    if (known) {
+      await this.#connect(known);
+      return;
+    }
+    const conn = await this.#dial(u.id, url, signal);
+    await this.#sync(conn, signal);
+  }
+
+  /**
+   * Serve a peer's `member.sync`: merge its state, reply with ours.
+   *
+   * @param msg the peer's state
+   * @returns our state
+   */
+  handleSync(msg: SyncMessage): SyncMessage {
+    this.#merge(msg);
+    return this.#state();
+  }
+
+  /**
+   * Serve a peer's `member.leave`.
+   *
+   * @param id the leaving member
+   */
+  handleLeave(id: string): void {
+    this.#o.log.info(`member X${id} left`);
+    this.#o.table.remove(id, "left");
+  }
+
+  /**
+   * A peer connected to us: make sure we know it (which dials it back).
+   *
+   * @param peer its self-description
+   */
+  handleInbound(peer: MemberInfo): void {
+    if (this.#o.table.add(peer)) this.#o.log.info(`member X${peer.id} joined`);
+  }
+
+  /** Announce our leave to every member, briefly, then close every connection. */
+  async leave(): Promise<void> {
+    this.#stopping = true;
+    const self = this.#o.table.self.id;
+    const signal = AbortSignal.timeout(this.#o.leaveTimeoutMs ?? 500);
+    await Promise.allSettled(
+      [...this.#conns.values()].map((c) => c.mux.request(Op.LEAVE, { id: self }, { signal })),
+    );
+    this.close();
+  }
+
+  /** Close every connection without announcing. */
+  close(): void {
+    this.#stopping = true;
+    for (const c of this.#conns.values()) c.close();
+    this.#conns.clear();
+  }
+
+  #state(): SyncMessage {
+    return { members: this.#o.table.list(), gone: this.#o.table.gone() };
+  }
+
+  #merge(msg: SyncMessage): void {
+    if (!msg || !Array.isArray(msg.members)) {
+      throw new CircuitError("bad request", "Merging member state failed: malformed sync");
+    }
+    for (const m of msg.members) {
+      if (typeof m?.id !== "string" || typeof m.url !== "string") continue;
+      if (this.#o.table.add({ id: m.id, url: m.url, joined: String(m.joined) })) {
+        this.#o.log.info(`member X${m.id} joined`);
+      }
+    }
+  }
+
+  async #sync(conn: Connection, signal?: AbortSignal): Promise<void> {
+    const reply = await conn.mux.request(Op.SYNC, this.#state(), { signal });
+    this.#merge(reply as SyncMessage);
+  }
+
+  #connect(m: MemberInfo): Promise<Connection> {
+    const c = this.#conns.get(m.id);
+    if (c && !c.mux.isClosed) return Promise.resolve(c);
+    let p = this.#dialing.get(m.id);
+    if (p) return p;
+    p = (async () => {
+      try {
+        const conn = await this.#dial(m.id, m.url);
+        await this.#sync(conn).catch(() => {});
+        return conn;
+      } catch (err) {
+        this.#failed(m.id, err);
+        throw err;
+      } finally {
+        this.#dialing.delete(m.id);
+      }
+    })();
+    this.#dialing.set(m.id, p);
+    return p;
+  }
+
+  async #dial(id: string, url: string, signal?: AbortSignal): Promise<Connection> {
+    const conn = await dial(parseUrl(url), {
+      key: this.#o.key,
+      role: "peer",
+      from: this.#o.table.self,
+      handler: this.#o.handler,
+      signal,
+      config: this.#o.config,
+    });
+    this.#conns.get(id)?.close();
+    this.#conns.set(id, conn);
+    void conn.closed.then((why) => this.#lost(id, url, conn, why));
+    return conn;
+  }
+
+  async #lost(id: string, url: string, conn: Connection, why: CircuitError): Promise<void> {
+    if (this.#conns.get(id) !== conn) return;
+    this.#conns.delete(id);
+    if (this.#stopping || !this.#o.table.get(id)) return;
+    this.#o.log.debug(`connection to X${id} lost (${why.message}); redialing`);
+    try {
+      await this.#dial(id, url);
+    } catch (err) {
+      this.#failed(id, err);
+    }
+  }
+
+  #failed(id: string, err: unknown): void {
+    if (this.#stopping) return;
+    if (this.#o.table.remove(id, "failed")) {
+      this.#o.log.info(`member X${id} failed: ${(err as Error).message}`);
+    }
+  }
+}

@@ -1,0 +1,250 @@
+/**
+ * Serves calls: runs operations on this server's namespace, forwards those aimed at
+ * other servers over the mesh (streams included), and answers peers' membership calls.
+ * A call forwarded once is never forwarded again.
+ *
+ * @module
+ */
+
+import type { Logger } from "@logtape/logtape";
+import { CircuitError } from "../net/errors.ts";
+import type { RemoteInfo } from "../net/conn.ts";
+import type { Handler, IncomingCall } from "../net/mux.ts";
+import { isServerName } from "../net/url.ts";
+import {
+  type ElementRequest,
+  type LeaveMessage,
+  type LsEntry,
+  type LsRequest,
+  type MakeRequest,
+  Op,
+  type SyncMessage,
+} from "../net/wire.ts";
+import type { ElementCall, ElementKind } from "../elements/element.ts";
+import type { Namespace } from "./namespace.ts";
+import type { Mesh } from "./mesh.ts";
+import type { MemberTable } from "./membership.ts";
+import type { OpLog } from "./oplog.ts";
+
+/** Element operations that change nothing and stay out of the operation log. */
+const QUERY_OPS: ReadonlySet<string> = new Set(["stk"]);
+
+/** What the router serves from. */
+export interface RouterOptions {
+  /** This server's id. */
+  id: string;
+  /** This server's anchors. */
+  namespace: Namespace;
+  /** Other servers. */
+  mesh: Mesh;
+  /** Members. */
+  table: MemberTable;
+  /** Element kinds that `make` can create. */
+  kinds: ReadonlyMap<string, ElementKind>;
+  /** Operation log. */
+  oplog: OpLog;
+  /** Server log. */
+  log: Logger;
+}
+
+interface InFlight {
+  op: string;
+  path: string;
+  caller: string;
+  since: number;
+}
+
+function pathOf(parts: string[]): string {
+  return "/" + parts.join("/");
+}
+
+function checkPath(body: unknown): string[] {
+  const path = (body as { path?: unknown } | null)?.path;
+  if (!Array.isArray(path) || !path.every((p) => typeof p === "string" && p && !p.includes("/"))) {
+    throw new CircuitError("bad request", "Request has a malformed path");
+  }
+  return path;
+}
+
+/** Serves every call that reaches this server. */
+export class Router {
+  #o: RouterOptions;
+  #inflight = new Set<InFlight>();
+
+  /** @param options namespace, mesh, kinds, logs */
+  constructor(options: RouterOptions) {
+    this.#o = options;
+  }
+
+  /**
+   * Operations under way, for `stk`.
+   *
+   * @returns one entry per call
+   */
+  inflight(): Array<Record<string, unknown>> {
+    const now = Date.now();
+    return [...this.#inflight].map((f) => ({
+      Op: f.op,
+      Path: f.path,
+      Caller: f.caller,
+      Ms: now - f.since,
+    }));
+  }
+
+  /**
+   * The handler for one connection.
+   *
+   * @param remote who is on the other end
+   * @returns the handler
+   */
+  handlerFor(remote: RemoteInfo): Handler {
+    return (call) => this.#serve(call, remote);
+  }
+
+  async #serve(call: IncomingCall, remote: RemoteInfo): Promise<unknown> {
+    const fromPeer = remote.role === "peer";
+    if (call.op === Op.SYNC || call.op === Op.LEAVE) {
+      if (!fromPeer) throw new CircuitError("bad request", `"${call.op}" is for servers only`);
+      if (call.op === Op.SYNC) return this.#o.mesh.handleSync(call.body as SyncMessage);
+      this.#o.mesh.handleLeave(String((call.body as LeaveMessage)?.id));
+      return null;
+    }
+    const path = checkPath(call.body);
+    const body = call.body as { caller?: unknown };
+    const caller = fromPeer && typeof body.caller === "string"
+      ? body.caller
+      : `${remote.role} ${remote.addr}`;
+    const f: InFlight = { op: call.op, path: pathOf(path), caller, since: Date.now() };
+    this.#inflight.add(f);
+    try {
+      if (path.length === 0) return await this.#root(call, caller);
+      if (!isServerName(path[0])) {
+        throw new CircuitError(
+          "not found",
+          `No server "${path[0]}": a server name is X followed by 16 hex digits`,
+        );
+      }
+      const id = path[0].slice(1);
+      if (id === this.#o.id) return await this.#local(call, path, caller);
+      if (fromPeer) throw new CircuitError("not found", `Server "${path[0]}" is not this server`);
+      return await this.#forward(id, call, caller);
+    } finally {
+      this.#inflight.delete(f);
+    }
+  }
+
+  async #root(call: IncomingCall, caller: string): Promise<unknown> {
+    switch (call.op) {
+      case Op.LS:
+        return await this.#listCluster((call.body as LsRequest).recursive === true, caller);
+      case Op.PEEK:
+        return null;
+      case Op.MAKE:
+        throw new CircuitError("bad request", "cannot create elements outside of servers");
+      default:
+        throw new CircuitError("bad request", `"${call.op}" needs a path below a server`);
+    }
+  }
+
+  async #listCluster(recursive: boolean, caller: string): Promise<LsEntry[]> {
+    const members = this.#o.table.list();
+    const out: LsEntry[] = members.map((m) => ({ path: `/X${m.id}`, kind: "server" }));
+    if (!recursive) return out;
+    const lists = await Promise.all(members.map(async (m) => {
+      if (m.id === this.#o.id) return this.#o.namespace.list([], true);
+      try {
+        const conn = await this.#o.mesh.peer(m.id);
+        return await conn.mux.request(Op.LS, { path: [`X${m.id}`], recursive: true, caller }, {
+          signal: AbortSignal.timeout(5000),
+        }) as LsEntry[];
+      } catch {
+        return []; // a member that just died lists no children
+      }
+    }));
+    return out.concat(...lists);
+  }
+
+  async #forward(id: string, call: IncomingCall, caller: string): Promise<unknown> {
+    const conn = await this.#o.mesh.peer(id);
+    const out = conn.mux.call(call.op, { ...(call.body as object), caller }, {
+      signal: call.signal,
+      upload: call.upload !== null,
+      download: call.download !== null,
+    });
+    if (call.upload && out.upload) call.upload.pipeTo(out.upload).catch(() => {});
+    if (call.download && out.download) out.download.pipeTo(call.download).catch(() => {});
+    return await out.result;
+  }
+
+  async #local(call: IncomingCall, path: string[], caller: string): Promise<unknown> {
+    const rel = path.slice(1);
+    const ns = this.#o.namespace;
+    const where = pathOf(path);
+    const ecall: ElementCall = {
+      args: (call.body as ElementRequest).args,
+      signal: call.signal,
+      upload: call.upload,
+      download: call.download,
+      caller,
+    };
+    switch (call.op) {
+      case Op.LS:
+        return ns.list(rel, (call.body as LsRequest).recursive === true);
+      case Op.PEEK:
+        return ns.element(rel)?.peek() ?? null;
+      case Op.SCRUB: {
+        const el = ns.element(rel);
+        if (!el) return null;
+        return await this.#logged(caller, "scrub", where, async () => {
+          await el.scrub();
+          ns.remove(rel, el);
+          return null;
+        });
+      }
+      case Op.MAKE: {
+        const { kind, spec } = call.body as MakeRequest;
+        const k = this.#o.kinds.get(String(kind));
+        return await this.#logged(caller, `make ${kind}`, where, async () => {
+          if (rel.length === 0) {
+            throw new CircuitError("bad request", "cannot create elements on a server anchor");
+          }
+          if (!k) {
+            throw new CircuitError(
+              "bad request",
+              `Making "${where}" failed: this server has no "${kind}" elements`,
+            );
+          }
+          ns.reserve(rel);
+          let el = null;
+          try {
+            el = await k.make({ path: where, serverId: this.#o.id }, spec, ecall);
+          } finally {
+            ns.settle(rel, el);
+          }
+          return el.peek();
+        });
+      }
+      case Op.ELEMENT: {
+        const { op } = call.body as ElementRequest;
+        const el = ns.element(rel);
+        if (!el) throw new CircuitError("not found", `No element at "${where}"`);
+        if (QUERY_OPS.has(String(op))) return await el.call(String(op), ecall);
+        return await this.#logged(caller, String(op), where, () => el.call(String(op), ecall));
+      }
+      default:
+        throw new CircuitError("bad request", `Unknown operation "${call.op}"`);
+    }
+  }
+
+  async #logged<T>(caller: string, op: string, path: string, fn: () => Promise<T>): Promise<T> {
+    try {
+      const v = await fn();
+      this.#o.oplog.write({ caller, op, path, outcome: "ok" });
+      return v;
+    } catch (err) {
+      const msg = err instanceof Error ? err.message : String(err);
+      this.#o.oplog.write({ caller, op, path, outcome: `error: ${msg}` });
+      throw err;
+    }
+  }
+}

@@ -1,0 +1,201 @@
+/**
+ * The daemon's lifecycle: lock the var directory, read the key, bind, serve, join, and
+ * stop cleanly on SIGTERM, SIGINT or `suicide`.
+ *
+ * @module
+ */
+
+import { accept, type Connection } from "../net/conn.ts";
+import { CircuitError } from "../net/errors.ts";
+import { readKeyFile } from "../net/keys.ts";
+import { formatUrl, newServerId } from "../net/url.ts";
+import type { TransportConfig } from "../net/config.ts";
+import { ServerElement } from "../elements/server/mod.ts";
+import { ELEMENT_KINDS } from "../elements/registry.ts";
+import { planBind, readDefaultIface, readInterfaces } from "./addr.ts";
+import { logger, setupLogging } from "./log.ts";
+import { MemberTable } from "./membership.ts";
+import { Mesh } from "./mesh.ts";
+import { Namespace } from "./namespace.ts";
+import { OpLog } from "./oplog.ts";
+import { Router } from "./router.ts";
+import { defaultVarDir, lockVarDir } from "./var_dir.ts";
+
+/** Options of {@linkcode startServer}, one per `circuit start` flag. */
+export interface ServerOptions {
+  /** `-a HOST:PORT`; port 0 picks one. */
+  addr?: string;
+  /** `--if IFACE`: bind that interface's IPv4 address. */
+  iface?: string;
+  /** `-j URL`: join this member's cluster at start. */
+  join?: string;
+  /** `--discover GROUP:PORT` (multicast discovery; not yet implemented). */
+  discover?: string;
+  /** `--hmac FILE`: the cluster key file. */
+  hmacFile?: string;
+  /** `--docker`: enable Docker elements. */
+  docker?: boolean;
+  /** `--var DIR`; default under the temp dir. */
+  varDir?: string;
+  /** `--insecure`: allow a non-loopback bind without a key. */
+  insecure?: boolean;
+  /** Transport timings (tests pass faster ones). */
+  transport?: Partial<TransportConfig>;
+  /** Stop cleanly on SIGTERM and SIGINT (the CLI sets this). @default {false} */
+  handleSignals?: boolean;
+}
+
+/** A running server. */
+export interface RunningServer {
+  /** Its URL. */
+  url: string;
+  /** Its id (16 hex digits). */
+  id: string;
+  /** Resolves when the server has stopped. */
+  stopped: Promise<void>;
+  /** Stop cleanly: announce leave, scrub elements, close, unlock. */
+  stop(): Promise<void>;
+}
+
+/**
+ * Start a server.
+ *
+ * @param options the flags
+ * @returns the running server
+ * @throws {CircuitError} for a bad flag, a held var directory, a bad key, a port in use
+ */
+export async function startServer(options: ServerOptions): Promise<RunningServer> {
+  const id = newServerId();
+  const key = options.hmacFile ? await readKeyFile(options.hmacFile) : undefined;
+  const plan = planBind({
+    addr: options.addr,
+    iface: options.iface,
+    keyed: !!key,
+    insecure: !!options.insecure,
+    interfaces: readInterfaces(),
+    defaultIface: readDefaultIface(),
+  });
+  const varDir = await lockVarDir(options.varDir ?? defaultVarDir(id));
+  const closeLog = setupLogging(`${varDir.path}/server.log`);
+  const log = logger("server");
+  let listener: Deno.Listener;
+  try {
+    listener = Deno.listen({ hostname: plan.hostname, port: plan.port });
+  } catch (err) {
+    closeLog();
+    varDir.release();
+    const why = err instanceof Deno.errors.AddrInUse
+      ? "address already in use"
+      : (err as Error).message;
+    throw new CircuitError("bad request", `Binding ${plan.hostname}:${plan.port} failed: ${why}`, {
+      cause: err,
+    });
+  }
+  const port = (listener.addr as Deno.NetAddr).port;
+  const url = formatUrl({ host: plan.advertise, port, pid: Deno.pid, id });
+  const joined = new Date().toISOString();
+  const table = new MemberTable({ id, url, joined });
+  const oplog = new OpLog(`${varDir.path}/ops.log`);
+  const conns = new Set<Connection>();
+  let stopping: Promise<void> | null = null;
+  let onStopped!: () => void;
+  const stopped = new Promise<void>((r) => (onStopped = r));
+
+  // deno-lint-ignore prefer-const
+  let router: Router;
+  const mesh = new Mesh({
+    table,
+    key,
+    handler: (call) => router.handlerFor({ role: "peer", addr: "mesh" })(call),
+    log: logger("mesh"),
+    config: options.transport,
+  });
+  const serverElement: ServerElement = new ServerElement({
+    url,
+    joined,
+    stk: (): Record<string, unknown> => ({
+      Id: `X${id}`,
+      Addr: url,
+      Pid: Deno.pid,
+      Joined: joined,
+      UptimeMs: Math.round(performance.now()),
+      Memory: Deno.memoryUsage(),
+      Members: table.list().map((m) => `X${m.id}`),
+      Peers: mesh.describe(),
+      Connections: [...conns].map((c) => ({ Role: c.remote.role, Addr: c.remote.addr })),
+      Elements: namespace.elements().map(([rel, el]) => ({
+        Path: `/X${id}/${rel.join("/")}`,
+        Kind: el.kind,
+      })),
+      InFlight: router.inflight(),
+      VarDir: varDir.path,
+    }),
+    join: (u, signal) => mesh.join(u, signal),
+    suicide: () => void stop(),
+  });
+  const namespace = new Namespace(`X${id}`, serverElement);
+  router = new Router({ id, namespace, mesh, table, kinds: ELEMENT_KINDS, oplog, log });
+
+  const netLog = logger("net");
+  const serve = async () => {
+    for await (const sock of listener) {
+      void accept(sock, {
+        key,
+        self: { pid: Deno.pid, id, url },
+        handlerFor: (remote) => router.handlerFor(remote),
+        config: options.transport,
+        log: (m) => netLog.warn(m),
+      }).then((conn) => {
+        if (!conn) return;
+        conns.add(conn);
+        void conn.closed.then(() => conns.delete(conn));
+        if (conn.remote.peer) mesh.handleInbound(conn.remote.peer);
+      });
+    }
+  };
+  void serve().catch(() => {});
+
+  const stop = (): Promise<void> => {
+    stopping ??= (async () => {
+      log.info("stopping");
+      await mesh.leave().catch(() => {});
+      for (const [, el] of namespace.elements()) {
+        try {
+          await el.scrub();
+        } catch { /* best effort at shutdown */ }
+      }
+      try {
+        listener.close();
+      } catch { /* closed */ }
+      for (const c of conns) c.close();
+      oplog.close();
+      closeLog();
+      varDir.release();
+      onStopped();
+    })();
+    return stopping;
+  };
+
+  if (options.discover) {
+    log.warn(`multicast discovery (--discover ${options.discover}) is not implemented yet; use -j`);
+  }
+  if (options.handleSignals) {
+    for (const sig of ["SIGTERM", "SIGINT"] as const) {
+      Deno.addSignalListener(sig, () => void stop());
+    }
+  }
+  log.info(`serving ${url} (var ${varDir.path})`);
+  if (options.join) {
+    try {
+      await mesh.join(options.join, AbortSignal.timeout(10_000));
+    } catch (err) {
+      await stop();
+      throw new CircuitError(
+        (err as CircuitError).code ?? "unreachable",
+        `Joining ${options.join} failed: ${(err as Error).message}`,
+        { cause: err },
+      );
+    }
+  }
+  return { url, id, stopped, stop };
+}
