@@ -13,7 +13,13 @@ const SPECS = {
 };
 
 Deno.test("parse() accepts long flags with one or two dashes and =", () => {
-  for (const argv of [["-dial", "U", "/"], ["--dial", "U", "/"], ["--dial=U", "/"], ["-dial=U", "/"], ["-d", "U", "/"]]) {
+  for (
+    const argv of [["-dial", "U", "/"], ["--dial", "U", "/"], ["--dial=U", "/"], ["-dial=U", "/"], [
+      "-d",
+      "U",
+      "/",
+    ]]
+  ) {
     const p = parse(argv, SPECS);
     eq(p.flags.dial, "U");
     eq(p.positionals, ["/"]);

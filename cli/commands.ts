@@ -10,10 +10,23 @@ import type { FlagSpec, Parsed } from "./args.ts";
 
 /** Flags every client command takes. */
 export const CLIENT_FLAGS: Record<string, FlagSpec> = {
-  dial: { type: "string", short: "d", value: "URL", help: "server to dial (else $CIRCUIT, else discovery)" },
-  discover: { type: "string", value: "GROUP:PORT", help: "find a server by multicast (env CIRCUIT_DISCOVER)" },
+  dial: {
+    type: "string",
+    short: "d",
+    value: "URL",
+    help: "server to dial (else $CIRCUIT, else discovery)",
+  },
+  discover: {
+    type: "string",
+    value: "GROUP:PORT",
+    help: "find a server by multicast (env CIRCUIT_DISCOVER)",
+  },
   hmac: { type: "string", value: "KEYFILE", help: "cluster key file (env CIRCUIT_HMAC)" },
-  timeout: { type: "string", value: "DURATION", help: "give up after this long, e.g. 500ms, 10s, 2m" },
+  timeout: {
+    type: "string",
+    value: "DURATION",
+    help: "give up after this long, e.g. 500ms, 10s, 2m",
+  },
 };
 
 const HELP_FLAG: Record<string, FlagSpec> = {
@@ -57,13 +70,26 @@ export const COMMANDS: Record<string, Command> = {
       "the default-route interface. Binding a non-loopback address without a key is refused\n" +
       "unless --insecure is given. Stops cleanly on SIGTERM, SIGINT or `circuit suicide`.",
     flags: {
-      addr: { type: "string", short: "a", value: "HOST:PORT", help: "address to bind (port 0: any)" },
+      addr: {
+        type: "string",
+        short: "a",
+        value: "HOST:PORT",
+        help: "address to bind (port 0: any)",
+      },
       if: { type: "string", value: "IFACE", help: "bind this interface's IPv4 address, any port" },
       join: { type: "string", short: "j", value: "URL", help: "join the cluster of this member" },
-      discover: { type: "string", value: "GROUP:PORT", help: "multicast discovery (env CIRCUIT_DISCOVER)" },
+      discover: {
+        type: "string",
+        value: "GROUP:PORT",
+        help: "multicast discovery (env CIRCUIT_DISCOVER)",
+      },
       hmac: { type: "string", value: "KEYFILE", help: "cluster key file (env CIRCUIT_HMAC)" },
       docker: { type: "boolean", help: "enable Docker elements" },
-      var: { type: "string", value: "DIR", help: "lock, server log and operation log (one server per DIR)" },
+      var: {
+        type: "string",
+        value: "DIR",
+        help: "lock, server log and operation log (one server per DIR)",
+      },
       insecure: { type: "boolean", help: "allow a non-loopback address without a key" },
     },
     client: false,

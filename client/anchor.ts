@@ -180,10 +180,11 @@ export class Anchor {
    * @returns the reply
    */
   async request(op: string, body: unknown, options: CallOptions = {}): Promise<unknown> {
-    const signal = callSignal(options, this.#t.timeoutMs);
-    if (signal?.aborted) throw abortError(signal, `${op} ${this.path}`);
+    const { signal } = options;
+    if (signal?.aborted) throw abortError(signal, `${capital(op)} ${this.path}`);
+    const timeoutMs = options.timeoutMs ?? this.#t.timeoutMs;
     try {
-      return await this.#t.mux().request(op, body, { signal });
+      return await this.#t.mux().request(op, body, { signal, timeoutMs });
     } catch (err) {
       if (err instanceof CircuitError && (err.code === "timeout" || err.code === "aborted")) {
         throw new CircuitError(err.code, `${capital(op)} ${this.path}: ${err.message}`, {
@@ -197,20 +198,6 @@ export class Anchor {
 
 function capital(s: string): string {
   return s.charAt(0).toUpperCase() + s.slice(1);
-}
-
-/**
- * Combine a caller's signal and a timeout.
- *
- * @param options signal and timeoutMs
- * @param defaultMs timeout when none is given; 0 for none
- * @returns the combined signal, or undefined
- */
-export function callSignal(options: CallOptions, defaultMs: number): AbortSignal | undefined {
-  const ms = options.timeoutMs ?? defaultMs;
-  const timeout = ms > 0 ? AbortSignal.timeout(ms) : undefined;
-  if (options.signal && timeout) return AbortSignal.any([options.signal, timeout]);
-  return options.signal ?? timeout;
 }
 
 /**

@@ -6,7 +6,7 @@
 
 import { dial } from "../net/conn.ts";
 import type { Connection } from "../net/conn.ts";
-import { CircuitError } from "../net/errors.ts";
+import type { CircuitError } from "../net/errors.ts";
 import { parseKey, readKeyFile } from "../net/keys.ts";
 import type { Mux } from "../net/mux.ts";
 import { parseUrl } from "../net/url.ts";

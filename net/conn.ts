@@ -4,7 +4,7 @@
  * @module
  */
 
-import { Packr } from "msgpackr";
+import { Packr } from "msgpackr/pack";
 import { abortError, CircuitError, fromWireError } from "./errors.ts";
 import { FrameError, FrameOpener, FrameSealer } from "./frame.ts";
 import type { DirectionKeys } from "./frame.ts";
@@ -12,10 +12,10 @@ import {
   checkHello,
   deriveKeys,
   newNonce,
-  PROTOCOL_VERSION_MAX,
-  PROTOCOL_VERSION_MIN,
   proof,
   proofMatches,
+  PROTOCOL_VERSION_MAX,
+  PROTOCOL_VERSION_MIN,
 } from "./handshake.ts";
 import type { Hello, PeerInfo, Role, Target } from "./handshake.ts";
 import { type Handler, Mux } from "./mux.ts";
@@ -200,7 +200,9 @@ export async function dial(url: CircuitUrl, options: DialOptions): Promise<Conne
   const onAbort = () => io?.close();
   signal.addEventListener("abort", onAbort, { once: true });
   try {
-    conn = await Deno.connect({ hostname: hostOf(url), port: url.port, signal } as Deno.ConnectOptions);
+    conn = await Deno.connect(
+      { hostname: hostOf(url), port: url.port, signal } as Deno.ConnectOptions,
+    );
     (conn as Deno.TcpConn).setNoDelay?.(true);
     io = new FrameIO(conn, config.maxFrameBytes);
     if (signal.aborted) throw signal.reason;

@@ -89,6 +89,7 @@ export class FrameSealer {
     const seq = this.#seq++;
     const c = createCipheriv(CIPHER, keys.encKey, counterBlock(seq));
     const ct = c.update(body);
+    c.final(); // releases the cipher's resource; a stream cipher has no tail
     out.set(ct, LENGTH_BYTES);
     out.set(macOf(keys, seq, out.subarray(0, LENGTH_BYTES), ct), LENGTH_BYTES + body.length);
     return out;
@@ -176,7 +177,9 @@ export class FrameOpener {
       throw new FrameError("bad mac", `Reading frame ${seq} failed: MAC mismatch`);
     }
     const d = createDecipheriv(CIPHER, keys.encKey, counterBlock(seq));
-    return new Uint8Array(d.update(body));
+    const pt = new Uint8Array(d.update(body));
+    d.final();
+    return pt;
   }
 
   #append(chunk: Uint8Array): void {

@@ -1,4 +1,5 @@
 import fc from "fast-check";
+import { createDecipheriv, createHmac } from "node:crypto";
 import {
   type DirectionKeys,
   FrameError,
@@ -55,21 +56,6 @@ function assertFrameError(fn: () => unknown, reasons: FrameErrorReason[]): Frame
 
 // ---- fixtures ----
 
-/**
- * KNOWN BUG (net/frame.ts:90 and :178): FrameSealer.seal() and FrameOpener#open() call
- * createCipheriv/createDecipheriv once per frame and never call final(), so every keyed
- * frame leaks one "cryptoCipher"/"cryptoDecipher" resource (~0.8 KB of memory each,
- * never reclaimed). Until that is fixed, tests that seal or open keyed frames run without
- * the resource sanitizer, and the test that pins the leak is ignored. Set to false once
- * frame.ts releases its ciphers.
- */
-const CIPHER_LEAK_BUG = true;
-
-/** Deno.test with the resource sanitizer off while the cipher leak is unfixed. */
-function keyedTest(name: string, fn: () => void | Promise<void>): void {
-  Deno.test({ name, fn, sanitizeResources: !CIPHER_LEAK_BUG });
-}
-
 const MAX = 4096;
 
 function randomKeys(): DirectionKeys {
@@ -122,7 +108,7 @@ Deno.test("FrameOpener.push() yields the sealed bodies under any chunking (unkey
   );
 });
 
-keyedTest("FrameOpener.push() yields the sealed bodies under any chunking (keyed)", () => {
+Deno.test("FrameOpener.push() yields the sealed bodies under any chunking (keyed)", () => {
   fc.assert(
     fc.property(bodiesArb, cutsArb, (bodies, cuts) => {
       const keys = randomKeys();
@@ -132,7 +118,7 @@ keyedTest("FrameOpener.push() yields the sealed bodies under any chunking (keyed
   );
 });
 
-keyedTest("FrameOpener.push() yields the sealed bodies when fed byte by byte", () => {
+Deno.test("FrameOpener.push() yields the sealed bodies when fed byte by byte", () => {
   fc.assert(
     fc.property(bodiesArb, fc.boolean(), (bodies, keyed) => {
       const keys = keyed ? randomKeys() : undefined;
@@ -152,7 +138,7 @@ keyedTest("FrameOpener.push() yields the sealed bodies when fed byte by byte", (
   );
 });
 
-keyedTest("FrameOpener.push() returns bodies that later pushes do not overwrite", () => {
+Deno.test("FrameOpener.push() returns bodies that later pushes do not overwrite", () => {
   for (const keys of [undefined, randomKeys()]) {
     const bodies = [new Uint8Array(100).fill(1), new Uint8Array(100).fill(2)];
     const frames = sealAll(keys, [...bodies, new Uint8Array(5000).fill(3)]);
@@ -163,7 +149,7 @@ keyedTest("FrameOpener.push() returns bodies that later pushes do not overwrite"
   }
 });
 
-keyedTest("FrameSealer.seal() writes length|body without keys and length|ct|mac with keys", () => {
+Deno.test("FrameSealer.seal() writes length|body without keys and length|ct|mac with keys", () => {
   const body = new TextEncoder().encode("hello, circuit");
   const plain = new FrameSealer().seal(body);
   assert(plain.length === LENGTH_BYTES + body.length);
@@ -174,9 +160,32 @@ keyedTest("FrameSealer.seal() writes length|body without keys and length|ct|mac 
   assert(new DataView(sealed.buffer).getUint32(0) === body.length);
 });
 
+Deno.test("FrameSealer.seal() follows the documented wire format (ChaCha20, HMAC over seq|len|ct)", () => {
+  const keys = randomKeys();
+  const s = new FrameSealer(keys);
+  const bodies = [new TextEncoder().encode("first frame"), new Uint8Array(300).fill(0xab)];
+  bodies.forEach((body, i) => {
+    const f = s.seal(body);
+    const header = f.subarray(0, LENGTH_BYTES);
+    const ct = f.subarray(LENGTH_BYTES, LENGTH_BYTES + body.length);
+    const seq = new Uint8Array(8);
+    new DataView(seq.buffer).setBigUint64(0, BigInt(i));
+    // MAC = HMAC-SHA256(macKey, seq u64 | length u32 | ciphertext)
+    const mac = createHmac("sha256", keys.macKey).update(seq).update(header).update(ct).digest();
+    assertBytesEqual(f.subarray(LENGTH_BYTES + body.length), new Uint8Array(mac), "mac");
+    // ciphertext = ChaCha20(encKey, counter 0, nonce seq u64 | 0 u32)
+    const iv = new Uint8Array(16);
+    iv.set(seq, 4);
+    const d = createDecipheriv("chacha20", keys.encKey, iv);
+    const pt = new Uint8Array(d.update(ct));
+    d.final();
+    assertBytesEqual(pt, body, "plaintext");
+  });
+});
+
 // ---- tampering ----
 
-keyedTest("FrameOpener.push() rejects any single flipped bit in a keyed frame", () => {
+Deno.test("FrameOpener.push() rejects any single flipped bit in a keyed frame", () => {
   // Two trailing 4000-byte frames guarantee that a flipped length bit that grows the frame
   // (up to MAX) still has enough bytes behind it for the MAC to be checked.
   const filler = [new Uint8Array(4000), new Uint8Array(4000)];
@@ -205,7 +214,7 @@ keyedTest("FrameOpener.push() rejects any single flipped bit in a keyed frame", 
   );
 });
 
-keyedTest("FrameOpener.push() rejects a flipped bit at every position of one keyed frame", () => {
+Deno.test("FrameOpener.push() rejects a flipped bit at every position of one keyed frame", () => {
   const keys = randomKeys();
   const body = crypto.getRandomValues(new Uint8Array(40));
   const [frame, ...rest] = sealAll(keys, [body, new Uint8Array(4000), new Uint8Array(4000)]);
@@ -221,7 +230,7 @@ keyedTest("FrameOpener.push() rejects a flipped bit at every position of one key
   }
 });
 
-keyedTest("FrameOpener.push() rejects a replayed keyed frame", () => {
+Deno.test("FrameOpener.push() rejects a replayed keyed frame", () => {
   const keys = randomKeys();
   const [f0] = sealAll(keys, [new Uint8Array([1, 2, 3])]);
   const opener = new FrameOpener(keys, MAX);
@@ -230,14 +239,14 @@ keyedTest("FrameOpener.push() rejects a replayed keyed frame", () => {
   assert(err.message.includes("MAC mismatch"));
 });
 
-keyedTest("FrameOpener.push() rejects two swapped keyed frames", () => {
+Deno.test("FrameOpener.push() rejects two swapped keyed frames", () => {
   const keys = randomKeys();
   const [f0, f1] = sealAll(keys, [new Uint8Array([1]), new Uint8Array([2])]);
   assertFrameError(() => new FrameOpener(keys, MAX).push(f1), ["bad mac"]);
   assertFrameError(() => new FrameOpener(keys, MAX).push(concat([f1, f0])), ["bad mac"]);
 });
 
-keyedTest("FrameOpener.push() rejects a stream with a dropped keyed frame", () => {
+Deno.test("FrameOpener.push() rejects a stream with a dropped keyed frame", () => {
   const keys = randomKeys();
   const [f0, , f2] = sealAll(keys, [new Uint8Array([1]), new Uint8Array([2]), new Uint8Array([3])]);
   const opener = new FrameOpener(keys, MAX);
@@ -245,7 +254,7 @@ keyedTest("FrameOpener.push() rejects a stream with a dropped keyed frame", () =
   assertFrameError(() => opener.push(f2), ["bad mac"]);
 });
 
-keyedTest("FrameOpener.push() rejects keyed frames sealed under other keys", () => {
+Deno.test("FrameOpener.push() rejects keyed frames sealed under other keys", () => {
   const a = randomKeys();
   const macOnly: DirectionKeys = { encKey: a.encKey, macKey: randomKeys().macKey };
   const [f] = sealAll(a, [new Uint8Array([9, 9, 9])]);
@@ -262,7 +271,7 @@ keyedTest("FrameOpener.push() rejects keyed frames sealed under other keys", () 
 
 // ---- truncation and size limits ----
 
-keyedTest("FrameOpener.end() throws truncated after a partial frame", () => {
+Deno.test("FrameOpener.end() throws truncated after a partial frame", () => {
   fc.assert(
     fc.property(
       fc.uint8Array({ maxLength: 300 }),
@@ -281,7 +290,7 @@ keyedTest("FrameOpener.end() throws truncated after a partial frame", () => {
   );
 });
 
-keyedTest("FrameOpener.end() accepts a stream that ends on a frame boundary", () => {
+Deno.test("FrameOpener.end() accepts a stream that ends on a frame boundary", () => {
   const keys = randomKeys();
   const opener = new FrameOpener(keys, MAX);
   opener.end(); // empty stream
@@ -304,7 +313,7 @@ Deno.test("FrameOpener.push() throws oversized on the length prefix alone", () =
   }
 });
 
-keyedTest("FrameOpener.push() accepts a body of exactly maxFrameBytes", () => {
+Deno.test("FrameOpener.push() accepts a body of exactly maxFrameBytes", () => {
   for (const keys of [undefined, randomKeys()]) {
     const body = crypto.getRandomValues(new Uint8Array(MAX));
     assertBodies(new FrameOpener(keys, MAX).push(sealAll(keys, [body])[0]), [body]);
@@ -346,7 +355,7 @@ Deno.test("FrameOpener.push() rejects garbage with a small length prefix as bad 
 
 // ---- confidentiality ----
 
-keyedTest("FrameSealer.seal() output hides the body and differs for equal bodies", () => {
+Deno.test("FrameSealer.seal() output hides the body and differs for equal bodies", () => {
   fc.assert(
     fc.property(fc.uint8Array({ minLength: 16, maxLength: 300 }), (body) => {
       const keys = randomKeys();
@@ -364,19 +373,18 @@ keyedTest("FrameSealer.seal() output hides the body and differs for equal bodies
   );
 });
 
-keyedTest("FrameSealer.seal() output differs between two sealers with different keys", () => {
+Deno.test("FrameSealer.seal() output differs between two sealers with different keys", () => {
   const body = new Uint8Array(64);
   const a = new FrameSealer(randomKeys()).seal(body);
   const b = new FrameSealer(randomKeys()).seal(body);
   assert(!bytesEqual(a, b));
 });
 
-Deno.test({
-  name: "FrameSealer.seal() and FrameOpener.push() release their cipher resources",
-  // Fails today: see CIPHER_LEAK_BUG. Un-ignore when frame.ts calls final().
-  ignore: CIPHER_LEAK_BUG,
-  fn() {
-    const keys = randomKeys();
-    new FrameOpener(keys, MAX).push(new FrameSealer(keys).seal(new Uint8Array(8)));
-  },
+Deno.test("FrameSealer.seal() and FrameOpener.push() release their cipher resources", () => {
+  // The resource sanitizer fails this test if a keyed frame leaves a cryptoCipher or
+  // cryptoDecipher resource open (commit 802de26 leaked one per frame: no final()).
+  const keys = randomKeys();
+  const s = new FrameSealer(keys);
+  const o = new FrameOpener(keys, MAX);
+  for (let i = 0; i < 10; i++) o.push(s.seal(new Uint8Array(8)));
 });

@@ -166,10 +166,15 @@ export function checkHello(
   if (!h || typeof h !== "object" || !(h.nonce instanceof Uint8Array)) {
     return { code: "bad request", message: "Handshake failed: malformed hello" };
   }
-  if (!Array.isArray(h.v) || h.v[0] > PROTOCOL_VERSION_MAX || h.v[1] < PROTOCOL_VERSION_MIN) {
+  const v = h.v;
+  if (
+    !Array.isArray(v) || v.length !== 2 || !v.every(Number.isInteger) || v[0] > v[1] ||
+    v[0] > PROTOCOL_VERSION_MAX || v[1] < PROTOCOL_VERSION_MIN
+  ) {
     return {
       code: "bad request",
-      message: `Handshake failed: no common protocol version (server speaks ${PROTOCOL_VERSION_MIN}-${PROTOCOL_VERSION_MAX})`,
+      message:
+        `Handshake failed: no common protocol version (server speaks ${PROTOCOL_VERSION_MIN}-${PROTOCOL_VERSION_MAX})`,
     };
   }
   if (h.nonce.length !== NONCE_BYTES || (h.role !== "client" && h.role !== "peer")) {

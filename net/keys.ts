@@ -65,7 +65,9 @@ export async function readKeyFile(path: string): Promise<Uint8Array> {
   } catch (err) {
     throw new CircuitError(
       "bad request",
-      `Reading key file "${path}" failed: ${(err as Error).message.replace(/^Reading key failed: /, "")}`,
+      `Reading key file "${path}" failed: ${
+        (err as Error).message.replace(/^Reading key failed: /, "")
+      }`,
     );
   }
 }

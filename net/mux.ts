@@ -14,7 +14,7 @@
  * @module
  */
 
-import { Packr } from "msgpackr";
+import { Packr } from "msgpackr/pack";
 import { abortError, CircuitError, fromWireError, toWireError } from "./errors.ts";
 import type { TransportConfig } from "./config.ts";
 
@@ -61,6 +61,8 @@ export type Handler = (call: IncomingCall) => Promise<unknown>;
 export interface CallOptions {
   /** Cancels the call: the callee's signal aborts and the streams reset. */
   signal?: AbortSignal;
+  /** Cancels the call with a `timeout` error after this many ms; 0 or absent: never. */
+  timeoutMs?: number;
   /** Open an upload stream. */
   upload?: boolean;
   /** Open a download stream. */
@@ -113,6 +115,33 @@ export interface MuxOptions {
 
 const packr = new Packr({ useRecords: false, moreTypes: false, bundleStrings: false });
 
+/**
+ * One keep-alive timer per process per interval, however many connections: idle
+ * servers wake once per interval instead of once per connection.
+ */
+const tickers = new Map<number, { timer: number; ticks: Map<Mux, () => void> }>();
+
+function startTicking(mux: Mux, intervalMs: number, tick: () => void): () => void {
+  let t = tickers.get(intervalMs);
+  if (!t) {
+    const ticks = new Map<Mux, () => void>();
+    const timer = setInterval(() => {
+      for (const f of ticks.values()) f();
+    }, intervalMs) as unknown as number;
+    Deno.unrefTimer(timer);
+    tickers.set(intervalMs, t = { timer, ticks });
+  }
+  const ticker = t;
+  ticker.ticks.set(mux, tick);
+  return () => {
+    ticker.ticks.delete(mux);
+    if (ticker.ticks.size === 0 && tickers.get(intervalMs) === ticker) {
+      clearInterval(ticker.timer);
+      tickers.delete(intervalMs);
+    }
+  };
+}
+
 /** The sending half of a byte stream. */
 class SendSide {
   credit = INITIAL_WINDOW_BYTES;
@@ -121,11 +150,17 @@ class SendSide {
   #error: CircuitError | null = null;
   readonly writable: WritableStream<Uint8Array>;
 
+  #mux: Mux;
+  #id: number;
+  #dir: number;
+  #onDone: () => void;
+
   constructor(mux: Mux, id: number, dir: number, chunkBytes: number, onDone: () => void) {
-    const finish = () => {
-      this.done = true;
-      onDone();
-    };
+    this.#mux = mux;
+    this.#id = id;
+    this.#dir = dir;
+    this.#onDone = onDone;
+    const finish = () => this.#finish();
     this.writable = new WritableStream<Uint8Array>({
       write: async (chunk) => {
         let off = 0;
@@ -165,6 +200,20 @@ class SendSide {
     this.#error = err;
     this.#wake?.();
     this.#wake = null;
+    this.#finish();
+  }
+
+  /** Tell the receiver this stream is over without an END, then fail locally. */
+  reset(err: CircuitError): void {
+    if (this.done) return;
+    this.#mux.send([Tag.RESET, this.#id, this.#dir]);
+    this.fail(err);
+  }
+
+  #finish(): void {
+    if (this.done) return;
+    this.done = true;
+    this.#onDone();
   }
 }
 
@@ -175,6 +224,7 @@ class RecvSide {
   #queue: Uint8Array[] = [];
   #ended = false;
   #grant = 0;
+  #error: CircuitError | null = null;
   #ctrl!: ReadableStreamDefaultController<Uint8Array>;
   #waiting = false;
   readonly readable: ReadableStream<Uint8Array>;
@@ -202,7 +252,7 @@ class RecvSide {
 
   /** DATA arrived; false means the sender overran its credit. */
   data(chunk: Uint8Array): boolean {
-    if (this.done) return true;
+    if (this.done || this.#error) return true;
     this.window -= chunk.length;
     if (this.window < 0) return false;
     this.#queue.push(chunk);
@@ -216,10 +266,19 @@ class RecvSide {
     if (this.#waiting || this.#queue.length === 0) this.#deliver();
   }
 
+  /** The stream broke: bytes already received are still delivered, then `err`. */
   fail(err: CircuitError): void {
+    if (this.done || this.#error) return;
+    this.#error = err;
+    if (this.#queue.length === 0) this.#deliver();
+  }
+
+  /** Tell the sender to stop, then fail locally. */
+  reset(err: CircuitError): void {
     if (this.done) return;
-    this.#ctrl.error(err);
-    this.#finish();
+    this.mux.send([Tag.RESET, this.id, this.dir]);
+    this.#queue = [];
+    this.fail(err);
   }
 
   #deliver(): boolean {
@@ -228,11 +287,16 @@ class RecvSide {
       this.#waiting = false;
       this.#ctrl.enqueue(chunk);
       this.#grant += chunk.length;
-      if (this.#grant >= INITIAL_WINDOW_BYTES / 2 && !this.#ended) {
+      if (this.#grant >= INITIAL_WINDOW_BYTES / 2 && !this.#ended && !this.#error) {
         this.mux.send([Tag.CREDIT, this.id, this.#grant]);
         this.window += this.#grant;
         this.#grant = 0;
       }
+      return true;
+    }
+    if (this.#error) {
+      this.#ctrl.error(this.#error);
+      this.#finish();
       return true;
     }
     if (this.#ended) {
@@ -277,7 +341,7 @@ export class Mux {
   #pumping = false;
   #closed: CircuitError | null = null;
   #lastRecv = Date.now();
-  #timer: number;
+  #stopTicking: () => void;
   #pingSentAt = 0;
   #stats = { framesOut: 0, framesIn: 0, messagesOut: 0, rttMs: -1 };
 
@@ -285,8 +349,7 @@ export class Mux {
   constructor(options: MuxOptions) {
     this.#o = options;
     this.#nextId = options.parity;
-    this.#timer = setInterval(() => this.#tick(), options.config.pingIntervalMs) as unknown as number;
-    Deno.unrefTimer(this.#timer);
+    this.#stopTicking = startTicking(this, options.config.pingIntervalMs, () => this.#tick());
   }
 
   /** Whether the mux has closed. */
@@ -343,11 +406,19 @@ export class Mux {
       st.up = new SendSide(this, id, UP, this.#o.config.maxChunkBytes, gc);
     }
     if (options.download) st.down = new RecvSide(this, id, DOWN, gc);
+    const cleanups: Array<() => void> = [];
     if (signal) {
       const onAbort = () => this.#cancelOut(id, st, abortError(signal, `Call "${op}"`));
       signal.addEventListener("abort", onAbort, { once: true });
-      st.unlisten = () => signal.removeEventListener("abort", onAbort);
+      cleanups.push(() => signal.removeEventListener("abort", onAbort));
     }
+    const ms = options.timeoutMs ?? 0;
+    if (ms > 0) {
+      const timeout = new CircuitError("timeout", `Call "${op}" timed out after ${ms} ms`);
+      const t = setTimeout(() => this.#cancelOut(id, st, timeout), ms);
+      cleanups.push(() => clearTimeout(t));
+    }
+    st.unlisten = () => cleanups.forEach((f) => f());
     this.#out.set(id, st);
     const flags = (options.upload ? FLAG_UPLOAD : 0) | (options.download ? FLAG_DOWNLOAD : 0);
     if (!this.send([Tag.REQ, id, op, body, flags])) {
@@ -365,7 +436,11 @@ export class Mux {
    * @returns the reply
    * @throws {CircuitError} what the callee threw, or why the call failed
    */
-  request(op: string, body: unknown, options: { signal?: AbortSignal } = {}): Promise<unknown> {
+  request(
+    op: string,
+    body: unknown,
+    options: { signal?: AbortSignal; timeoutMs?: number } = {},
+  ): Promise<unknown> {
     return this.call(op, body, options).result;
   }
 
@@ -422,7 +497,7 @@ export class Mux {
     if (this.#closed) return;
     const err = reason ?? new CircuitError("closed", `Connection to ${this.#o.peerName} closed`);
     this.#closed = err;
-    clearInterval(this.#timer);
+    this.#stopTicking();
     for (const [id, st] of this.#out) {
       st.up?.fail(err);
       st.down?.fail(err);
@@ -491,7 +566,8 @@ export class Mux {
   }
 
   #tick(): void {
-    if (Date.now() - this.#lastRecv > this.#o.config.deadAfterMs) {
+    const quietMs = Date.now() - this.#lastRecv;
+    if (quietMs > this.#o.config.deadAfterMs) {
       this.close(
         new CircuitError(
           "unreachable",
@@ -500,6 +576,8 @@ export class Mux {
       );
       return;
     }
+    // Only a quiet connection needs proof of life; traffic is proof enough.
+    if (quietMs < this.#o.config.pingIntervalMs) return;
     this.#pingSentAt = performance.now();
     this.send([Tag.PING, 0]);
   }
@@ -581,8 +659,18 @@ export class Mux {
   #reply(id: number, st: InState, err: unknown, value: unknown): void {
     st.replied = true;
     if (this.#in.get(id) !== st) return; // canceled or closed meanwhile
+    // The call ends with its handler: a stream it left open is reset, so the caller's
+    // reader or writer fails instead of waiting forever.
+    const over = new CircuitError("closed", "The call ended before its stream did");
+    st.up?.reset(over);
+    st.down?.reset(over);
     if (!this.send([Tag.RES, id, err, value ?? null])) {
-      this.send([Tag.RES, id, { code: "bad request", message: "Reply is too large to send" }, null]);
+      this.send([
+        Tag.RES,
+        id,
+        { code: "bad request", message: "Reply is too large to send" },
+        null,
+      ]);
     }
     this.#gcIn(id, st);
   }
@@ -629,11 +717,6 @@ export class Mux {
   }
 
   #cancelOut(id: number, st: OutState, err: CircuitError): void {
-    if (st.settled) {
-      // Reply is in; the streams may still be open: reset them.
-      st.up?.fail(err);
-      st.down?.fail(err);
-    }
     if (this.#out.get(id) === st) this.send([Tag.CANCEL, id]);
     st.up?.fail(err);
     st.down?.fail(err);

@@ -18,7 +18,8 @@ export interface CircuitUrl {
   id: string;
 }
 
-const URL_RE = /^circuit:\/\/(\[[0-9a-fA-F:.]+\]|[^\/:\[\]]+):(\d{1,5})\/(\d+)\/Q([0-9a-f]{16})\/?$/;
+const URL_RE =
+  /^circuit:\/\/(\[[0-9a-fA-F:.]+\]|[^\/:\[\]]+):(\d{1,5})\/(\d+)\/Q([0-9a-f]{16})\/?$/;
 const SERVER_RE = /^X[0-9a-f]{16}$/;
 
 /**

@@ -67,7 +67,10 @@ function isWildcard(host: string): boolean {
 export function parseHostPort(text: string): { host: string; port: number } {
   const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:\[\]]*)):(\d+)$/.exec(text.trim());
   if (!m) {
-    throw new CircuitError("bad request", `Parsing address failed: expected HOST:PORT, got "${text}"`);
+    throw new CircuitError(
+      "bad request",
+      `Parsing address failed: expected HOST:PORT, got "${text}"`,
+    );
   }
   const port = Number(m[3]);
   if (port > 65535) {

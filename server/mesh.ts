@@ -32,6 +32,10 @@ export interface MeshOptions {
   config?: Partial<TransportConfig>;
   /** Time to wait for leave announcements at shutdown, in ms. @default {500} */
   leaveTimeoutMs?: number;
+  /** Time limit of the one redial after a connection is lost, in ms. @default {1000} */
+  redialTimeoutMs?: number;
+  /** How long a departed member's connection stays open for late replies, in ms. @default {1000} */
+  retireGraceMs?: number;
 }
 
 /** Dialed connections to every member. */
@@ -46,7 +50,7 @@ export class Mesh {
     this.#o = options;
     options.table.subscribe((e) => {
       if (e.type === "join") void this.#connect(e.member).catch(() => {});
-      else this.#conns.get(e.member.id)?.close();
+      else this.#retire(e.member.id);
     });
   }
 
@@ -136,11 +140,24 @@ export class Mesh {
     this.close();
   }
 
-  /** Close every connection without announcing. */
+  /** Close every connection without announcing, flushing what is queued. */
   close(): void {
     this.#stopping = true;
-    for (const c of this.#conns.values()) c.close();
+    for (const c of this.#conns.values()) void c.mux.goAway("server stopping");
     this.#conns.clear();
+  }
+
+  /**
+   * A member left: replies still in flight on its connection (say, to the `suicide`
+   * that made it leave) may arrive after its leave notice, so close after a grace.
+   */
+  #retire(id: string): void {
+    const conn = this.#conns.get(id);
+    if (!conn) return;
+    this.#conns.delete(id);
+    const t = setTimeout(() => conn.close(), this.#o.retireGraceMs ?? 1000);
+    Deno.unrefTimer(t as unknown as number);
+    void conn.closed.then(() => clearTimeout(t));
   }
 
   #state(): SyncMessage {
@@ -206,7 +223,8 @@ export class Mesh {
     if (this.#stopping || !this.#o.table.get(id)) return;
     this.#o.log.debug(`connection to X${id} lost (${why.message}); redialing`);
     try {
-      await this.#dial(id, url);
+      // A quick redial: a crashed peer refuses at once, a frozen one never answers.
+      await this.#dial(id, url, AbortSignal.timeout(this.#o.redialTimeoutMs ?? 1000));
     } catch (err) {
       this.#failed(id, err);
     }

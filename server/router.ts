@@ -171,9 +171,17 @@ export class Router {
       upload: call.upload !== null,
       download: call.download !== null,
     });
-    if (call.upload && out.upload) call.upload.pipeTo(out.upload).catch(() => {});
-    if (call.download && out.download) out.download.pipeTo(call.download).catch(() => {});
-    return await out.result;
+    // The call ends when this handler returns, so wait for the streams to drain too.
+    const pipes: Promise<void>[] = [];
+    if (call.upload && out.upload) pipes.push(call.upload.pipeTo(out.upload).catch(() => {}));
+    if (call.download && out.download) {
+      pipes.push(out.download.pipeTo(call.download).catch(() => {}));
+    }
+    try {
+      return await out.result;
+    } finally {
+      await Promise.all(pipes);
+    }
   }
 
   async #local(call: IncomingCall, path: string[], caller: string): Promise<unknown> {

@@ -167,7 +167,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       try {
         listener.close();
       } catch { /* closed */ }
-      for (const c of conns) c.close();
+      await Promise.all([...conns].map((c) => c.mux.goAway("server stopping")));
       oplog.close();
       closeLog();
       varDir.release();

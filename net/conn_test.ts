@@ -1,0 +1,1018 @@
+import { accept, type Connection, dial, type DialOptions } from "./conn.ts";
+import { type Handler, INITIAL_WINDOW_BYTES } from "./mux.ts";
+import { CircuitError, type ErrorCode } from "./errors.ts";
+import { DEFAULT_TRANSPORT_CONFIG } from "./config.ts";
+import type { CircuitUrl } from "./url.ts";
+
+// ---- tiny local helpers (no @std) ----
+
+function assert(cond: unknown, msg = "assertion failed"): asserts cond {
+  if (!cond) throw new Error(msg);
+}
+
+function assertEq<T>(got: T, want: T, msg = ""): void {
+  const g = JSON.stringify(got), w = JSON.stringify(want);
+  if (g !== w) throw new Error(`${msg} expected ${w}, got ${g}`);
+}
+
+/** Awaits p, which must reject with a CircuitError whose code is one of `codes`. */
+async function assertRejectsCircuit(
+  p: Promise<unknown>,
+  codes: ErrorCode[],
+  what = "promise",
+): Promise<CircuitError> {
+  let err: unknown;
+  try {
+    await p;
+  } catch (e) {
+    err = e;
+  }
+  if (err === undefined) throw new Error(`${what} resolved; expected CircuitError ${codes}`);
+  if (!(err instanceof CircuitError)) throw new Error(`${what}: expected CircuitError, got ${err}`);
+  assert(codes.includes(err.code), `${what}: expected code ${codes.join("|")}, got "${err.code}"`);
+  return err;
+}
+
+interface Deferred<T> {
+  promise: Promise<T>;
+  resolve(v: T): void;
+  settled: boolean;
+}
+
+function deferred<T = void>(): Deferred<T> {
+  let resolve!: (v: T) => void;
+  const d: Deferred<T> = {
+    promise: new Promise<T>((r) => (resolve = r)),
+    resolve: (v) => {
+      d.settled = true;
+      resolve(v);
+    },
+    settled: false,
+  };
+  return d;
+}
+
+/** Safety net against hangs: rejects after `ms` (the timer is always cleared). */
+async function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  try {
+    return await Promise.race([
+      p,
+      new Promise<never>((_, rej) => {
+        timer = setTimeout(() => rej(new Error(`timed out after ${ms} ms: ${what}`)), ms);
+      }),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+function randomBytes(n: number): Uint8Array {
+  const out = new Uint8Array(n);
+  for (let off = 0; off < n; off += 65536) {
+    crypto.getRandomValues(out.subarray(off, Math.min(n, off + 65536)));
+  }
+  return out;
+}
+
+async function sha256(b: Uint8Array): Promise<string> {
+  const d = new Uint8Array(await crypto.subtle.digest("SHA-256", b as Uint8Array<ArrayBuffer>));
+  return Array.from(d, (x) => x.toString(16).padStart(2, "0")).join("");
+}
+
+/** Reads a whole stream into a buffer of at most `limit` bytes. */
+async function readAll(stream: ReadableStream<Uint8Array>, limit: number): Promise<Uint8Array> {
+  const buf = new Uint8Array(limit);
+  let off = 0;
+  for await (const chunk of stream) {
+    assert(off + chunk.length <= limit, `stream delivered more than ${limit} bytes`);
+    buf.set(chunk, off);
+    off += chunk.length;
+  }
+  return buf.subarray(0, off);
+}
+
+/** Writes `data` to a writable in uneven pieces (1 byte to 1 MiB), then closes it. */
+async function writeUneven(w: WritableStreamDefaultWriter<Uint8Array>, data: Uint8Array) {
+  const sizes = [1, 1000, 65536, 65537, 300_000, 1 << 20, 7];
+  let off = 0;
+  for (let i = 0; off < data.length; i++) {
+    const n = Math.min(sizes[i % sizes.length], data.length - off);
+    await w.write(data.subarray(off, off + n));
+    off += n;
+  }
+  await w.close();
+}
+
+async function writeAll(conn: Deno.Conn, bytes: Uint8Array): Promise<void> {
+  let off = 0;
+  while (off < bytes.length) off += await conn.write(bytes.subarray(off));
+}
+
+/** Reads until the far end closes (or resets); returns the byte count. */
+async function readUntilEof(conn: Deno.Conn): Promise<number> {
+  const buf = new Uint8Array(65536);
+  let total = 0;
+  try {
+    for (;;) {
+      const n = await conn.read(buf);
+      if (n === null) break;
+      total += n;
+    }
+  } catch { /* reset by peer: closed too */ }
+  return total;
+}
+
+/** Registers `fn` once unkeyed and once keyed. */
+function bothModes(name: string, fn: (key: Uint8Array | undefined) => Promise<void>): void {
+  for (const keyed of [false, true]) {
+    Deno.test(`${name} (${keyed ? "keyed" : "unkeyed"})`, () => fn(keyed ? newKey() : undefined));
+  }
+}
+
+// ---- fixtures ----
+
+const ID = "0123456789abcdef";
+const HOST = "127.0.0.1";
+
+function newKey(): Uint8Array {
+  return randomBytes(64);
+}
+
+interface Server {
+  port: number;
+  url: CircuitUrl;
+  /** Connections accepted (handshake done), in order. */
+  conns: Connection[];
+  /** Resolves with the next accepted connection not yet taken by nextConn(). */
+  nextConn(): Promise<Connection>;
+  /** Number of accept() calls that returned null (refused or failed handshakes). */
+  refused: number;
+  logs: string[];
+  close(): Promise<void>;
+}
+
+function startServer(opts: {
+  key?: Uint8Array;
+  handler: Handler;
+  handshakeTimeoutMs?: number;
+}): Server {
+  const listener = Deno.listen({ hostname: HOST, port: 0 });
+  const port = (listener.addr as Deno.NetAddr).port;
+  const url = { host: HOST, port, pid: Deno.pid, id: ID };
+  const tasks: Promise<void>[] = [];
+  const waiters: Deferred<Connection>[] = [];
+  let taken = 0;
+  const waiterFor = (i: number) => {
+    while (waiters.length <= i) waiters.push(deferred());
+    return waiters[i];
+  };
+  const srv: Server = {
+    port,
+    url,
+    conns: [],
+    refused: 0,
+    logs: [],
+    nextConn: () => waiterFor(taken++).promise,
+    async close() {
+      listener.close();
+      await loop;
+      await Promise.all(tasks);
+      for (const c of srv.conns) c.close();
+      await Promise.all(srv.conns.map((c) => c.closed));
+    },
+  };
+  const loop = (async () => {
+    try {
+      for await (const sock of listener) {
+        tasks.push(
+          accept(sock, {
+            key: opts.key,
+            self: { pid: Deno.pid, id: ID, url: `circuit://${HOST}:${port}/${Deno.pid}/Q${ID}` },
+            handlerFor: () => opts.handler,
+            log: (m) => srv.logs.push(m),
+            handshakeTimeoutMs: opts.handshakeTimeoutMs,
+          }).then((conn) => {
+            if (!conn) {
+              srv.refused++;
+              return;
+            }
+            srv.conns.push(conn);
+            waiterFor(srv.conns.length - 1).resolve(conn);
+          }),
+        );
+      }
+    } catch { /* listener closed */ }
+  })();
+  return srv;
+}
+
+function dialTo(
+  url: CircuitUrl,
+  key: Uint8Array | undefined,
+  more: Partial<DialOptions> = {},
+): Promise<Connection> {
+  return dial(url, { key, role: "client", ...more });
+}
+
+async function closeConn(c: Connection): Promise<void> {
+  c.close();
+  await c.closed;
+}
+
+/** A handler serving "echo" (returns the body) and "fail" (throws body.code). */
+const echoHandler: Handler = (call) => {
+  if (call.op === "echo") return Promise.resolve(call.body);
+  if (call.op === "fail") {
+    const b = call.body as { code: ErrorCode; message: string };
+    return Promise.reject(new CircuitError(b.code, b.message));
+  }
+  return Promise.reject(new Error(`unknown op ${call.op}`));
+};
+
+/** Checks that a fresh, correctly keyed client still gets served. */
+async function assertServes(srv: Server, key: Uint8Array | undefined): Promise<void> {
+  const c = await within(dialTo(srv.url, key), 5000, "dial");
+  try {
+    assertEq(await within(c.mux.request("echo", "still alive"), 5000, "echo"), "still alive");
+  } finally {
+    await closeConn(c);
+  }
+}
+
+// ---- request / reply ----
+
+bothModes("Connection.mux.request() gets the handler's reply", async (key) => {
+  const seen: string[] = [];
+  const srv = startServer({
+    key,
+    handler: (call) => {
+      seen.push(call.op);
+      return Promise.resolve({ got: call.body, op: call.op });
+    },
+  });
+  try {
+    const c = await dialTo(srv.url, key);
+    const body = { n: 1, s: "x".repeat(1000), bytes: new Uint8Array([1, 2, 3]), list: [1, null] };
+    const r = await c.mux.request("echo", body) as { got: typeof body; op: string };
+    assertEq(r.op, "echo");
+    assertEq(r.got.s, body.s);
+    assertEq(Array.from(r.got.bytes), [1, 2, 3]);
+    assertEq(r.got.list, [1, null]);
+    assertEq(await c.mux.request("empty", null), { got: null, op: "empty" });
+    assertEq(seen, ["echo", "empty"]);
+    const sc = await srv.nextConn();
+    assertEq(sc.remote.role, "client");
+    assert(sc.remote.addr.startsWith("127.0.0.1:"), sc.remote.addr);
+    await closeConn(c);
+  } finally {
+    await srv.close();
+  }
+});
+
+bothModes(
+  "Connection.mux.request() from the acceptor reaches the dialer's handler",
+  async (key) => {
+    const srv = startServer({ key, handler: echoHandler });
+    try {
+      const c = await dialTo(srv.url, key, {
+        handler: (call) => Promise.resolve(`dialer got ${call.body}`),
+      });
+      const sc = await srv.nextConn();
+      assertEq(await sc.mux.request("hi", "ping"), "dialer got ping");
+      await closeConn(c);
+    } finally {
+      await srv.close();
+    }
+  },
+);
+
+bothModes("Connection.mux.request() answers 1000 concurrent calls", async (key) => {
+  const srv = startServer({
+    key,
+    // replies leave in a shuffled order
+    handler: (call) =>
+      new Promise((r) => setTimeout(() => r(call.body), Math.floor(Math.random() * 4))),
+  });
+  try {
+    const c = await dialTo(srv.url, key);
+    const N = 1000;
+    const replies = await within(
+      Promise.all(
+        Array.from({ length: N }, (_, i) => c.mux.request("echo", { i, pad: "p".repeat(i % 97) })),
+      ),
+      20_000,
+      "1000 calls",
+    );
+    for (let i = 0; i < N; i++) {
+      const r = replies[i] as { i: number; pad: string };
+      assertEq(r.i, i, `reply ${i}:`);
+      assertEq(r.pad.length, i % 97);
+    }
+    assertEq(c.mux.stats.callsOut, 0, "calls left open:");
+    await closeConn(c);
+  } finally {
+    await srv.close();
+  }
+});
+
+bothModes("Connection.mux.request() rejects with the handler's CircuitError code", async (key) => {
+  const srv = startServer({ key, handler: echoHandler });
+  try {
+    const c = await dialTo(srv.url, key);
+    const codes: ErrorCode[] = [
+      "not found",
+      "busy",
+      "auth",
+      "unreachable",
+      "timeout",
+      "bad request",
+      "closed",
+      "aborted",
+    ];
+    for (const code of codes) {
+      const err = await assertRejectsCircuit(
+        c.mux.request("fail", { code, message: `failed with ${code}` }),
+        [code],
+        code,
+      );
+      assertEq(err.message, `failed with ${code}`);
+    }
+    // anything else thrown becomes "bad request" with its message
+    const err = await assertRejectsCircuit(c.mux.request("nope", null), ["bad request"]);
+    assert(err.message.includes("unknown op nope"), err.message);
+    // and the connection is still usable
+    assertEq(await c.mux.request("echo", 5), 5);
+    await closeConn(c);
+  } finally {
+    await srv.close();
+  }
+});
+
+// ---- handshake failures ----
+
+Deno.test("dial() with a wrong key rejects with auth and the server keeps serving", async () => {
+  const key = newKey();
+  const srv = startServer({ key, handler: echoHandler });
+  try {
+    const err = await assertRejectsCircuit(dialTo(srv.url, newKey()), ["auth"], "dial");
+    assert(err.message.includes("key"), err.message);
+    await assertServes(srv, key);
+    assertEq(srv.refused, 1, "refused handshakes:");
+    assertEq(srv.conns.length, 1, "accepted connections:");
+  } finally {
+    await srv.close();
+  }
+});
+
+bothModes("dial() with a stale incarnation id or pid rejects with not found", async (key) => {
+  const srv = startServer({ key, handler: echoHandler });
+  try {
+    await assertRejectsCircuit(
+      dialTo({ ...srv.url, id: "fedcba9876543210" }, key),
+      ["not found"],
+      "stale id",
+    );
+    await assertRejectsCircuit(
+      dialTo({ ...srv.url, pid: Deno.pid + 1 }, key),
+      ["not found"],
+      "stale pid",
+    );
+    await assertServes(srv, key);
+  } finally {
+    await srv.close();
+  }
+});
+
+Deno.test("dial() with a key to an unkeyed server rejects with auth", async () => {
+  const srv = startServer({ handler: echoHandler });
+  try {
+    const err = await assertRejectsCircuit(dialTo(srv.url, newKey()), ["auth"]);
+    assert(err.message.includes("without a key"), err.message);
+    await assertServes(srv, undefined);
+  } finally {
+    await srv.close();
+  }
+});
+
+Deno.test("dial() without a key to a keyed server rejects with auth", async () => {
+  const key = newKey();
+  const srv = startServer({ key, handler: echoHandler });
+  try {
+    const err = await assertRejectsCircuit(dialTo(srv.url, undefined), ["auth"]);
+    assert(err.message.includes("requires a key"), err.message);
+    await assertServes(srv, key);
+  } finally {
+    await srv.close();
+  }
+});
+
+Deno.test("dial() to a port nobody listens on rejects with unreachable", async () => {
+  const l = Deno.listen({ hostname: HOST, port: 0 });
+  const port = (l.addr as Deno.NetAddr).port;
+  l.close();
+  await assertRejectsCircuit(
+    dialTo({ host: HOST, port, pid: Deno.pid, id: ID }, undefined),
+    ["unreachable"],
+  );
+});
+
+// ---- hostile raw clients ----
+
+/** Connects a raw socket, sends `bytes` (optionally half-closing), waits for the server to hang up. */
+async function rawExchange(port: number, bytes: Uint8Array, halfClose: boolean): Promise<void> {
+  const raw = await Deno.connect({ hostname: HOST, port });
+  try {
+    try {
+      await writeAll(raw, bytes);
+      if (halfClose) await raw.closeWrite();
+    } catch { /* the server may hang up first */ }
+    await within(readUntilEof(raw), 5000, "server hang-up");
+  } finally {
+    raw.close();
+  }
+}
+
+function u32(n: number): Uint8Array {
+  const b = new Uint8Array(4);
+  new DataView(b.buffer).setUint32(0, n);
+  return b;
+}
+
+function cat(...parts: Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let off = 0;
+  for (const p of parts) {
+    out.set(p, off);
+    off += p.length;
+  }
+  return out;
+}
+
+bothModes("accept() drops a raw client sending garbage and keeps serving", async (key) => {
+  const srv = startServer({ key, handler: echoHandler });
+  try {
+    const garbage = [
+      cat(new Uint8Array([0xff]), randomBytes(2000)), // oversized prefix, then noise
+      cat(u32(16), randomBytes(16)), // a frame of random bytes
+      cat(u32(6), new Uint8Array([0xa5, 0x68, 0x65, 0x6c, 0x6c, 0x6f])), // msgpack "hello"
+      cat(u32(1), new Uint8Array([0xc1])), // msgpack "never used" byte
+      cat(u32(0)), // an empty frame
+    ];
+    for (const g of garbage) await rawExchange(srv.port, g, false);
+    assertEq(srv.refused, garbage.length, "refused handshakes:");
+    await assertServes(srv, key);
+  } finally {
+    await srv.close();
+  }
+});
+
+bothModes("accept() drops a raw client sending a huge length prefix", async (key) => {
+  const srv = startServer({ key, handler: echoHandler });
+  try {
+    await rawExchange(srv.port, u32(0xffffffff), false);
+    assert(srv.logs.some((l) => l.includes("exceeds the limit")), srv.logs.join("\n"));
+    await assertServes(srv, key);
+  } finally {
+    await srv.close();
+  }
+});
+
+bothModes("accept() drops a raw client whose stream ends inside a frame", async (key) => {
+  const srv = startServer({ key, handler: echoHandler });
+  try {
+    await rawExchange(srv.port, cat(u32(100), new Uint8Array([1, 2, 3])), true);
+    assert(srv.logs.some((l) => l.includes("stream ended inside a frame")), srv.logs.join("\n"));
+    await assertServes(srv, key);
+  } finally {
+    await srv.close();
+  }
+});
+
+Deno.test("accept() drops a raw client that stalls inside the handshake", async () => {
+  const srv = startServer({ handler: echoHandler, handshakeTimeoutMs: 200 });
+  try {
+    const raw = await Deno.connect({ hostname: HOST, port: srv.port });
+    try {
+      await writeAll(raw, cat(u32(100), new Uint8Array([1, 2])));
+      await within(readUntilEof(raw), 5000, "handshake timeout"); // server hangs up by itself
+    } finally {
+      raw.close();
+    }
+    await assertServes(srv, undefined);
+  } finally {
+    await srv.close();
+  }
+});
+
+// ---- tampering after the handshake ----
+
+interface Proxy {
+  port: number;
+  /** Client→server bytes forwarded so far. */
+  forwarded: number;
+  /** Absolute client→server offset of the byte to flip; -1 for none. */
+  flipAt: number;
+  done: Promise<void>;
+}
+
+/** A one-connection TCP proxy that can flip one client→server byte. */
+function startProxy(targetPort: number): Proxy {
+  const listener = Deno.listen({ hostname: HOST, port: 0 });
+  const proxy: Proxy = {
+    port: (listener.addr as Deno.NetAddr).port,
+    forwarded: 0,
+    flipAt: -1,
+    done: Promise.resolve(),
+  };
+  const pump = async (src: Deno.Conn, dst: Deno.Conn, up: boolean) => {
+    const buf = new Uint8Array(65536);
+    try {
+      for (;;) {
+        const n = await src.read(buf);
+        if (n === null) break;
+        const chunk = buf.slice(0, n);
+        if (up) {
+          const at = proxy.flipAt - proxy.forwarded;
+          if (at >= 0 && at < n) chunk[at] ^= 0x01;
+          proxy.forwarded += n;
+        }
+        await writeAll(dst, chunk);
+      }
+    } catch { /* reset */ }
+    try {
+      await dst.closeWrite();
+    } catch { /* gone */ }
+  };
+  proxy.done = (async () => {
+    const down = await listener.accept();
+    listener.close();
+    const up = await Deno.connect({ hostname: HOST, port: targetPort });
+    await Promise.all([pump(down, up, true), pump(up, down, false)]);
+    down.close();
+    up.close();
+  })();
+  return proxy;
+}
+
+Deno.test(
+  "Connection closes on a byte flipped mid-stream and the server keeps serving",
+  async () => {
+    const key = newKey();
+    const srv = startServer({ key, handler: echoHandler });
+    const proxy = startProxy(srv.port);
+    try {
+      const c = await dialTo({ ...srv.url, port: proxy.port }, key);
+      const sc = await srv.nextConn();
+      assertEq(await c.mux.request("echo", "before"), "before");
+      // flip the first body byte of the next client→server frame
+      proxy.flipAt = proxy.forwarded + 4;
+      await assertRejectsCircuit(
+        within(c.mux.request("echo", "after"), 5000, "tampered call"),
+        ["closed", "unreachable"],
+      );
+      const why = await sc.closed;
+      assert(why.message.includes("Protocol violation"), why.message);
+      assert(srv.logs.some((l) => l.includes("MAC mismatch")), srv.logs.join("\n"));
+      await c.closed;
+      await within(proxy.done, 5000, "proxy shutdown");
+      await assertServes(srv, key);
+    } finally {
+      await srv.close();
+      await proxy.done;
+    }
+  },
+);
+
+// ---- cancel and close ----
+
+bothModes("Connection.mux.request() with an aborted signal rejects with aborted", async (key) => {
+  const started = deferred();
+  const calleeAbort = deferred<unknown>();
+  const srv = startServer({
+    key,
+    handler: (call) => {
+      started.resolve();
+      return new Promise((resolve) => {
+        call.signal.addEventListener("abort", () => {
+          calleeAbort.resolve(call.signal.reason);
+          resolve("too late");
+        }, { once: true });
+      });
+    },
+  });
+  try {
+    const c = await dialTo(srv.url, key);
+    const ac = new AbortController();
+    const p = c.mux.request("wait", null, { signal: ac.signal });
+    await within(started.promise, 5000, "handler start");
+    ac.abort();
+    await assertRejectsCircuit(p, ["aborted"]);
+    const reason = await within(calleeAbort.promise, 5000, "callee abort");
+    assert(reason instanceof CircuitError && reason.code === "aborted", String(reason));
+    // a TimeoutError reason maps to "timeout"; an already aborted signal rejects at once
+    const ac2 = new AbortController();
+    ac2.abort(new DOMException("slow", "TimeoutError"));
+    await assertRejectsCircuit(c.mux.request("wait", null, { signal: ac2.signal }), ["timeout"]);
+    // the connection still works
+    assertEq(c.mux.stats.callsOut, 0);
+    await closeConn(c);
+  } finally {
+    await srv.close();
+  }
+});
+
+bothModes("Connection.close() rejects pending calls with a CircuitError", async (key) => {
+  const started = deferred();
+  const calleeAbort = deferred<unknown>();
+  const srv = startServer({
+    key,
+    handler: (call) => {
+      started.resolve();
+      return new Promise((resolve) => {
+        call.signal.addEventListener("abort", () => {
+          calleeAbort.resolve(call.signal.reason);
+          resolve(null);
+        }, { once: true });
+      });
+    },
+  });
+  try {
+    const c = await dialTo(srv.url, key);
+    const pending = [c.mux.request("wait", 1), c.mux.request("wait", 2)];
+    const withDownload = c.mux.call("wait", 3, { download: true });
+    await within(started.promise, 5000, "handler start");
+    c.close();
+    for (const p of pending) await assertRejectsCircuit(p, ["closed"]);
+    await assertRejectsCircuit(withDownload.result, ["closed"]);
+    await assertRejectsCircuit(withDownload.download!.getReader().read(), ["closed"]);
+    assertEq((await c.closed).code, "closed");
+    // the callee learns through its signal
+    const reason = await within(calleeAbort.promise, 5000, "callee abort");
+    assert(reason instanceof CircuitError, String(reason));
+    // calls after close fail at once
+    await assertRejectsCircuit(c.mux.request("wait", 4), ["closed"]);
+  } finally {
+    await srv.close();
+  }
+});
+
+bothModes("Connection.close() on the acceptor rejects the dialer's pending calls", async (key) => {
+  const started = deferred();
+  const srv = startServer({
+    key,
+    handler: (call) => {
+      started.resolve();
+      return new Promise((r) => call.signal.addEventListener("abort", () => r(null)));
+    },
+  });
+  try {
+    const c = await dialTo(srv.url, key);
+    const p = c.mux.request("wait", null);
+    await within(started.promise, 5000, "handler start");
+    (await srv.nextConn()).close();
+    await assertRejectsCircuit(within(p, 5000, "pending call"), ["closed", "unreachable"]);
+    await c.closed;
+  } finally {
+    await srv.close();
+  }
+});
+
+// ---- streams ----
+
+const BIG = 20 * 1024 * 1024;
+
+bothModes("Connection.mux.call() download delivers 20 MiB intact", async (key) => {
+  const srv = startServer({
+    key,
+    handler: async (call) => {
+      const data = randomBytes(BIG);
+      await writeUneven(call.download!.getWriter(), data);
+      return { sha: await sha256(data), length: data.length };
+    },
+  });
+  try {
+    const c = await dialTo(srv.url, key);
+    const call = c.mux.call("download", null, { download: true });
+    assert(call.upload === null && call.download !== null);
+    const got = await within(readAll(call.download!, BIG), 60_000, "download");
+    const r = await call.result as { sha: string; length: number };
+    assertEq(got.length, BIG);
+    assertEq(await sha256(got), r.sha, "checksum:");
+    assertEq(c.mux.stats.callsOut, 0, "calls left open:");
+    await closeConn(c);
+  } finally {
+    await srv.close();
+  }
+});
+
+bothModes("Connection.mux.call() upload delivers 20 MiB intact", async (key) => {
+  const srv = startServer({
+    key,
+    handler: async (call) => {
+      assert(call.upload !== null && call.download === null);
+      const got = await readAll(call.upload!, BIG);
+      return { sha: await sha256(got), length: got.length };
+    },
+  });
+  try {
+    const c = await dialTo(srv.url, key);
+    const call = c.mux.call("upload", null, { upload: true });
+    const data = randomBytes(BIG);
+    await within(writeUneven(call.upload!.getWriter(), data), 60_000, "upload");
+    const r = await within(call.result, 60_000, "upload reply") as { sha: string; length: number };
+    assertEq(r.length, BIG);
+    assertEq(r.sha, await sha256(data), "checksum:");
+    await closeConn(c);
+  } finally {
+    await srv.close();
+  }
+});
+
+const CHUNK = DEFAULT_TRANSPORT_CONFIG.maxChunkBytes;
+
+bothModes(
+  "Connection.mux.call() download blocks its writer at the window without stalling other calls",
+  async (key) => {
+    const TOTAL = 10 * 1024 * 1024;
+    let accepted = 0; // bytes whose write() resolved
+    let pendingWrite: Deferred<void> | null = null;
+    const reachedWindow = deferred();
+    const srv = startServer({
+      key,
+      handler: async (call) => {
+        if (call.op === "echo") return call.body;
+        if (call.op === "small") {
+          await writeUneven(call.download!.getWriter(), new Uint8Array(2 * 1024 * 1024).fill(7));
+          return "small done";
+        }
+        const w = call.download!.getWriter();
+        for (let off = 0; off < TOTAL; off += CHUNK) {
+          const d = deferred();
+          pendingWrite = d;
+          await w.write(new Uint8Array(CHUNK).fill(off / CHUNK));
+          d.resolve();
+          accepted += CHUNK;
+          if (accepted >= INITIAL_WINDOW_BYTES) reachedWindow.resolve();
+        }
+        await w.close();
+        return "big done";
+      },
+    });
+    try {
+      const c = await dialTo(srv.url, key);
+      const slow = c.mux.call("big", null, { download: true });
+      await within(reachedWindow.promise, 5000, "writer reaching the window");
+      // Many round trips on the same connection: each stays prompt, and give an
+      // unthrottled writer every chance to run ahead.
+      for (let i = 0; i < 20; i++) {
+        const t0 = performance.now();
+        assertEq(await within(c.mux.request("echo", i), 2000, "echo"), i);
+        assert(performance.now() - t0 < 1000, `echo ${i} took ${performance.now() - t0} ms`);
+      }
+      // another stream on the same connection flows while the first is stuck
+      const other = c.mux.call("small", null, { download: true });
+      const small = await within(readAll(other.download!, 4 * 1024 * 1024), 10_000, "small");
+      assertEq(small.length, 2 * 1024 * 1024);
+      assertEq(await other.result, "small done");
+
+      assert(
+        accepted <= INITIAL_WINDOW_BYTES + CHUNK,
+        `writer pushed ${accepted} bytes with nobody reading (window ${INITIAL_WINDOW_BYTES})`,
+      );
+      assert(
+        pendingWrite !== null && !(pendingWrite as Deferred<void>).settled,
+        "no write blocked",
+      );
+      assertEq(srv.conns[0].mux.stats.callsIn, 1, "callee calls:");
+
+      // once the reader reads, everything arrives and the writer finishes
+      const all = await within(readAll(slow.download!, TOTAL), 30_000, "slow download");
+      assertEq(all.length, TOTAL);
+      for (let off = 0; off < TOTAL; off += CHUNK) {
+        assert(all[off] === (off / CHUNK & 0xff), `chunk at ${off} out of order`);
+      }
+      assertEq(await slow.result, "big done");
+      assertEq(accepted, TOTAL);
+      await closeConn(c);
+    } finally {
+      await srv.close();
+    }
+  },
+);
+
+bothModes("Connection.mux.call() upload blocks the caller's writer at the window", async (key) => {
+  const handlerStarted = deferred<ReadableStream<Uint8Array>>();
+  const release = deferred();
+  const srv = startServer({
+    key,
+    handler: async (call) => {
+      if (call.op === "echo") return call.body;
+      handlerStarted.resolve(call.upload!);
+      await release.promise; // does not read until told
+      const got = await readAll(call.upload!, 8 * 1024 * 1024);
+      return got.length;
+    },
+  });
+  try {
+    const c = await dialTo(srv.url, key);
+    const call = c.mux.call("up", null, { upload: true });
+    const w = call.upload!.getWriter();
+    let accepted = 0;
+    let blocked: Promise<void> | null = null;
+    let blockedSettled = false;
+    await within(handlerStarted.promise, 5000, "handler start");
+    for (let i = 0; i < 64; i++) {
+      const p = w.write(new Uint8Array(CHUNK));
+      // a write either completes within a round trip or is blocked on credit
+      const done = await Promise.race([
+        p.then(() => true),
+        c.mux.request("echo", i).then(() => c.mux.request("echo", i)).then(() => false),
+      ]);
+      if (!done) {
+        blocked = p.then(() => {
+          blockedSettled = true;
+        });
+        break;
+      }
+      accepted += CHUNK;
+    }
+    assert(blocked !== null, `all ${accepted} bytes were accepted with nobody reading`);
+    assert(accepted <= INITIAL_WINDOW_BYTES + CHUNK, `caller pushed ${accepted} bytes`);
+    assertEq(await c.mux.request("echo", "still prompt"), "still prompt");
+    assert(!blockedSettled, "blocked write completed with nobody reading");
+    release.resolve();
+    await within(blocked, 5000, "blocked write");
+    await w.close();
+    assertEq(await within(call.result, 5000, "reply"), accepted + CHUNK);
+    await closeConn(c);
+  } finally {
+    await srv.close();
+  }
+});
+
+bothModes("ReadableStream.cancel() on a download rejects the callee's writer", async (key) => {
+  const writerError = deferred<unknown>();
+  const srv = startServer({
+    key,
+    handler: async (call) => {
+      const w = call.download!.getWriter();
+      try {
+        for (let i = 0; i < 10_000; i++) await w.write(new Uint8Array(CHUNK).fill(1));
+        writerError.resolve(null);
+      } catch (err) {
+        writerError.resolve(err);
+      }
+      return "handler returned";
+    },
+  });
+  try {
+    const c = await dialTo(srv.url, key);
+    const call = c.mux.call("download", null, { download: true });
+    const reader = call.download!.getReader();
+    const first = await reader.read();
+    assert(!first.done && first.value.length > 0, "no first chunk");
+    await reader.cancel();
+    const err = await within(writerError.promise, 5000, "writer rejection");
+    assert(err instanceof CircuitError, `writer did not reject with a CircuitError: ${err}`);
+    assertEq(err.code, "closed");
+    assertEq(await within(call.result, 5000, "reply"), "handler returned");
+    assertEq(c.mux.stats.callsOut, 0, "caller calls left open:");
+    await closeConn(c);
+  } finally {
+    await srv.close();
+  }
+});
+
+bothModes(
+  "ReadableStream.cancel() on an upload by the callee rejects the caller's writer",
+  async (key) => {
+    const srv = startServer({
+      key,
+      handler: async (call) => {
+        const r = call.upload!.getReader();
+        const first = await r.read();
+        await r.cancel();
+        return first.value?.length ?? 0;
+      },
+    });
+    try {
+      const c = await dialTo(srv.url, key);
+      const call = c.mux.call("up", null, { upload: true });
+      const w = call.upload!.getWriter();
+      let err: unknown = null;
+      try {
+        // at most ~one window goes out before the reset lands; 1000 chunks would be 64 MiB
+        for (let i = 0; i < 1000; i++) await within(w.write(new Uint8Array(CHUNK)), 5000, "write");
+      } catch (e) {
+        err = e;
+      }
+      assert(err instanceof CircuitError, `writer did not reject with a CircuitError: ${err}`);
+      assertEq(err.code, "closed");
+      assert((await call.result as number) > 0, "callee read nothing");
+      await closeConn(c);
+    } finally {
+      await srv.close();
+    }
+  },
+);
+
+// ---- known bugs in net/mux.ts, pinned by ignored tests (un-ignore once fixed) ----
+
+Deno.test({
+  name: "Mux forgets a call whose download the caller canceled",
+  // KNOWN BUG (net/mux.ts:163 SendSide.fail never sets `done`/calls onDone, so #gcIn at
+  // :660 and #gcOut at :653 keep the entry forever): stats.callsIn stays 1 on the callee
+  // after the reply, and callsOut stays 1 on a caller whose upload the callee canceled.
+
+  async fn() {
+    const srv = startServer({
+      handler: async (call) => {
+        if (call.upload) {
+          await call.upload.cancel();
+          return "up";
+        }
+        const w = call.download!.getWriter();
+        try {
+          for (let i = 0; i < 1000; i++) await w.write(new Uint8Array(CHUNK));
+        } catch { /* reset by the reader */ }
+        return "down";
+      },
+    });
+    try {
+      const c = await dialTo(srv.url, undefined);
+      const down = c.mux.call("down", null, { download: true });
+      const reader = down.download!.getReader();
+      await reader.read();
+      await reader.cancel();
+      assertEq(await within(down.result, 5000, "reply"), "down");
+      assertEq(srv.conns[0].mux.stats.callsIn, 0, "callee calls left open:");
+      const up = c.mux.call("up", null, { upload: true });
+      const w = up.upload!.getWriter();
+      assertEq(await within(up.result, 5000, "reply"), "up");
+      await w.write(new Uint8Array(1)).catch(() => {});
+      assertEq(c.mux.stats.callsOut, 0, "caller calls left open:");
+      await closeConn(c);
+    } finally {
+      await srv.close();
+    }
+  },
+});
+
+Deno.test({
+  name: "Connection.mux.call() download fails when the handler throws mid-stream",
+  // KNOWN BUG (net/mux.ts:581 #reply sends RES but neither ENDs nor RESETs an unclosed
+  // download): the caller's reader hangs forever after the bytes already sent, and the
+  // call stays in stats.callsOut / callsIn on both sides.
+
+  async fn() {
+    const srv = startServer({
+      handler: async (call) => {
+        const w = call.download!.getWriter();
+        await w.write(new Uint8Array(1000));
+        throw new CircuitError("unreachable", "disk failed");
+      },
+    });
+    try {
+      const c = await dialTo(srv.url, undefined);
+      const call = c.mux.call("download", null, { download: true });
+      await assertRejectsCircuit(call.result, ["unreachable"]);
+      const reader = call.download!.getReader();
+      assertEq((await reader.read()).value?.length, 1000);
+      await assertRejectsCircuit(within(reader.read(), 2000, "read after failure"), [
+        "unreachable",
+        "closed",
+        "aborted",
+      ]);
+      await closeConn(c);
+    } finally {
+      await srv.close();
+    }
+  },
+});
+
+Deno.test({
+  name: "Connection.mux.call() upload writer fails once the callee replied without reading",
+  // KNOWN BUG (net/mux.ts:581 #reply does not RESET an unread upload): after the reply
+  // the caller's writer blocks forever once the window is used up.
+
+  async fn() {
+    const srv = startServer({ handler: () => Promise.resolve("ignored your upload") });
+    try {
+      const c = await dialTo(srv.url, undefined);
+      const call = c.mux.call("up", null, { upload: true });
+      assertEq(await call.result, "ignored your upload");
+      const w = call.upload!.getWriter();
+      let err: unknown = null;
+      try {
+        for (let i = 0; i < 100; i++) await within(w.write(new Uint8Array(CHUNK)), 2000, "write");
+      } catch (e) {
+        err = e;
+      }
+      assert(err instanceof CircuitError, `writer did not fail with a CircuitError: ${err}`);
+      await closeConn(c);
+    } finally {
+      await srv.close();
+    }
+  },
+});

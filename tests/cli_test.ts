@@ -1,0 +1,178 @@
+/**
+ * The command line against real servers: flags, environment, dial order, errors.
+ */
+
+import { COMMANDS } from "../cli/commands.ts";
+import {
+  assert,
+  assertEquals,
+  assertOneLineError,
+  cli,
+  keyFile,
+  Server,
+  TempDir,
+} from "./_harness.ts";
+
+Deno.test("every subcommand of the contract has help", async () => {
+  const names = [
+    "start",
+    "keygen",
+    "ls",
+    "mk@join",
+    "mk@leave",
+    "stk",
+    "join",
+    "suicide",
+    "mkchan",
+    "send",
+    "recv",
+    "close",
+    "scrub",
+    "peek",
+    "mkdns",
+    "set",
+    "unset",
+    "mkdkr",
+    "mkproc",
+    "signal",
+    "wait",
+    "waitall",
+    "stdin",
+    "stdout",
+    "stderr",
+    "help",
+  ];
+  assertEquals(Object.keys(COMMANDS).sort(), [...names].sort());
+  const list = await cli(["help"]);
+  assertEquals(list.code, 0);
+  for (const n of names) assert(list.stdout.includes(`  ${n} `), `help lists ${n}`);
+  for (const n of ["ls", "start", "mkproc"]) {
+    const r = await cli([n, "-h"]);
+    assertEquals(r.code, 0, r.stderr);
+    assert(r.stdout.startsWith(`usage: circuit ${n}`), r.stdout);
+  }
+  const start = await cli(["help", "start"]);
+  for (const f of ["--addr", "--if", "--join", "--discover", "--hmac", "--docker", "--var"]) {
+    assert(start.stdout.includes(f), `start help names ${f}`);
+  }
+});
+
+Deno.test("keygen prints base64 of 64 random bytes, 88 characters and a newline", async () => {
+  const a = await cli(["keygen"]), b = await cli(["keygen"]);
+  assertEquals(a.stdout.length, 89);
+  assert(/^[A-Za-z0-9+/]{86}==\n$/.test(a.stdout), a.stdout);
+  assertEquals(atob(a.stdout.trim()).length, 64);
+  assert(a.stdout !== b.stdout, "keys differ");
+});
+
+Deno.test("client commands dial -d, then the file named by $CIRCUIT", async () => {
+  await using s = await Server.start();
+  using tmp = new TempDir();
+  await Deno.writeTextFile(`${tmp.path}/url`, s.url + "\n");
+  for (const dial of [["-d", s.url], ["-dial", s.url], ["--dial", s.url], [`--dial=${s.url}`]]) {
+    assertEquals((await cli(["ls", ...dial, "/"])).stdout, `${s.path}\n`, dial.join(" "));
+  }
+  const viaEnv = await cli(["ls", "/"], { env: { CIRCUIT: `${tmp.path}/url` } });
+  assertEquals(viaEnv.stdout, `${s.path}\n`);
+  const envAndDiscover = await cli(["ls", "/"], {
+    env: { CIRCUIT: `${tmp.path}/url`, CIRCUIT_DISCOVER: "228.8.8.8:7711" },
+  });
+  assertEquals(envAndDiscover.stdout, `${s.path}\n`, "$CIRCUIT wins over a discover default");
+  const flagsAfter = await cli(["ls", "/", "-d", s.url]);
+  assertEquals(flagsAfter.stdout, `${s.path}\n`, "flags after positionals");
+});
+
+Deno.test("a client command with nowhere to dial prints the contract's error", async () => {
+  assertOneLineError(
+    await cli(["ls", "/"]),
+    /^no dial or discovery addresses available; use -dial or -discover$/,
+  );
+});
+
+Deno.test("bad input gets one line on stderr and exit 1", async () => {
+  await using s = await Server.start();
+  assertOneLineError(await cli(["frobnicate"]), /unknown command "frobnicate"/);
+  assertOneLineError(await cli(["ls", "-bogus", "/"]), /flag provided but not defined: -bogus/);
+  assertOneLineError(await cli(["ls", "-d", "http://x", "/"]), /circuit:\/\/HOST:PORT/);
+  assertOneLineError(await cli(["ls", "-d", s.url]), /usage: circuit ls/);
+  assertOneLineError(await cli(["ls", "-d", s.url, "/nonserver"]), /No server "nonserver"/);
+  assertOneLineError(await cli(["scrub", "-d", s.url, s.path]), /use suicide/);
+  assertOneLineError(await cli(["stk", "-d", s.url, "/X0000000000000001"]), /not a member/);
+  assertOneLineError(await cli(["ls", "-d", s.url, "--timeout", "soon", "/"]), /--timeout/);
+  assertOneLineError(await cli(["mkchan", "-d", s.url, `${s.path}/c`, "3"]), /not available/);
+  assertOneLineError(
+    await cli(["ls", "-d", "circuit://127.0.0.1:1/1/Q0000000000000001", "/"]),
+    /^Dialing circuit:\/\/127\.0\.0\.1:1\/1\/Q0000000000000001 failed/,
+  );
+  const alive = await cli(["ls", "-d", s.url, "/"]);
+  assertEquals(alive.stdout, `${s.path}\n`, "server alive after bad input");
+});
+
+Deno.test("scrub of an empty anchor succeeds and does nothing", async () => {
+  await using s = await Server.start();
+  const r = await cli(["scrub", "-d", s.url, `${s.path}/none`]);
+  assertEquals([r.code, r.stdout, r.stderr], [0, "", ""]);
+});
+
+Deno.test("a dial to a server that never answers times out with a clear error", async () => {
+  using l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (l.addr as Deno.NetAddr).port;
+  const t = performance.now();
+  const r = await cli(["ls", "-d", `circuit://127.0.0.1:${port}/1/Q0000000000000001`, "/"]);
+  assertOneLineError(r, /timed out/);
+  assert(performance.now() - t < 8000, "gave up within the dial timeout");
+});
+
+Deno.test("start refuses a second server on the same --var directory", async () => {
+  await using s = await Server.start();
+  let err = "";
+  try {
+    await using second = await Server.start({ varDir: s.varDir });
+    err = `second server started: ${second.url}`;
+  } catch (e) {
+    err = (e as Error).message;
+  }
+  assert(/exited 1 .*another circuit server is using it$/.test(err), err);
+});
+
+Deno.test("start with a port in use exits 1 with one line", async () => {
+  using l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (l.addr as Deno.NetAddr).port;
+  using tmp = new TempDir();
+  assertOneLineError(
+    await cli(["start", "--var", tmp.path, "-a", `127.0.0.1:${port}`]),
+    /address already in use/,
+  );
+  assertOneLineError(await cli(["start", "--var", tmp.path, "-a", "127.0.0.1"]), /HOST:PORT/);
+  assertOneLineError(await cli(["start", "--var", tmp.path, "--if", "nosuch0"]), /nosuch0/);
+});
+
+Deno.test("start refuses a non-loopback address without a key unless --insecure", async () => {
+  using tmp = new TempDir();
+  assertOneLineError(
+    await cli(["start", "--var", tmp.path, "-a", "0.0.0.0:0"]),
+    /^Refusing to serve 0\.0\.0\.0 without a key/,
+  );
+});
+
+Deno.test("start without -a advertises loopback without a key and never a wildcard", async () => {
+  await using s = await Server.start();
+  assert(/^circuit:\/\/127\.0\.0\.1:\d+\/\d+\/Q[0-9a-f]{16}$/.test(s.url), s.url);
+  using tmp = new TempDir();
+  const key = await keyFile(tmp.path);
+  await using keyed = await Server.start({ args: ["--hmac", key, "-a", "0.0.0.0:0"] });
+  assert(!/0\.0\.0\.0|\[::\]/.test(keyed.url), `dialable URL: ${keyed.url}`);
+});
+
+Deno.test("start with a bad key file exits 1 with one line", async () => {
+  using tmp = new TempDir();
+  await Deno.writeTextFile(`${tmp.path}/bad`, "not base64 at all!\n");
+  assertOneLineError(
+    await cli(["start", "--var", `${tmp.path}/v`, "--hmac", `${tmp.path}/bad`]),
+    /key file .* not base64/,
+  );
+  assertOneLineError(
+    await cli(["start", "--var", `${tmp.path}/v`, "--hmac", `${tmp.path}/missing`]),
+    /Reading key file/,
+  );
+});

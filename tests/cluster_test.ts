@@ -1,0 +1,181 @@
+/**
+ * Real servers on loopback: joining, merging, listing, peeking, leaving, failing.
+ */
+
+import { connect } from "../mod.ts";
+import { assert, assertEquals, cli, Cluster, Server, waitFor } from "./_harness.ts";
+
+async function lsRoot(dial: string): Promise<string[]> {
+  const r = await cli(["ls", "-d", dial, "/"]);
+  assert(r.code === 0, `ls failed: ${r.stderr}`);
+  return r.stdout.split("\n").filter(Boolean);
+}
+
+function sortedPaths(c: Cluster): string[] {
+  return c.servers.map((s) => s.path).sort();
+}
+
+async function everyoneLists(c: Cluster, expected: string[], via = c.servers): Promise<boolean> {
+  const want = JSON.stringify(expected);
+  for (const s of via) {
+    await using client = await connect(s.url);
+    const got = (await client.walk("/").ls()).map((e) => e.path);
+    if (JSON.stringify(got) !== want) return false;
+  }
+  return true;
+}
+
+Deno.test("servers joined in a -j chain list the same members everywhere within 2 s", async () => {
+  await using c = await new Cluster().chain(4);
+  const want = sortedPaths(c);
+  await waitFor(() => everyoneLists(c, want), "4 servers to list each other", 2000);
+  for (const s of c.servers) assertEquals(await lsRoot(s.url), want, `ls / via ${s.path}`);
+});
+
+Deno.test("circuit join merges two clusters into one", async () => {
+  await using a = await new Cluster().chain(2);
+  await using b = await new Cluster().chain(2);
+  await waitFor(() => everyoneLists(a, sortedPaths(a)), "first cluster");
+  await waitFor(() => everyoneLists(b, sortedPaths(b)), "second cluster");
+  const r = await cli(["join", "-d", a.servers[0].url, a.servers[0].path, b.servers[1].url]);
+  assertEquals([r.code, r.stderr], [0, ""]);
+  const all = [...a.servers, ...b.servers].map((s) => s.path).sort();
+  const both = new Cluster();
+  both.servers.push(...a.servers, ...b.servers);
+  await waitFor(() => everyoneLists(both, all), "merged cluster everywhere", 2000);
+});
+
+Deno.test("ls -l /... prints kind and absolute path in the contract's format", async () => {
+  await using c = await new Cluster().chain(2);
+  const want = sortedPaths(c);
+  await waitFor(() => everyoneLists(c, want), "2 servers");
+  const r = await cli(["ls", "-l", "-d", c.servers[1].url, "/..."]);
+  assertEquals(r.code, 0, r.stderr);
+  assertEquals(r.stdout, want.map((p) => `server          ${p}\n`).join(""));
+  const depth = await cli(["--depth", "ls"].slice(1).concat(["-d", c.servers[0].url, "/..."]));
+  assertEquals(depth.stdout, want.map((p) => `${p}\n`).join(""));
+  const one = await cli(["ls", "-d", c.servers[0].url, c.servers[1].path]);
+  assertEquals([one.code, one.stdout], [0, ""], "a server without anchors lists nothing");
+});
+
+Deno.test("peek of a server prints tab-indented Addr and Joined", async () => {
+  await using c = await new Cluster().chain(2);
+  const [a, b] = c.servers;
+  await waitFor(() => everyoneLists(c, sortedPaths(c)), "2 servers");
+  const r = await cli(["peek", "-d", a.url, b.path]);
+  assertEquals(r.code, 0, r.stderr);
+  const v = JSON.parse(r.stdout);
+  assertEquals(Object.keys(v), ["Addr", "Joined"]);
+  assertEquals(v.Addr, b.url);
+  assert(!Number.isNaN(Date.parse(v.Joined)), `Joined is not RFC 3339: ${v.Joined}`);
+  assertEquals(r.stdout, JSON.stringify(v, null, "\t") + "\n", "tab-indented, newline");
+  const empty = await cli(["peek", "-d", a.url, `${b.path}/nothing/here`]);
+  assertEquals([empty.code, empty.stdout], [0, "null\n"]);
+});
+
+Deno.test("stk prints memory, connections, members and in-flight operations", async () => {
+  await using c = await new Cluster().chain(2);
+  await waitFor(() => everyoneLists(c, sortedPaths(c)), "2 servers");
+  const r = await cli(["stk", "-d", c.servers[0].url, c.servers[1].path]);
+  assertEquals(r.code, 0, r.stderr);
+  const v = JSON.parse(r.stdout);
+  for (const k of ["Memory", "Connections", "Members", "Elements", "InFlight", "Peers"]) {
+    assert(k in v, `stk lacks ${k}: ${r.stdout}`);
+  }
+  assertEquals(v.Members, sortedPaths(c).map((p) => p.slice(1)));
+  assert(v.Memory.rss > 0, "rss reported");
+  assert(v.InFlight.some((f: { Op: string }) => f.Op === "element"), "the stk call is in flight");
+});
+
+Deno.test("suicide stops a server and the others drop it within 2 s", async () => {
+  await using c = await new Cluster().chain(3);
+  await waitFor(() => everyoneLists(c, sortedPaths(c)), "3 servers");
+  const victim = c.servers[2];
+  const r = await cli(["suicide", "-d", c.servers[0].url, victim.path]);
+  assertEquals([r.code, r.stderr], [0, ""]);
+  assertEquals((await victim.status).code, 0, "the server exits 0");
+  const rest = c.servers.slice(0, 2);
+  await waitFor(
+    () => everyoneLists(c, rest.map((s) => s.path).sort(), rest),
+    "others to drop the server",
+    2000,
+  );
+});
+
+Deno.test("SIGTERM stops a server cleanly and others see it leave", async () => {
+  await using c = await new Cluster().chain(2);
+  await waitFor(() => everyoneLists(c, sortedPaths(c)), "2 servers");
+  c.servers[1].kill("SIGTERM");
+  assertEquals((await c.servers[1].status).code, 0);
+  await waitFor(() => everyoneLists(c, [c.servers[0].path], [c.servers[0]]), "leave", 2000);
+});
+
+Deno.test("kill -9 of a member is noticed by the others within 2 s", async () => {
+  await using c = await new Cluster().chain(3);
+  await waitFor(() => everyoneLists(c, sortedPaths(c)), "3 servers");
+  c.servers[1].kill("SIGKILL");
+  await c.servers[1].status;
+  const rest = [c.servers[0], c.servers[2]];
+  await waitFor(
+    () => everyoneLists(c, rest.map((s) => s.path).sort(), rest),
+    "others to notice the kill",
+    2000,
+  );
+});
+
+Deno.test("a restarted server has a new URL and the old URL is refused", async () => {
+  await using first = await Server.start();
+  const varDir = first.varDir;
+  const oldUrl = first.url;
+  first.kill("SIGTERM");
+  await first.status;
+  const port = oldUrl.match(/:(\d+)\//)![1];
+  await using second = await Server.start({ varDir, args: ["-a", `127.0.0.1:${port}`] });
+  assert(second.url !== oldUrl, "new URL");
+  assertEquals(second.url.match(/:(\d+)\//)![1], port, "same port");
+  const r = await cli(["ls", "-d", oldUrl, "/"]);
+  assertEquals(r.code, 1);
+  assert(/no longer runs/.test(r.stderr), r.stderr);
+  assertEquals((await cli(["ls", "-d", second.url, "/"])).stdout, `${second.path}\n`);
+});
+
+Deno.test("the operation log lists state-changing operations in order", async () => {
+  await using c = await new Cluster().chain(1);
+  await using lone = await Server.start();
+  const s = c.servers[0];
+  {
+    await using client = await connect(s.url);
+    await client.walk(s.path).join(lone.url);
+    await client.walk(`${s.path}/x`).make("no-such-kind", {}).catch(() => {});
+    await client.walk(`${s.path}/x`).scrub();
+    await client.walk(s.path).stk();
+  }
+  const lines = (await Deno.readTextFile(`${s.varDir}/ops.log`)).trim().split("\n");
+  const recs = lines.map((l) => JSON.parse(l));
+  assertEquals(recs.map((r) => [r.op, r.path]), [
+    ["join", s.path],
+    ["make no-such-kind", `${s.path}/x`],
+  ]);
+  assertEquals(recs[0].outcome, "ok");
+  assert(recs[1].outcome.startsWith("error: "), recs[1].outcome);
+  for (const r of recs) {
+    assertEquals(Object.keys(r), ["time", "caller", "op", "path", "outcome"]);
+    assert(/^client 127\.0\.0\.1:\d+$/.test(r.caller), r.caller);
+  }
+});
+
+Deno.test("a frozen member (SIGSTOP) is dropped through the heartbeat within 4 s", async () => {
+  await using c = await new Cluster().chain(2);
+  await waitFor(() => everyoneLists(c, sortedPaths(c)), "2 servers");
+  const frozen = c.servers[1];
+  frozen.kill("SIGSTOP");
+  try {
+    await waitFor(
+      () => everyoneLists(c, [c.servers[0].path], [c.servers[0]]),
+      "the frozen member to be dropped",
+      4000,
+    );
+  } finally {
+    frozen.kill("SIGCONT");
+  }
+});
