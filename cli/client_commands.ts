@@ -93,7 +93,10 @@ export const CLIENT_COMMANDS: Record<string, Runner> = {
         entries.map((e) => (p.flags.long ? `${e.kind.padEnd(15)} ${e.path}\n` : `${e.path}\n`))
           .join(""),
       );
-      return 0;
+      const failed = entries.filter((e) => e.error);
+      if (failed.length === 0) return 0;
+      const names = failed.map((e) => e.path).join(", ");
+      throw new Error(`Listing failed for ${names}: ${failed[0].error}`);
     }),
   peek: (p) =>
     withSession(p, async (s) => {

@@ -54,6 +54,8 @@ export class Anchor {
   #t: AnchorTransport;
 
   /**
+   * Make a handle; use {@linkcode Client.walk} rather than calling this.
+   *
    * @param transport the client's connection
    * @param components path components
    */
@@ -81,7 +83,8 @@ export class Anchor {
    * List anchors below this one: servers at `/`, children elsewhere.
    *
    * @param options recursion, signal, timeout
-   * @returns entries with absolute paths and kinds, sorted, parents first
+   * @returns entries with absolute paths and kinds, sorted, parents first; in a recursive
+   *   listing of `/`, a server that did not answer has its entry's `error` set
    * @throws {CircuitError} `not found`, `unreachable`, `timeout`, `aborted`
    */
   async ls(options: LsOptions = {}): Promise<LsEntry[]> {

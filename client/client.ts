@@ -52,7 +52,13 @@ export class Client implements AsyncDisposable {
   #conn: Connection;
   #timeoutMs: number;
 
-  /** @internal Use {@linkcode connect}. */
+  /**
+   * Wrap an established connection; use {@linkcode connect} rather than calling this.
+   *
+   * @param url the URL dialed
+   * @param conn the connection
+   * @param timeoutMs default time limit of each call, in ms
+   */
   constructor(url: string, conn: Connection, timeoutMs: number) {
     this.url = url;
     this.server = `/X${parseUrl(url).id}`;

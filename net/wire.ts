@@ -46,6 +46,11 @@ export interface LsEntry {
   path: string;
   /** `server`, an element kind (`chan`, `proc`, `@join`, …), or `·` for none. */
   kind: string;
+  /**
+   * Only on a server entry of a recursive cluster listing: why that server's anchors
+   * are missing (it did not answer).
+   */
+  error?: string;
 }
 
 /** `make`. */

@@ -26,6 +26,9 @@ import type { Mesh } from "./mesh.ts";
 import type { MemberTable } from "./membership.ts";
 import type { OpLog } from "./oplog.ts";
 
+/** How long a recursive cluster listing waits for each server, in ms. */
+export const LS_FANOUT_TIMEOUT_MS = 5000;
+
 /** Element operations that change nothing and stay out of the operation log. */
 const QUERY_OPS: ReadonlySet<string> = new Set(["stk"]);
 
@@ -150,15 +153,19 @@ export class Router {
     const members = this.#o.table.list();
     const out: LsEntry[] = members.map((m) => ({ path: `/X${m.id}`, kind: "server" }));
     if (!recursive) return out;
-    const lists = await Promise.all(members.map(async (m) => {
-      if (m.id === this.#o.id) return this.#o.namespace.list([], true);
+    const lists = await Promise.all(out.map(async (entry, i) => {
+      const id = members[i].id;
+      if (id === this.#o.id) return this.#o.namespace.list([], true);
       try {
-        const conn = await this.#o.mesh.peer(m.id);
-        return await conn.mux.request(Op.LS, { path: [`X${m.id}`], recursive: true, caller }, {
-          signal: AbortSignal.timeout(5000),
+        const conn = await this.#o.mesh.peer(id);
+        const body: LsRequest = { path: [`X${id}`], recursive: true, caller };
+        return await conn.mux.request(Op.LS, body, {
+          timeoutMs: LS_FANOUT_TIMEOUT_MS,
         }) as LsEntry[];
-      } catch {
-        return []; // a member that just died lists no children
+      } catch (err) {
+        // Never drop a server's anchors silently: say which server did not answer.
+        entry.error = err instanceof Error ? err.message : String(err);
+        return [];
       }
     }));
     return out.concat(...lists);

@@ -179,3 +179,18 @@ Deno.test("a frozen member (SIGSTOP) is dropped through the heartbeat within 4 s
     frozen.kill("SIGCONT");
   }
 });
+
+Deno.test("ls /... names a server that does not answer instead of dropping it", async () => {
+  await using c = await new Cluster().chain(2);
+  await waitFor(() => everyoneLists(c, sortedPaths(c)), "2 servers");
+  const [a, b] = c.servers;
+  b.kill("SIGSTOP");
+  try {
+    const r = await cli(["ls", "-d", a.url, "/..."]);
+    assertEquals(r.code, 1, r.stderr);
+    assert(r.stderr.includes(`Listing failed for ${b.path}`), r.stderr);
+    assert(r.stdout.includes(`${a.path}\n`) && r.stdout.includes(`${b.path}\n`), r.stdout);
+  } finally {
+    b.kill("SIGCONT");
+  }
+});
