@@ -20,6 +20,7 @@ export { Anchor, type CallOptions, type LsOptions } from "./client/anchor.ts";
 export { type Client, connect, type ConnectOptions, readKeyFile } from "./client/client.ts";
 export { comparePaths } from "./client/anchor.ts";
 export { type Glob, joinPath, parseGlob, splitPath } from "./client/path.ts";
+export { type OutputStream, Proc, type ProcCommand, type ProcState } from "./client/proc.ts";
 export { CircuitError, type ErrorCode } from "./net/errors.ts";
 export { generateKey, parseKey } from "./net/keys.ts";
 export type { LsEntry } from "./net/wire.ts";

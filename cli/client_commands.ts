@@ -4,7 +4,15 @@
  * @module
  */
 
-import { type Anchor, type Client, comparePaths, connect, parseGlob, readKeyFile } from "../mod.ts";
+import {
+  type Anchor,
+  type Client,
+  comparePaths,
+  connect,
+  parseGlob,
+  type ProcCommand,
+  readKeyFile,
+} from "../mod.ts";
 import { type Parsed, UsageError } from "./args.ts";
 import { chooseDial, parseDuration } from "./dial.ts";
 import type { Runner } from "./commands.ts";
@@ -128,4 +136,85 @@ export const CLIENT_COMMANDS: Record<string, Runner> = {
       await anchorOf(s, path).suicide({ timeoutMs: s.timeoutMs });
       return 0;
     }),
+};
+
+async function readStdin(): Promise<Uint8Array> {
+  return new Uint8Array(await new Response(Deno.stdin.readable).arrayBuffer());
+}
+
+function writeOut(b: Uint8Array): void {
+  let off = 0;
+  while (off < b.length) off += Deno.stdout.writeSync(b.subarray(off));
+}
+
+async function copyStream(p: Parsed, which: "stdout" | "stderr"): Promise<number> {
+  return await withSession(p, async (s) => {
+    const [path] = args(p, 1, "PROC");
+    const { readable, dropped } = anchorOf(s, path).proc().output(which, {
+      timeoutMs: s.timeoutMs,
+    });
+    for await (const chunk of readable) writeOut(chunk);
+    const n = await dropped;
+    if (n > 0) {
+      Deno.stderr.writeSync(
+        enc.encode(
+          `circuit: ${n} bytes of ${which} were dropped before this read (nobody was reading)\n`,
+        ),
+      );
+    }
+    return 0;
+  });
+}
+
+/** The process commands, by name. */
+export const PROC_COMMANDS: Record<string, Runner> = {
+  mkproc: (p) =>
+    withSession(p, async (s) => {
+      const [path] = args(p, 1, "[--scrub] ANCHOR < JSON");
+      const text = new TextDecoder().decode(await readStdin());
+      let cmd: ProcCommand;
+      try {
+        cmd = JSON.parse(text);
+      } catch (err) {
+        const why = (err as Error).message.replace(/\s+/g, " ");
+        throw new UsageError(`command json not parsing: ${why}`);
+      }
+      if (p.flags.scrub && cmd && typeof cmd === "object") cmd.Scrub = true;
+      await anchorOf(s, path).makeProc(cmd, { timeoutMs: s.timeoutMs });
+      return 0;
+    }),
+  signal: (p) =>
+    withSession(p, async (s) => {
+      const [sig, path] = args(p, 2, "SIGNAL PROC");
+      await anchorOf(s, path).proc().signal(sig, { timeoutMs: s.timeoutMs });
+      return 0;
+    }),
+  wait: (p) =>
+    withSession(p, async (s) => {
+      const [path] = args(p, 1, "PROC");
+      out(json(await anchorOf(s, path).proc().wait({ timeoutMs: s.timeoutMs ?? 0 })));
+      return 0;
+    }),
+  waitall: (p) =>
+    withSession(p, async (s) => {
+      args(p, 0, "< anchors, one a line");
+      const paths = new TextDecoder().decode(await readStdin()).split("\n").map((l) => l.trim())
+        .filter(Boolean);
+      await Promise.all(
+        paths.map((path) => anchorOf(s, path).proc().wait({ timeoutMs: s.timeoutMs ?? 0 })),
+      );
+      return 0;
+    }),
+  stdin: (p) =>
+    withSession(p, async (s) => {
+      const [path] = args(p, 1, "PROC");
+      const call = anchorOf(s, path).open("stdin", null, {
+        upload: true,
+        timeoutMs: s.timeoutMs,
+      });
+      await Promise.all([Deno.stdin.readable.pipeTo(call.upload!), call.result]);
+      return 0;
+    }),
+  stdout: (p) => copyStream(p, "stdout"),
+  stderr: (p) => copyStream(p, "stderr"),
 };

@@ -52,8 +52,10 @@ export interface Command {
   run(): Promise<Runner>;
 }
 
-const client = (name: string) => async (): Promise<Runner> =>
-  (await import("./client_commands.ts")).CLIENT_COMMANDS[name];
+const client = (name: string) => async (): Promise<Runner> => {
+  const m = await import("./client_commands.ts");
+  return m.CLIENT_COMMANDS[name] ?? m.PROC_COMMANDS[name];
+};
 
 const NOT_YET = (what: string, issue: number) => (): Promise<Runner> =>
   Promise.resolve(() => {
@@ -91,6 +93,16 @@ export const COMMANDS: Record<string, Command> = {
         help: "lock, server log and operation log (one server per DIR)",
       },
       insecure: { type: "boolean", help: "allow a non-loopback address without a key" },
+      "output-bound": {
+        type: "string",
+        value: "BYTES",
+        help: "stdout/stderr kept per process, e.g. 4MiB (default 4MiB)",
+      },
+      "scrub-grace": {
+        type: "string",
+        value: "DURATION",
+        help: "time between TERM and KILL when a process is scrubbed (default 5s)",
+      },
     },
     client: false,
     run: async () => (await import("./start.ts")).runStart,
@@ -224,49 +236,49 @@ export const COMMANDS: Record<string, Command> = {
     summary: "process element",
     flags: { scrub: { type: "boolean", help: "remove the element once the process exits" } },
     client: true,
-    run: NOT_YET("Process elements", 3),
+    run: client("mkproc"),
   },
   signal: {
     args: "SIGNAL PROC",
     summary: "send a signal, name first: signal TERM /X…/p",
     flags: {},
     client: true,
-    run: NOT_YET("Process elements", 3),
+    run: client("signal"),
   },
   wait: {
     args: "PROC",
     summary: "wait for exit, print the same JSON as peek",
     flags: {},
     client: true,
-    run: NOT_YET("Process elements", 3),
+    run: client("wait"),
   },
   waitall: {
     args: "< anchors, one a line",
     summary: "wait for all",
     flags: {},
     client: true,
-    run: NOT_YET("Process elements", 3),
+    run: client("waitall"),
   },
   stdin: {
     args: "PROC",
     summary: "copy our stdin to the process's stdin, then close it",
     flags: {},
     client: true,
-    run: NOT_YET("Process elements", 3),
+    run: client("stdin"),
   },
   stdout: {
     args: "PROC",
     summary: "copy the process's stdout to our stdout",
     flags: {},
     client: true,
-    run: NOT_YET("Process elements", 3),
+    run: client("stdout"),
   },
   stderr: {
     args: "PROC",
     summary: "copy the process's stderr to our stdout",
     flags: {},
     client: true,
-    run: NOT_YET("Process elements", 3),
+    run: client("stderr"),
   },
   help: {
     args: "[COMMAND]",

@@ -55,18 +55,37 @@ export function chooseDial(i: DialInputs): DialTarget {
 }
 
 /**
+ * Parse a byte count: `1048576`, `512KiB`, `4MiB`, `1GiB` (also K, M, G, KB, MB, GB as
+ * powers of 1024).
+ *
+ * @param text the size
+ * @param flag the flag's name, for the error
+ * @returns bytes
+ * @throws {UsageError} when it is not a positive size
+ */
+export function parseBytes(text: string, flag: string): number {
+  const m = /^(\d+)\s*(k|m|g)?(i?b)?$/i.exec(text.trim());
+  const unit = { "": 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3 }[(m?.[2] ?? "").toLowerCase()]!;
+  const n = m ? Number(m[1]) * unit : NaN;
+  if (!(n > 0)) {
+    throw new UsageError(`Parsing --${flag} failed: expected a size like 4MiB, got "${text}"`);
+  }
+  return n;
+}
+
+/**
  * Parse a duration: `250ms`, `10s`, `2m`, `1h`, or plain seconds.
  *
  * @param text the duration
  * @returns milliseconds
  * @throws {UsageError} when it is not a positive duration
  */
-export function parseDuration(text: string): number {
+export function parseDuration(text: string, flag = "timeout"): number {
   const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(text.trim());
   const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[m?.[2] ?? "s"]!;
   const ms = m ? Number(m[1]) * unit : NaN;
   if (!(ms > 0)) {
-    throw new UsageError(`Parsing --timeout failed: expected a duration like 10s, got "${text}"`);
+    throw new UsageError(`Parsing --${flag} failed: expected a duration like 10s, got "${text}"`);
   }
   return ms;
 }

@@ -6,6 +6,7 @@
 
 import { startServer } from "../server/mod.ts";
 import { type Parsed, UsageError } from "./args.ts";
+import { parseBytes, parseDuration } from "./dial.ts";
 
 /**
  * Start, print the URL, serve.
@@ -30,6 +31,12 @@ export async function runStart(p: Parsed): Promise<number> {
     docker: f.docker === true,
     varDir: f.var as string | undefined,
     insecure: f.insecure === true,
+    outputBoundBytes: f["output-bound"]
+      ? parseBytes(f["output-bound"] as string, "output-bound")
+      : undefined,
+    scrubGraceMs: f["scrub-grace"]
+      ? parseDuration(f["scrub-grace"] as string, "scrub-grace")
+      : undefined,
     handleSignals: true,
   });
   Deno.stdout.writeSync(new TextEncoder().encode(server.url + "\n"));

@@ -5,20 +5,13 @@
  */
 
 import { abortError, CircuitError } from "../net/errors.ts";
-import type { Mux } from "../net/mux.ts";
+import type { Mux, OutgoingCall } from "../net/mux.ts";
 import { type ElementRequest, type LsEntry, type MakeRequest, Op } from "../net/wire.ts";
 import { joinPath, splitPath } from "./path.ts";
+import { Proc, type ProcCommand, type ProcState } from "./proc.ts";
+import type { CallOptions, ElementAnchor } from "./types.ts";
 
-/** Options every call takes. */
-export interface CallOptions {
-  /** Cancels the call; the server undoes what it had started. */
-  signal?: AbortSignal;
-  /**
-   * Time limit in milliseconds; 0 means none.
-   * @default {the client's timeoutMs}
-   */
-  timeoutMs?: number;
-}
+export type { CallOptions };
 
 /** Options of {@linkcode Anchor.ls}. */
 export interface LsOptions extends CallOptions {
@@ -48,7 +41,7 @@ export interface AnchorTransport {
  * }
  * ```
  */
-export class Anchor {
+export class Anchor implements ElementAnchor {
   /** Path components. */
   readonly components: readonly string[];
   #t: AnchorTransport;
@@ -162,6 +155,40 @@ export class Anchor {
   }
 
   /**
+   * Start a process here.
+   *
+   * @example Start, wait, read what it printed
+   * ```ts ignore
+   * const proc = await anchor.makeProc({ Path: "/bin/echo", Args: ["hi"] });
+   * await proc.wait();
+   * console.log(await new Response(proc.stdout).text()); // "hi\n"
+   * ```
+   *
+   * @param cmd the command (no $PATH search; Env absent inherits the server's)
+   * @param options signal, timeout
+   * @returns the process handle
+   * @throws {CircuitError} `busy` (`anchor already has an element`), `bad request` for a
+   *   bad command, or for an exec failure (`exec error: …`; the element stays, in phase
+   *   `unknown`, until scrubbed)
+   */
+  async makeProc(cmd: ProcCommand, options: CallOptions = {}): Promise<Proc> {
+    const state = await this.make("proc", { cmd }, options) as ProcState;
+    if (state?.Phase === "unknown" && state.Exit) {
+      throw new CircuitError("bad request", state.Exit.Body);
+    }
+    return new Proc(this);
+  }
+
+  /**
+   * A handle on the process at this anchor (nothing is checked until it is used).
+   *
+   * @returns the handle
+   */
+  proc(): Proc {
+    return new Proc(this);
+  }
+
+  /**
    * Call one of the element's own operations.
    *
    * @param op operation name
@@ -172,6 +199,29 @@ export class Anchor {
   async element(op: string, args: unknown, options: CallOptions = {}): Promise<unknown> {
     const body: ElementRequest = { path: [...this.components], op, args };
     return await this.request(Op.ELEMENT, body, options);
+  }
+
+  /**
+   * Start one of the element's own operations with byte streams. Unlike the other
+   * methods it has no default time limit: streams run as long as they need.
+   *
+   * @param op operation name
+   * @param args its arguments
+   * @param options streams wanted, signal, timeout (0 or absent: none)
+   * @returns the reply promise and the streams asked for
+   */
+  open(
+    op: string,
+    args: unknown,
+    options: CallOptions & { upload?: boolean; download?: boolean } = {},
+  ): OutgoingCall {
+    const body: ElementRequest = { path: [...this.components], op, args };
+    return this.#t.mux().call(Op.ELEMENT, body, {
+      signal: options.signal,
+      timeoutMs: options.timeoutMs ?? 0,
+      upload: options.upload,
+      download: options.download,
+    });
   }
 
   /**

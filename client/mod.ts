@@ -13,4 +13,5 @@
 export { type Client, connect, type ConnectOptions, readKeyFile } from "./client.ts";
 export { Anchor, type CallOptions, comparePaths, type LsOptions } from "./anchor.ts";
 export { joinPath, parseGlob, splitPath } from "./path.ts";
+export { type OutputStream, Proc, type ProcCommand, type ProcState } from "./proc.ts";
 export type { Glob } from "./path.ts";

@@ -20,12 +20,24 @@ export interface ElementCall {
   caller: string;
 }
 
+/** Server-wide settings elements read (from `circuit start` flags). */
+export interface ElementSettings {
+  /** Bytes of stdout and of stderr retained per process or container. */
+  outputBoundBytes: number;
+  /** Time between TERM and KILL when a process is scrubbed or the server stops, in ms. */
+  scrubGraceMs: number;
+}
+
 /** What the core gives an element when making it. */
 export interface ElementContext {
   /** The element's absolute path, `/X…/a/b`. */
   path: string;
   /** The hosting server's id (16 hex digits). */
   serverId: string;
+  /** Server-wide settings. */
+  settings: Readonly<ElementSettings>;
+  /** Remove this element from its anchor (for elements that scrub themselves). */
+  removeSelf(): void;
 }
 
 /** A live element at an anchor. */

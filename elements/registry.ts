@@ -5,8 +5,9 @@
  */
 
 import type { ElementKind } from "./element.ts";
+import { procKind } from "./proc/mod.ts";
 
 /** Every element kind that `make` can create, by name. */
 export const ELEMENT_KINDS: ReadonlyMap<string, ElementKind> = new Map<string, ElementKind>([
-  // Kinds register here, e.g. ["proc", procKind].
+  ["proc", procKind],
 ]);

@@ -20,7 +20,7 @@ import {
   Op,
   type SyncMessage,
 } from "../net/wire.ts";
-import type { ElementCall, ElementKind } from "../elements/element.ts";
+import type { Element, ElementCall, ElementKind, ElementSettings } from "../elements/element.ts";
 import type { Namespace } from "./namespace.ts";
 import type { Mesh } from "./mesh.ts";
 import type { MemberTable } from "./membership.ts";
@@ -44,6 +44,8 @@ export interface RouterOptions {
   table: MemberTable;
   /** Element kinds that `make` can create. */
   kinds: ReadonlyMap<string, ElementKind>;
+  /** Settings handed to every element. */
+  settings: Readonly<ElementSettings>;
   /** Operation log. */
   oplog: OpLog;
   /** Server log. */
@@ -230,9 +232,15 @@ export class Router {
             );
           }
           ns.reserve(rel);
-          let el = null;
+          let el: Element | null = null;
+          const removeSelf = () => {
+            if (!el || ns.element(rel) !== el) return;
+            ns.remove(rel, el);
+            this.#o.oplog.write({ caller: "server", op: "scrub", path: where, outcome: "ok" });
+          };
+          const ctx = { path: where, serverId: this.#o.id, settings: this.#o.settings, removeSelf };
           try {
-            el = await k.make({ path: where, serverId: this.#o.id }, spec, ecall);
+            el = await k.make(ctx, spec, ecall);
           } finally {
             ns.settle(rel, el);
           }

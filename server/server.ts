@@ -12,6 +12,10 @@ import { formatUrl, newServerId } from "../net/url.ts";
 import type { TransportConfig } from "../net/config.ts";
 import { ServerElement } from "../elements/server/mod.ts";
 import { ELEMENT_KINDS } from "../elements/registry.ts";
+import { DEFAULT_OUTPUT_BOUND_BYTES } from "../elements/output.ts";
+
+/** Default time between TERM and KILL when a process is scrubbed, in ms. */
+export const DEFAULT_SCRUB_GRACE_MS = 5000;
 import { planBind, readDefaultIface, readInterfaces } from "./addr.ts";
 import { logger, setupLogging } from "./log.ts";
 import { MemberTable } from "./membership.ts";
@@ -39,6 +43,10 @@ export interface ServerOptions {
   varDir?: string;
   /** `--insecure`: allow a non-loopback bind without a key. */
   insecure?: boolean;
+  /** Bytes of stdout and of stderr retained per process. @default {4 MiB} */
+  outputBoundBytes?: number;
+  /** Time between TERM and KILL when scrubbing a process, in ms. @default {5000} */
+  scrubGraceMs?: number;
   /** Transport timings (tests pass faster ones). */
   transport?: Partial<TransportConfig>;
   /** Stop cleanly on SIGTERM and SIGINT (the CLI sets this). @default {false} */
@@ -134,7 +142,11 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     suicide: () => void stop(),
   });
   const namespace = new Namespace(`X${id}`, serverElement);
-  router = new Router({ id, namespace, mesh, table, kinds: ELEMENT_KINDS, oplog, log });
+  const settings = {
+    outputBoundBytes: options.outputBoundBytes ?? DEFAULT_OUTPUT_BOUND_BYTES,
+    scrubGraceMs: options.scrubGraceMs ?? DEFAULT_SCRUB_GRACE_MS,
+  };
+  router = new Router({ id, namespace, mesh, table, kinds: ELEMENT_KINDS, settings, oplog, log });
 
   const netLog = logger("net");
   const serve = async () => {
@@ -159,11 +171,8 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     stopping ??= (async () => {
       log.info("stopping");
       await mesh.leave().catch(() => {});
-      for (const [, el] of namespace.elements()) {
-        try {
-          await el.scrub();
-        } catch { /* best effort at shutdown */ }
-      }
+      // End every element at once (processes get TERM, then KILL after the grace).
+      await Promise.allSettled(namespace.elements().map(([, el]) => el.scrub()));
       try {
         listener.close();
       } catch { /* closed */ }

@@ -1,0 +1,158 @@
+/**
+ * Process handles: start a program on any server, stream its input and output, signal
+ * it, wait for it.
+ *
+ * @module
+ */
+
+import { CircuitError } from "../net/errors.ts";
+import type { CallOptions, ElementAnchor } from "./types.ts";
+
+/** A process command; keys as in the CLI's JSON and in `peek`'s `Cmd`. */
+export interface ProcCommand {
+  /** `K=V` entries; absent or null inherits the server's environment. */
+  Env?: string[] | null;
+  /** Working directory; absent for the server's. */
+  Dir?: string;
+  /** The program, used as given: no $PATH search. */
+  Path: string;
+  /** Arguments after the program name. */
+  Args?: string[];
+  /** Remove the element once the process has exited. @default {false} */
+  Scrub?: boolean;
+}
+
+/** A process's state, as `peek` and `wait` return it. */
+export interface ProcState {
+  /** The command, with every key present. */
+  Cmd: Required<ProcCommand>;
+  /** Null while running and after exit 0; else `{Body: "exit status 3"}` and the like. */
+  Exit: { Body: string } | null;
+  /** `running`, `exited`, `signaled`, `stopped`, `continued` or `unknown`. */
+  Phase: "running" | "exited" | "signaled" | "stopped" | "continued" | "unknown";
+  /** OS process id, or null when it never started. */
+  Pid: number | null;
+  /** Exit code after a normal exit, else null. */
+  ExitCode: number | null;
+  /** The signal that ended it (e.g. `SIGTERM`), else null. */
+  Signal: string | null;
+}
+
+/** A stream of a process's output and how much of it was lost before it. */
+export interface OutputStream {
+  /** The bytes, from the oldest retained to the end of the stream. */
+  readable: ReadableStream<Uint8Array>;
+  /** Once the stream ends: bytes dropped before it (nobody was reading then). */
+  dropped: Promise<number>;
+}
+
+/**
+ * A process element. Its streams are opened when first used.
+ *
+ * @example Run a command and read its output
+ * ```ts ignore
+ * import { connect } from "@circuit/client";
+ * await using client = await connect(url);
+ * const proc = await client.walk(`${client.server}/job`).makeProc({ Path: "/bin/ls", Args: ["/"] });
+ * console.log(await new Response(proc.stdout).text());
+ * console.log((await proc.wait()).Phase); // "exited"
+ * await proc.scrub();
+ * ```
+ */
+export class Proc {
+  /** Where the process lives. */
+  readonly anchor: ElementAnchor;
+  #stdin: WritableStream<Uint8Array> | null = null;
+  #stdout: ReadableStream<Uint8Array> | null = null;
+  #stderr: ReadableStream<Uint8Array> | null = null;
+
+  /**
+   * Wrap an anchor that holds (or will hold) a process.
+   *
+   * @param anchor the anchor
+   */
+  constructor(anchor: ElementAnchor) {
+    this.anchor = anchor;
+  }
+
+  /**
+   * The process's standard input; write as often as needed, close to send EOF.
+   * Only one writer per process: a second one fails with `busy`.
+   */
+  get stdin(): WritableStream<Uint8Array> {
+    if (!this.#stdin) {
+      const call = this.anchor.open("stdin", null, { upload: true });
+      call.result.catch(() => {});
+      this.#stdin = call.upload!;
+    }
+    return this.#stdin;
+  }
+
+  /** The process's standard output, from the oldest retained byte, as it is written. */
+  get stdout(): ReadableStream<Uint8Array> {
+    return this.#stdout ??= this.output("stdout").readable;
+  }
+
+  /** The process's standard error, like {@linkcode Proc.stdout}. */
+  get stderr(): ReadableStream<Uint8Array> {
+    return this.#stderr ??= this.output("stderr").readable;
+  }
+
+  /**
+   * A new reader of stdout or stderr; any number may read at once.
+   *
+   * @param which the stream
+   * @param options signal
+   * @returns the bytes and, at the end, how many were dropped before them
+   */
+  output(which: "stdout" | "stderr", options: CallOptions = {}): OutputStream {
+    const call = this.anchor.open(which, null, { ...options, download: true });
+    call.result.catch(() => {});
+    const dropped = call.result.then((r) => Number((r as { Dropped?: number })?.Dropped ?? 0));
+    return { readable: call.download!, dropped };
+  }
+
+  /**
+   * Wait until the process has exited (whether or not anyone reads its output).
+   *
+   * @param options signal, timeout (default: none)
+   * @returns its final state
+   * @throws {CircuitError} `not found` when the element is gone; `timeout`, `aborted`
+   */
+  async wait(options: CallOptions = {}): Promise<ProcState> {
+    return await this.anchor.element("wait", null, { timeoutMs: 0, ...options }) as ProcState;
+  }
+
+  /**
+   * Send a signal to the process's group.
+   *
+   * @param name e.g. `TERM`, `sigkill`, `HUP` (case-insensitive, `SIG` optional)
+   * @param options signal, timeout
+   * @throws {CircuitError} `bad request` for an unknown name or an exited process
+   */
+  async signal(name: string, options: CallOptions = {}): Promise<void> {
+    await this.anchor.element("signal", { name }, options);
+  }
+
+  /**
+   * The process's state now.
+   *
+   * @param options signal, timeout
+   * @returns the state
+   */
+  async peek(options: CallOptions = {}): Promise<ProcState> {
+    const v = await this.anchor.peek(options);
+    if (v === null) throw new CircuitError("not found", `No element at "${this.anchor.path}"`);
+    return v as ProcState;
+  }
+
+  /**
+   * Kill the process group (TERM, then KILL after the server's grace period) and
+   * remove the element.
+   *
+   * @param options signal, timeout
+   */
+  async scrub(options: CallOptions = {}): Promise<void> {
+    await this.anchor.scrub(options);
+  }
+}

@@ -1,0 +1,98 @@
+import fc from "fast-check";
+import { OutputBuffer } from "./output.ts";
+
+function eq(a: unknown, b: unknown, msg = ""): void {
+  if (JSON.stringify(a) !== JSON.stringify(b)) {
+    throw new Error(`${msg} expected ${JSON.stringify(b)}, got ${JSON.stringify(a)}`);
+  }
+}
+
+async function drain(b: OutputBuffer): Promise<number[]> {
+  const r = b.reader();
+  const out: number[] = [];
+  for (let c = await r.read(); c; c = await r.read()) out.push(...c);
+  r.close();
+  return out;
+}
+
+Deno.test("OutputBuffer keeps only the newest bound bytes with no reader and counts drops", async () => {
+  const b = new OutputBuffer(4);
+  await b.write(new Uint8Array([1, 2, 3]));
+  await b.write(new Uint8Array([4, 5, 6]));
+  b.close();
+  eq(b.droppedBytes, 2);
+  const r = b.reader();
+  eq(r.droppedBefore, 2);
+  r.close();
+  eq(await drain(b), [3, 4, 5, 6]);
+});
+
+Deno.test("OutputBuffer gives every reader everything from the oldest retained byte", async () => {
+  const b = new OutputBuffer(100);
+  await b.write(new Uint8Array([1, 2]));
+  const late = drain(b);
+  const early = drain(b);
+  await b.write(new Uint8Array([3]));
+  b.close();
+  eq(await early, [1, 2, 3]);
+  eq(await late, [1, 2, 3]);
+});
+
+Deno.test("OutputBuffer.write() waits for an attached slow reader instead of dropping", async () => {
+  const b = new OutputBuffer(4);
+  const r = b.reader();
+  await b.write(new Uint8Array([1, 2, 3, 4]));
+  let done = false;
+  const w = b.write(new Uint8Array([5, 6])).then(() => (done = true));
+  await new Promise((r) => setTimeout(r, 10));
+  eq(done, false, "writer must wait");
+  eq(Array.from((await r.read())!), [1, 2, 3, 4]);
+  await w;
+  eq(done, true);
+  eq(b.droppedBytes, 2, "read bytes may then be trimmed");
+  eq(Array.from((await r.read())!), [5, 6]);
+  r.close();
+});
+
+Deno.test("OutputBuffer: a reader that detaches mid-way loses nothing for the next", async () => {
+  const b = new OutputBuffer(10);
+  await b.write(new Uint8Array([1, 2, 3]));
+  const r = b.reader();
+  await r.read();
+  r.close();
+  b.close();
+  eq(await drain(b), [1, 2, 3]);
+});
+
+Deno.test("OutputBuffer.reader().read() honours an abort signal", async () => {
+  const b = new OutputBuffer(10);
+  const r = b.reader();
+  const ac = new AbortController();
+  const p = r.read(ac.signal);
+  ac.abort(new Error("stop"));
+  let msg = "";
+  await p.catch((e) => (msg = e.message));
+  eq(msg, "stop");
+  r.close();
+});
+
+Deno.test("OutputBuffer never holds more than its bound (property)", async () => {
+  await fc.assert(
+    fc.asyncProperty(
+      fc.integer({ min: 1, max: 64 }),
+      fc.array(fc.uint8Array({ maxLength: 40 }), { maxLength: 30 }),
+      async (bound, chunks) => {
+        const b = new OutputBuffer(bound);
+        const all: number[] = [];
+        for (const c of chunks) {
+          await b.write(c);
+          all.push(...c);
+          if (b.retainedBytes > bound) throw new Error("over bound");
+        }
+        b.close();
+        eq(await drain(b), all.slice(Math.max(0, all.length - bound)));
+        eq(b.droppedBytes, Math.max(0, all.length - bound));
+      },
+    ),
+  );
+});
