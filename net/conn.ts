@@ -123,6 +123,7 @@ export class Connection {
       config,
       peerName: remote.peer ? `X${remote.peer.id}` : remote.addr,
       writeFrame: (b) => io.write(b),
+      log,
       onClose: (reason) => {
         io.close();
         onClosed(reason);

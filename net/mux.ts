@@ -111,6 +111,8 @@ export interface MuxOptions {
   onClose(reason: CircuitError): void;
   /** Names the peer in error messages. */
   peerName: string;
+  /** One-line event log (protocol violations). */
+  log?: (message: string) => void;
 }
 
 const packr = new Packr({ useRecords: false, moreTypes: false, bundleStrings: false });
@@ -583,6 +585,7 @@ export class Mux {
   }
 
   #violation(what: string): void {
+    this.#o.log?.(`closing connection to ${this.#o.peerName}: protocol violation: ${what}`);
     void this.goAway(`protocol violation: ${what}`);
   }
 

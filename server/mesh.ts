@@ -210,6 +210,7 @@ export class Mesh {
       handler: this.#o.handler,
       signal,
       config: this.#o.config,
+      log: (m) => this.#o.log.warn(m),
     });
     this.#conns.get(id)?.close();
     this.#conns.set(id, conn);

@@ -194,3 +194,10 @@ Deno.test("ls /... names a server that does not answer instead of dropping it", 
     b.kill("SIGCONT");
   }
 });
+
+Deno.test("suicide of the dialed server itself exits 0 and the server stops", async () => {
+  await using s = await Server.start();
+  const r = await cli(["suicide", "-d", s.url, s.path]);
+  assertEquals([r.code, r.stderr], [0, ""]);
+  assertEquals((await s.status).code, 0);
+});

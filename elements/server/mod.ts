@@ -70,7 +70,8 @@ export class ServerElement implements Element {
         return null;
       }
       case "suicide":
-        queueMicrotask(() => this.#hooks.suicide());
+        // A macrotask, so the reply is queued before the shutdown's GOAWAY.
+        setTimeout(() => this.#hooks.suicide(), 0);
         return null;
       default:
         throw new CircuitError("bad request", `A server has no operation "${op}"`);
