@@ -57,6 +57,9 @@ const client = (name: string) => async (): Promise<Runner> => {
   return m.CLIENT_COMMANDS[name] ?? m.PROC_COMMANDS[name];
 };
 
+const chan = (name: string) => async (): Promise<Runner> =>
+  (await import("./chan_commands.ts")).CHAN_COMMANDS[name];
+
 const NOT_YET = (what: string, issue: number) => (): Promise<Runner> =>
   Promise.resolve(() => {
     throw new Error(`${what} are not available in this build yet (tracked as issue ${issue})`);
@@ -166,42 +169,42 @@ export const COMMANDS: Record<string, Command> = {
     summary: "subscription element of server join events",
     flags: {},
     client: true,
-    run: NOT_YET("Subscriptions", 4),
+    run: chan("mk@join"),
   },
   "mk@leave": {
     args: "ANCHOR",
     summary: "subscription element of server leave events",
     flags: {},
     client: true,
-    run: NOT_YET("Subscriptions", 4),
+    run: chan("mk@leave"),
   },
   mkchan: {
     args: "ANCHOR CAP",
     summary: "channel with buffer capacity CAP ≥ 0",
     flags: {},
     client: true,
-    run: NOT_YET("Channels", 4),
+    run: chan("mkchan"),
   },
   send: {
     args: "CHAN",
     summary: "send stdin (whole, to EOF) as one message",
     flags: {},
     client: true,
-    run: NOT_YET("Channels", 4),
+    run: chan("send"),
   },
   recv: {
     args: "CHAN|SUBSCRIPTION",
     summary: "receive one message to stdout; one event and a newline",
     flags: {},
     client: true,
-    run: NOT_YET("Channels", 4),
+    run: chan("recv"),
   },
   close: {
     args: "CHAN",
     summary: "close after buffered messages are received",
     flags: {},
     client: true,
-    run: NOT_YET("Channels", 4),
+    run: chan("close"),
   },
   mkdns: {
     args: "ANCHOR [ADDR]",

@@ -10,6 +10,8 @@ import { type ElementRequest, type LsEntry, type MakeRequest, Op } from "../net/
 import { joinPath, splitPath } from "./path.ts";
 import { Proc, type ProcCommand, type ProcState } from "./proc.ts";
 import type { CallOptions, ElementAnchor } from "./types.ts";
+import { Chan } from "./chan.ts";
+import { Subscription } from "./subscription.ts";
 
 export type { CallOptions };
 
@@ -186,6 +188,59 @@ export class Anchor implements ElementAnchor {
    */
   proc(): Proc {
     return new Proc(this);
+  }
+
+  /**
+   * Make a channel here.
+   *
+   * @param cap buffer capacity in messages; 0 is a rendezvous
+   * @param options signal, timeout
+   * @returns the channel handle
+   * @throws {CircuitError} `bad request` for a bad capacity; `busy` when the anchor is taken
+   */
+  async makeChan(cap: number, options: CallOptions = {}): Promise<Chan> {
+    await this.make("chan", { cap }, options);
+    return new Chan(this);
+  }
+
+  /**
+   * A handle on the channel at this anchor.
+   *
+   * @returns the handle
+   */
+  chan(): Chan {
+    return new Chan(this);
+  }
+
+  /**
+   * Subscribe here to servers joining: starts with every current member.
+   *
+   * @param options signal, timeout
+   * @returns the subscription
+   */
+  async makeOnJoin(options: CallOptions = {}): Promise<Subscription> {
+    await this.make("@join", null, options);
+    return new Subscription(this);
+  }
+
+  /**
+   * Subscribe here to servers leaving or failing.
+   *
+   * @param options signal, timeout
+   * @returns the subscription
+   */
+  async makeOnLeave(options: CallOptions = {}): Promise<Subscription> {
+    await this.make("@leave", null, options);
+    return new Subscription(this);
+  }
+
+  /**
+   * A handle on the subscription at this anchor.
+   *
+   * @returns the handle
+   */
+  subscription(): Subscription {
+    return new Subscription(this);
   }
 
   /**

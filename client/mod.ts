@@ -14,4 +14,7 @@ export { type Client, connect, type ConnectOptions, readKeyFile } from "./client
 export { Anchor, type CallOptions, comparePaths, type LsOptions } from "./anchor.ts";
 export { joinPath, parseGlob, splitPath } from "./path.ts";
 export { type OutputStream, Proc, type ProcCommand, type ProcState } from "./proc.ts";
+export { Chan, type ChanState } from "./chan.ts";
+export { type MemberEvent, Subscription, type SubscriptionState } from "./subscription.ts";
+export type { Incoming } from "./_recv.ts";
 export type { Glob } from "./path.ts";

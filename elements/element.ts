@@ -26,6 +26,30 @@ export interface ElementSettings {
   outputBoundBytes: number;
   /** Time between TERM and KILL when a process is scrubbed or the server stops, in ms. */
   scrubGraceMs: number;
+  /** Where channel messages larger than 1 MiB are held while in the channel. */
+  spoolDir: string;
+  /** The largest channel message accepted, in bytes. */
+  maxMessageBytes: number;
+}
+
+/** A membership change as elements see it. */
+export interface ClusterEvent {
+  /** Joined, or left (gracefully or by failure). */
+  type: "join" | "leave";
+  /** The server's path, `/X…`. */
+  path: string;
+}
+
+/** The cluster's membership, for elements that report it. */
+export interface ClusterView {
+  /** Paths of every live member, this server included, sorted. */
+  members(): string[];
+  /**
+   * Listen for changes, in the order this server sees them.
+   *
+   * @returns a function that stops listening
+   */
+  subscribe(fn: (e: ClusterEvent) => void): () => void;
 }
 
 /** What the core gives an element when making it. */
@@ -38,6 +62,8 @@ export interface ElementContext {
   settings: Readonly<ElementSettings>;
   /** Remove this element from its anchor (for elements that scrub themselves). */
   removeSelf(): void;
+  /** The cluster's membership. */
+  cluster: ClusterView;
 }
 
 /** A live element at an anchor. */

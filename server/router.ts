@@ -20,7 +20,14 @@ import {
   Op,
   type SyncMessage,
 } from "../net/wire.ts";
-import type { Element, ElementCall, ElementKind, ElementSettings } from "../elements/element.ts";
+import type {
+  ClusterView,
+  Element,
+  ElementCall,
+  ElementContext,
+  ElementKind,
+  ElementSettings,
+} from "../elements/element.ts";
 import type { Namespace } from "./namespace.ts";
 import type { Mesh } from "./mesh.ts";
 import type { MemberTable } from "./membership.ts";
@@ -75,10 +82,16 @@ function checkPath(body: unknown): string[] {
 export class Router {
   #o: RouterOptions;
   #inflight = new Set<InFlight>();
+  #cluster: ClusterView;
 
   /** @param options namespace, mesh, kinds, logs */
   constructor(options: RouterOptions) {
     this.#o = options;
+    const table = options.table;
+    this.#cluster = {
+      members: () => table.list().map((m) => `/X${m.id}`),
+      subscribe: (fn) => table.subscribe((e) => fn({ type: e.type, path: `/X${e.member.id}` })),
+    };
   }
 
   /**
@@ -238,7 +251,13 @@ export class Router {
             ns.remove(rel, el);
             this.#o.oplog.write({ caller: "server", op: "scrub", path: where, outcome: "ok" });
           };
-          const ctx = { path: where, serverId: this.#o.id, settings: this.#o.settings, removeSelf };
+          const ctx: ElementContext = {
+            path: where,
+            serverId: this.#o.id,
+            settings: this.#o.settings,
+            removeSelf,
+            cluster: this.#cluster,
+          };
           try {
             el = await k.make(ctx, spec, ecall);
           } finally {

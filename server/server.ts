@@ -14,6 +14,9 @@ import { ServerElement } from "../elements/server/mod.ts";
 import { ELEMENT_KINDS } from "../elements/registry.ts";
 import { DEFAULT_OUTPUT_BOUND_BYTES } from "../elements/output.ts";
 
+/** Default largest channel message, in bytes: 1 GiB. */
+export const DEFAULT_MAX_MESSAGE_BYTES = 1024 ** 3;
+
 /** Default time between TERM and KILL when a process is scrubbed, in ms. */
 export const DEFAULT_SCRUB_GRACE_MS = 5000;
 import { planBind, readDefaultIface, readInterfaces } from "./addr.ts";
@@ -47,6 +50,8 @@ export interface ServerOptions {
   outputBoundBytes?: number;
   /** Time between TERM and KILL when scrubbing a process, in ms. @default {5000} */
   scrubGraceMs?: number;
+  /** Largest channel message accepted, in bytes. @default {1 GiB} */
+  maxMessageBytes?: number;
   /** Transport timings (tests pass faster ones). */
   transport?: Partial<TransportConfig>;
   /** Stop cleanly on SIGTERM and SIGINT (the CLI sets this). @default {false} */
@@ -145,6 +150,8 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   const settings = {
     outputBoundBytes: options.outputBoundBytes ?? DEFAULT_OUTPUT_BOUND_BYTES,
     scrubGraceMs: options.scrubGraceMs ?? DEFAULT_SCRUB_GRACE_MS,
+    spoolDir: `${varDir.path}/spool`,
+    maxMessageBytes: options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES,
   };
   router = new Router({ id, namespace, mesh, table, kinds: ELEMENT_KINDS, settings, oplog, log });
 

@@ -1,0 +1,61 @@
+/**
+ * The receive protocol channels and subscriptions share: the message arrives on the
+ * call's download; closing the upload afterwards acknowledges it, and only then is it
+ * consumed. A receiver that stops early consumes nothing.
+ *
+ * @module
+ */
+
+import { CircuitError } from "../net/errors.ts";
+import type { CallOptions, ElementAnchor } from "./types.ts";
+
+/** One message being received. */
+export interface Incoming {
+  /** The message's bytes; reading it to the end acknowledges it. */
+  readable: ReadableStream<Uint8Array>;
+  /** The server's reply once the message is consumed (or the error). */
+  done: Promise<unknown>;
+}
+
+/**
+ * Start receiving one message.
+ *
+ * @param anchor the channel or subscription
+ * @param options signal, timeout (default none)
+ * @returns the bytes and the reply
+ */
+export function receive(anchor: ElementAnchor, options: CallOptions = {}): Incoming {
+  const call = anchor.open("recv", null, { ...options, upload: true, download: true });
+  call.result.catch(() => {});
+  const ack = call.upload!;
+  const readable = call.download!.pipeThrough(
+    new TransformStream<Uint8Array, Uint8Array>({
+      // The whole message is in: acknowledge it.
+      flush: () => ack.close().catch(() => {}),
+    }),
+  );
+  return { readable, done: call.result };
+}
+
+/**
+ * Receive one whole message.
+ *
+ * @param anchor the channel or subscription
+ * @param options signal, timeout
+ * @returns the bytes and the server's reply
+ * @throws {CircuitError} the server's error (`channel closed`, …) rather than a stream's
+ */
+export async function receiveAll(
+  anchor: ElementAnchor,
+  options: CallOptions = {},
+): Promise<{ bytes: Uint8Array; reply: unknown }> {
+  const { readable, done } = receive(anchor, options);
+  let bytes: Uint8Array;
+  try {
+    bytes = new Uint8Array(await new Response(readable).arrayBuffer());
+  } catch (err) {
+    await done; // the call's own error explains the broken stream
+    throw err instanceof CircuitError ? err : new CircuitError("closed", String(err));
+  }
+  return { bytes, reply: await done };
+}

@@ -1,0 +1,7 @@
+/**
+ * Channel elements.
+ *
+ * @module
+ */
+
+export { ChanElement, chanKind, type ChanPeek, parseCap } from "./chan.ts";

@@ -1,0 +1,37 @@
+/**
+ * Delivering one message to a receiver so that it is consumed only once the receiver
+ * has it all: the server writes the message to the call's download and closes it; the
+ * receiver closes its upload to acknowledge. A receiver that goes away before the
+ * acknowledgement consumes nothing.
+ *
+ * @module
+ */
+
+import type { ElementCall } from "./element.ts";
+
+/**
+ * Stream a message to a receiver and wait for its acknowledgement.
+ *
+ * @param call the receiver's call (with upload and download)
+ * @param write writes the message to the receiver's stream
+ * @returns true when the receiver acknowledged, false when it went away first
+ */
+export async function deliver(
+  call: ElementCall,
+  write: (w: WritableStreamDefaultWriter<Uint8Array>) => Promise<void>,
+): Promise<boolean> {
+  if (!call.download || !call.upload) return false;
+  const w = call.download.getWriter();
+  try {
+    await write(w);
+    await w.close();
+    // The acknowledgement: the receiver ends its upload once it has read everything.
+    const ack = call.upload.getReader();
+    const r = await ack.read();
+    ack.releaseLock();
+    return r.done === true && !call.signal.aborted;
+  } catch {
+    await w.abort().catch(() => {});
+    return false;
+  }
+}

@@ -1,0 +1,101 @@
+/**
+ * A message held whole on the server: in memory up to a threshold, then in a file, so a
+ * large message never sits in memory and a partial one is never delivered.
+ *
+ * @module
+ */
+
+import { CircuitError } from "../net/errors.ts";
+
+/** Bytes kept in memory before a message moves to a file: 1 MiB. */
+export const SPOOL_MEMORY_BYTES = 1024 * 1024;
+
+/** A complete or filling message. */
+export class Spool {
+  #dir: string;
+  #limit: number;
+  #chunks: Uint8Array[] = [];
+  #size = 0;
+  #file: Deno.FsFile | null = null;
+  #path: string | null = null;
+
+  /**
+   * @param dir where large messages are written
+   * @param limitBytes the largest message accepted
+   */
+  constructor(dir: string, limitBytes: number) {
+    this.#dir = dir;
+    this.#limit = limitBytes;
+  }
+
+  /** Bytes held. */
+  get size(): number {
+    return this.#size;
+  }
+
+  /**
+   * Fill the spool from a stream to its end.
+   *
+   * @param from the sender's bytes
+   * @throws {CircuitError} `bad request` past the size limit; the stream's error if it breaks
+   */
+  async fill(from: ReadableStream<Uint8Array>): Promise<void> {
+    for await (const chunk of from) {
+      if (this.#size + chunk.length > this.#limit) {
+        throw new CircuitError(
+          "bad request",
+          `Sending failed: the message exceeds the limit of ${this.#limit} bytes`,
+        );
+      }
+      this.#size += chunk.length;
+      if (!this.#file && this.#size > SPOOL_MEMORY_BYTES) await this.#toFile();
+      if (this.#file) await writeAll(this.#file, chunk);
+      else this.#chunks.push(chunk);
+    }
+  }
+
+  /**
+   * Write the whole message to a stream (which is left open).
+   *
+   * @param to the receiver's writer
+   */
+  async drainTo(to: WritableStreamDefaultWriter<Uint8Array>): Promise<void> {
+    if (!this.#path) {
+      for (const c of this.#chunks) await to.write(c);
+      return;
+    }
+    using f = await Deno.open(this.#path, { read: true });
+    const buf = new Uint8Array(64 * 1024);
+    for (let n = await f.read(buf); n !== null; n = await f.read(buf)) {
+      await to.write(buf.slice(0, n));
+    }
+  }
+
+  /** Free memory and remove the file. */
+  discard(): void {
+    this.#chunks = [];
+    try {
+      this.#file?.close();
+    } catch { /* closed */ }
+    this.#file = null;
+    if (this.#path) {
+      try {
+        Deno.removeSync(this.#path);
+      } catch { /* gone */ }
+    }
+    this.#path = null;
+  }
+
+  async #toFile(): Promise<void> {
+    await Deno.mkdir(this.#dir, { recursive: true });
+    this.#path = await Deno.makeTempFile({ dir: this.#dir, prefix: "msg-" });
+    this.#file = await Deno.open(this.#path, { write: true });
+    for (const c of this.#chunks) await writeAll(this.#file, c);
+    this.#chunks = [];
+  }
+}
+
+async function writeAll(f: Deno.FsFile, b: Uint8Array): Promise<void> {
+  let off = 0;
+  while (off < b.length) off += await f.write(b.subarray(off));
+}
