@@ -73,7 +73,9 @@ export const COMMANDS: Record<string, Command> = {
     details:
       "Without -a or --if the server binds loopback when there is no key, else the address of\n" +
       "the default-route interface. Binding a non-loopback address without a key is refused\n" +
-      "unless --insecure is given. Stops cleanly on SIGTERM, SIGINT or `circuit suicide`.",
+      "unless --insecure is given. Stops cleanly on SIGTERM, SIGINT or `circuit suicide`,\n" +
+      "ending its processes. Fixes: the printed URL is always dialable (never 0.0.0.0 or\n" +
+      "[::]); --if is honoured; $CIRCUIT_HMAC works.",
     flags: {
       addr: {
         type: "string",
@@ -121,7 +123,8 @@ export const COMMANDS: Record<string, Command> = {
     args: "[-l] [--depth] GLOB",
     summary: "list anchors: / servers, /X… children, /X…/... every descendant, /... the cluster",
     details: "Paths print absolute, sorted by name, parents before children (--depth: children\n" +
-      "first). -l prints the kind of each: server chan proc dns docker @join @leave, or ·.",
+      "first). -l prints the kind of each: server chan proc dns docker @join @leave, or ·.\n" +
+      "Fix: printed paths are absolute (the original printed them relative).",
     flags: {
       long: { type: "boolean", short: "l", help: "print each anchor's kind" },
       depth: { type: "boolean", help: "children before parents" },
@@ -139,6 +142,8 @@ export const COMMANDS: Record<string, Command> = {
   scrub: {
     args: "ANCHOR",
     summary: "abort and remove the element (a process is killed)",
+    details: "Fix: scrub of a process kills its whole process group (TERM, then KILL after\n" +
+      "start --scrub-grace); the original left it running. Scrub of an empty anchor does nothing.",
     flags: {},
     client: true,
     run: client("scrub"),
@@ -160,6 +165,8 @@ export const COMMANDS: Record<string, Command> = {
   suicide: {
     args: "SERVER",
     summary: "stop that server cleanly",
+    details: "Fix: the server stops cleanly (announces its leave, ends its processes, exits 0);\n" +
+      "the original printed a stack trace instead.",
     flags: {},
     client: true,
     run: client("suicide"),
@@ -188,6 +195,10 @@ export const COMMANDS: Record<string, Command> = {
   send: {
     args: "CHAN",
     summary: "send stdin (whole, to EOF) as one message",
+    details:
+      "The message is stdin to EOF, delivered whole or not at all. Fix: a sender that dies\n" +
+      "mid-message leaves nothing behind. Blocks while the buffer is full (CAP 0: until a\n" +
+      "receiver takes it) unless --timeout is given.",
     flags: {},
     client: true,
     run: chan("send"),
@@ -195,6 +206,9 @@ export const COMMANDS: Record<string, Command> = {
   recv: {
     args: "CHAN|SUBSCRIPTION",
     summary: "receive one message to stdout; one event and a newline",
+    details: "Prints one message (raw bytes), or one event and a newline. Fix: a recv that dies\n" +
+      "while blocked or mid-message consumes nothing; the next message goes to a live\n" +
+      "receiver.",
     flags: {},
     client: true,
     run: chan("recv"),
@@ -209,6 +223,9 @@ export const COMMANDS: Record<string, Command> = {
   mkdns: {
     args: "ANCHOR [ADDR]",
     summary: "DNS server element on ADDR (default: any interface, free port)",
+    details:
+      "Fix: answers by query type, NXDOMAIN for unknown names, case-insensitive names, UDP\n" +
+      "and TCP; no packet and no scrub can crash the server.",
     flags: {},
     client: true,
     run: NOT_YET("DNS elements", 6),
@@ -230,6 +247,7 @@ export const COMMANDS: Record<string, Command> = {
   mkdkr: {
     args: "[--scrub] ANCHOR < JSON",
     summary: "Docker container element (needs start --docker)",
+    details: "Fix: stdin reaches the container and scrub stops and removes it.",
     flags: { scrub: { type: "boolean", help: "remove the element once the container exits" } },
     client: true,
     run: NOT_YET("Docker elements", 7),
@@ -237,6 +255,11 @@ export const COMMANDS: Record<string, Command> = {
   mkproc: {
     args: "[--scrub] ANCHOR < JSON",
     summary: "process element",
+    details: 'Reads the command as JSON on stdin: {"Env", "Dir", "Path", "Args", "Scrub"} (keys\n' +
+      "case-insensitive; Env absent or null inherits the server's environment; Path is used\n" +
+      "as given, no $PATH search). An exec failure prints `exec error: …` and exits 1.\n" +
+      "Fixes: wait, exit status and --scrub do not depend on stdin or output; scrub kills\n" +
+      "the process group; a server that stops ends its processes.",
     flags: { scrub: { type: "boolean", help: "remove the element once the process exits" } },
     client: true,
     run: client("mkproc"),
@@ -244,6 +267,8 @@ export const COMMANDS: Record<string, Command> = {
   signal: {
     args: "SIGNAL PROC",
     summary: "send a signal, name first: signal TERM /X…/p",
+    details: "Names case-insensitive, with or without SIG (TERM, sigkill, HUP, …). The signal\n" +
+      "reaches the process's whole group.",
     flags: {},
     client: true,
     run: client("signal"),
@@ -251,6 +276,8 @@ export const COMMANDS: Record<string, Command> = {
   wait: {
     args: "PROC",
     summary: "wait for exit, print the same JSON as peek",
+    details: "Fix: returns as soon as the process has exited, whether or not anyone closed its\n" +
+      "stdin or read its output. Waits as long as it takes unless --timeout is given.",
     flags: {},
     client: true,
     run: client("wait"),
@@ -272,6 +299,10 @@ export const COMMANDS: Record<string, Command> = {
   stdout: {
     args: "PROC",
     summary: "copy the process's stdout to our stdout",
+    details: "Fix: output arrives as it is written (not in 32 KB chunks) and is kept after the\n" +
+      "process exits (start --output-bound per stream); any number of readers may read,\n" +
+      "each from the oldest retained byte, and a reader that dies loses nothing for the\n" +
+      "next. If bytes were dropped before this read (nobody was reading), stderr says so.",
     flags: {},
     client: true,
     run: client("stdout"),
@@ -279,6 +310,7 @@ export const COMMANDS: Record<string, Command> = {
   stderr: {
     args: "PROC",
     summary: "copy the process's stderr to our stdout",
+    details: "Same rules as stdout (fix: delivered as written, retained, many readers).",
     flags: {},
     client: true,
     run: client("stderr"),
@@ -326,8 +358,10 @@ export function helpText(name?: string): string {
       ...lines,
       "",
       "Client commands dial -d URL, else the URL in the file named by $CIRCUIT, else",
-      "--discover / $CIRCUIT_DISCOVER. Flags take one or two dashes. `circuit help COMMAND`",
-      "shows a command's flags.",
+      "--discover / $CIRCUIT_DISCOVER (fix: $CIRCUIT works even when a discover default is",
+      "set). Every dial times out (fix: the original hung forever); blocking commands wait",
+      "unless --timeout is given. Errors are one line on stderr and exit 1. Flags take one",
+      "or two dashes. `circuit help COMMAND` shows a command's flags.",
     ].join("\n") + "\n";
   }
   const flags = Object.entries(flagsOf(c)).map(([n, f]) => flagLine(n, f));
