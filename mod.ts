@@ -22,6 +22,7 @@ export { comparePaths } from "./client/anchor.ts";
 export { type Glob, joinPath, parseGlob, splitPath } from "./client/path.ts";
 export { type OutputStream, Proc, type ProcCommand, type ProcState } from "./client/proc.ts";
 export { Chan, type ChanState } from "./client/chan.ts";
+export { Container, type ContainerRun, type ContainerState } from "./client/docker.ts";
 export { type MemberEvent, Subscription, type SubscriptionState } from "./client/subscription.ts";
 export type { Incoming } from "./client/_recv.ts";
 export { CircuitError, type ErrorCode } from "./net/errors.ts";

@@ -11,6 +11,7 @@ import { joinPath, splitPath } from "./path.ts";
 import { Proc, type ProcCommand, type ProcState } from "./proc.ts";
 import type { CallOptions, ElementAnchor } from "./types.ts";
 import { Chan } from "./chan.ts";
+import { Container, type ContainerRun } from "./docker.ts";
 import { Subscription } from "./subscription.ts";
 
 export type { CallOptions };
@@ -188,6 +189,29 @@ export class Anchor implements ElementAnchor {
    */
   proc(): Proc {
     return new Proc(this);
+  }
+
+  /**
+   * Run a container here (the server must run with `--docker`).
+   *
+   * @param run image, command and limits, as `mkdkr` reads them
+   * @param options signal, timeout
+   * @returns the container handle
+   * @throws {CircuitError} `bad request` (unknown image, bad volume, Lxc options, docker not
+   *   enabled), `unreachable` (engine down); no element is left behind
+   */
+  async makeDocker(run: ContainerRun, options: CallOptions = {}): Promise<Container> {
+    await this.make("docker", { run }, options);
+    return new Container(this);
+  }
+
+  /**
+   * A handle on the container at this anchor.
+   *
+   * @returns the handle
+   */
+  container(): Container {
+    return new Container(this);
   }
 
   /**

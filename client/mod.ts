@@ -15,6 +15,7 @@ export { Anchor, type CallOptions, comparePaths, type LsOptions } from "./anchor
 export { joinPath, parseGlob, splitPath } from "./path.ts";
 export { type OutputStream, Proc, type ProcCommand, type ProcState } from "./proc.ts";
 export { Chan, type ChanState } from "./chan.ts";
+export { Container, type ContainerRun, type ContainerState } from "./docker.ts";
 export { type MemberEvent, Subscription, type SubscriptionState } from "./subscription.ts";
 export type { Incoming } from "./_recv.ts";
 export type { Glob } from "./path.ts";

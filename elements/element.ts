@@ -30,6 +30,15 @@ export interface ElementSettings {
   spoolDir: string;
   /** The largest channel message accepted, in bytes. */
   maxMessageBytes: number;
+  /** The server's var directory. */
+  varDir: string;
+  /** DOCKER_HOST of the engine for docker elements; null when `--docker` is off. */
+  dockerHost: string | null;
+  /**
+   * The host this server's URL advertises (never a wildcard): what an element bound to
+   * any interface shows as its dialable address. @default {"127.0.0.1"}
+   */
+  advertiseHost?: string;
 }
 
 /** A membership change as elements see it. */
@@ -70,8 +79,8 @@ export interface ElementContext {
 export interface Element {
   /** The `ls -l` kind name: `chan`, `proc`, `dns`, `docker`, `@join`, … */
   readonly kind: string;
-  /** State as a JSON value, printed by `peek`. */
-  peek(): unknown;
+  /** State as a JSON value, printed by `peek` (may be fetched, hence a promise). */
+  peek(): unknown | Promise<unknown>;
   /** Abort everything and release resources; the core then frees the anchor. */
   scrub(): void | Promise<void>;
   /**

@@ -12,6 +12,7 @@ import { formatUrl, newServerId } from "../net/url.ts";
 import type { TransportConfig } from "../net/config.ts";
 import { ServerElement } from "../elements/server/mod.ts";
 import { ELEMENT_KINDS } from "../elements/registry.ts";
+import { checkDocker, engineFor, removeLeftovers } from "../elements/docker/mod.ts";
 import { DEFAULT_OUTPUT_BOUND_BYTES } from "../elements/output.ts";
 
 /** Default largest channel message, in bytes: 1 GiB. */
@@ -89,6 +90,18 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     defaultIface: readDefaultIface(),
   });
   const varDir = await lockVarDir(options.varDir ?? defaultVarDir(id));
+  let dockerHost: string | null = null;
+  if (options.docker) {
+    dockerHost = Deno.env.get("DOCKER_HOST") || "unix:///var/run/docker.sock";
+    try {
+      const engine = engineFor(dockerHost);
+      await checkDocker(engine);
+      await removeLeftovers(engine, varDir.path);
+    } catch (err) {
+      varDir.release();
+      throw new CircuitError("unreachable", `Enabling Docker elements failed: ${(err as Error).message}`);
+    }
+  }
   const closeLog = setupLogging(`${varDir.path}/server.log`);
   const log = logger("server");
   let listener: Deno.Listener;
@@ -151,7 +164,10 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     outputBoundBytes: options.outputBoundBytes ?? DEFAULT_OUTPUT_BOUND_BYTES,
     scrubGraceMs: options.scrubGraceMs ?? DEFAULT_SCRUB_GRACE_MS,
     spoolDir: `${varDir.path}/spool`,
+    varDir: varDir.path,
+    dockerHost,
     maxMessageBytes: options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES,
+    advertiseHost: plan.advertise,
   };
   router = new Router({ id, namespace, mesh, table, kinds: ELEMENT_KINDS, settings, oplog, log });
 
