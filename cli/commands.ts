@@ -250,7 +250,7 @@ export const COMMANDS: Record<string, Command> = {
     details: "Fix: stdin reaches the container and scrub stops and removes it.",
     flags: { scrub: { type: "boolean", help: "remove the element once the container exits" } },
     client: true,
-    run: NOT_YET("Docker elements", 7),
+    run: async () => (await import("./docker_commands.ts")).DOCKER_COMMANDS.mkdkr,
   },
   mkproc: {
     args: "[--scrub] ANCHOR < JSON",
