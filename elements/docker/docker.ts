@@ -127,8 +127,10 @@ export class DockerElement implements Element {
     this.#stdio.attach(child);
     // Exited once the engine says so, or once the attached CLI ends (engine gone).
     this.#exited = Promise.race([waited.catch(() => child.status), child.status]).then(() => {});
-    void this.#exited.then(() => {
-      if (run.Scrub) queueMicrotask(() => this.#ctx.removeSelf());
+    void this.#exited.then(async () => {
+      if (!run.Scrub) return;
+      await this.#remove();
+      this.#ctx.removeSelf();
     });
   }
 
