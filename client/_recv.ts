@@ -28,12 +28,29 @@ export function receive(anchor: ElementAnchor, options: CallOptions = {}): Incom
   const call = anchor.open("recv", null, { ...options, upload: true, download: true });
   call.result.catch(() => {});
   const ack = call.upload!;
-  const readable = call.download!.pipeThrough(
-    new TransformStream<Uint8Array, Uint8Array>({
-      // The whole message is in: acknowledge it.
-      flush: () => ack.close().catch(() => {}),
-    }),
-  );
+  const from = call.download!.getReader();
+  const readable = new ReadableStream<Uint8Array>({
+    pull: async (c) => {
+      let r: ReadableStreamReadResult<Uint8Array>;
+      try {
+        r = await from.read();
+      } catch (err) {
+        await ack.abort(err).catch(() => {});
+        throw err;
+      }
+      if (r.done) {
+        c.close();
+        // The whole message is in: acknowledge it.
+        await ack.close().catch(() => {});
+      } else c.enqueue(r.value);
+    },
+    // Stopping early withdraws the acknowledgement, so the server gives the message to
+    // the next receiver even when all of it had already been sent.
+    cancel: async (reason) => {
+      await ack.abort(reason).catch(() => {});
+      await from.cancel(reason).catch(() => {});
+    },
+  }, { highWaterMark: 0 });
   return { readable, done: call.result };
 }
 

@@ -70,7 +70,11 @@ export class Chan implements AsyncIterable<Uint8Array> {
         await w.write(body);
         await w.close();
       } else {
-        await body.pipeTo(call.upload!);
+        // A call that fails (aborted, refused, scrubbed) stops the pipe at once, even while
+        // the source has nothing to read: the source is canceled and the error reported.
+        const stop = new AbortController();
+        call.result.catch((err) => stop.abort(err));
+        await body.pipeTo(call.upload!, { signal: stop.signal });
       }
     } catch (err) {
       await call.result; // the server's reason beats the stream's

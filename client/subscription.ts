@@ -16,8 +16,6 @@ export interface SubscriptionState {
   Pending: number;
   /** Scrubbed. */
   Closed: boolean;
-  /** Events dropped because the queue was full. */
-  Dropped: number;
 }
 
 /** One membership event. */

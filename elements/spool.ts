@@ -18,6 +18,8 @@ export class Spool {
   #size = 0;
   #file: Deno.FsFile | null = null;
   #path: string | null = null;
+  #reader: ReadableStreamDefaultReader<Uint8Array> | null = null;
+  #canceled: Error | null = null;
 
   /**
    * @param dir where large messages are written
@@ -40,18 +42,43 @@ export class Spool {
    * @throws {CircuitError} `bad request` past the size limit; the stream's error if it breaks
    */
   async fill(from: ReadableStream<Uint8Array>): Promise<void> {
-    for await (const chunk of from) {
-      if (this.#size + chunk.length > this.#limit) {
-        throw new CircuitError(
-          "bad request",
-          `Sending failed: the message exceeds the limit of ${this.#limit} bytes`,
-        );
+    const reader = from.getReader();
+    this.#reader = reader;
+    try {
+      for (;;) {
+        if (this.#canceled) throw this.#canceled;
+        const { done, value: chunk } = await reader.read();
+        // A canceled read reports done: that is not the end of the message.
+        if (this.#canceled) throw this.#canceled;
+        if (done) break;
+        if (this.#size + chunk.length > this.#limit) {
+          throw new CircuitError(
+            "bad request",
+            `Sending failed: the message exceeds the limit of ${this.#limit} bytes`,
+          );
+        }
+        this.#size += chunk.length;
+        if (!this.#file && this.#size > SPOOL_MEMORY_BYTES) await this.#toFile();
+        if (this.#file) await writeAll(this.#file, chunk);
+        else this.#chunks.push(chunk);
       }
-      this.#size += chunk.length;
-      if (!this.#file && this.#size > SPOOL_MEMORY_BYTES) await this.#toFile();
-      if (this.#file) await writeAll(this.#file, chunk);
-      else this.#chunks.push(chunk);
+    } catch (err) {
+      await reader.cancel(err).catch(() => {}); // the sender stops sending
+      throw err;
+    } finally {
+      this.#reader = null;
+      reader.releaseLock();
     }
+  }
+
+  /**
+   * Stop a fill under way: it rejects with `err` and the rest of the stream is refused.
+   *
+   * @param err why
+   */
+  cancel(err: Error): void {
+    this.#canceled ??= err;
+    this.#reader?.cancel(err).catch(() => {});
   }
 
   /**

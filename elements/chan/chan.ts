@@ -41,6 +41,10 @@ interface Message {
   spool: Spool;
   /** For CAP 0: resolves the sender once a receiver has taken the message. */
   taken?: () => void;
+  /** For CAP 0: fails the waiting sender (scrub, or it left mid-delivery). */
+  fail?: (err: CircuitError) => void;
+  /** For CAP 0: the waiting sender's signal; a message whose sender left is withdrawn. */
+  signal?: AbortSignal;
 }
 
 const closedError = () => new CircuitError("closed", "channel closed");
@@ -89,7 +93,12 @@ export class ChanElement implements Element {
     for (const w of [...this.#senders, ...this.#receivers]) w.fail(abortedError());
     this.#senders = [];
     this.#receivers = [];
-    for (const m of this.#buffer) m.spool.discard();
+    // Admitted senders still streaming stop now rather than when their input ends.
+    for (const s of this.#filling) s.cancel(abortedError());
+    for (const m of this.#buffer) {
+      m.spool.discard();
+      m.fail?.(abortedError());
+    }
     this.#buffer = [];
   }
 
@@ -115,7 +124,9 @@ export class ChanElement implements Element {
 
   /** Room for another message: buffer slots, plus receivers waiting with nothing to take. */
   #hasRoom(): boolean {
-    const pending = this.#buffer.length + this.#filling.size;
+    // A buffered message keeps its slot until its receiver has acknowledged it.
+    const delivering = this.#cap > 0 ? this.#delivering.size : 0;
+    const pending = this.#buffer.length + this.#filling.size + delivering;
     return pending < this.#cap + this.#receivers.length;
   }
 
@@ -141,7 +152,12 @@ export class ChanElement implements Element {
       spool.discard();
       this.#filling.delete(spool);
       this.#admit();
-      throw err instanceof CircuitError ? err : new CircuitError("aborted", "The sender went away");
+      // Keep the limit's and scrub's reasons; a broken or reset upload is a sender that
+      // went away (not a closed channel).
+      if (err instanceof CircuitError && (err.code === "bad request" || err.code === "aborted")) {
+        throw err;
+      }
+      throw new CircuitError("aborted", "The sender went away before the end of its message");
     }
     this.#filling.delete(spool);
     if (this.#aborted) {
@@ -154,9 +170,32 @@ export class ChanElement implements Element {
       this.#dispatch();
       return null;
     }
-    // Rendezvous: the send completes when a receiver has taken the message.
-    await new Promise<void>((resolve) => {
-      this.#buffer.push({ spool, taken: resolve });
+    // Rendezvous: the send completes when a receiver has taken the message; a sender
+    // that leaves before then withdraws it.
+    await new Promise<void>((resolve, reject) => {
+      const m: Message = { spool, signal: call.signal };
+      const onAbort = () => {
+        const i = this.#buffer.indexOf(m);
+        if (i < 0) return; // being delivered: the delivery's outcome decides
+        this.#buffer.splice(i, 1);
+        spool.discard();
+        reject(new CircuitError("aborted", "The sender went away"));
+        this.#admit();
+      };
+      m.taken = () => {
+        call.signal.removeEventListener("abort", onAbort);
+        resolve();
+      };
+      m.fail = (err) => {
+        call.signal.removeEventListener("abort", onAbort);
+        reject(err);
+      };
+      if (call.signal.aborted) {
+        spool.discard();
+        return reject(new CircuitError("aborted", "The sender went away"));
+      }
+      call.signal.addEventListener("abort", onAbort, { once: true });
+      this.#buffer.push(m);
       this.#dispatch();
     });
     this.#numSend++;
@@ -179,13 +218,28 @@ export class ChanElement implements Element {
           this.#endIfDrained();
           return null;
         }
-        // The receiver went away: the message goes back for the next one.
-        if (this.#aborted) m.spool.discard();
-        else this.#buffer.unshift(m);
+        if (this.#aborted) {
+          m.spool.discard();
+          m.fail?.(abortedError());
+          throw abortedError();
+        }
+        if (m.signal?.aborted) {
+          // A rendezvous whose sender left meanwhile: the message is withdrawn.
+          m.spool.discard();
+          m.fail?.(new CircuitError("aborted", "The sender went away"));
+          this.#admit();
+        } else {
+          // The receiver went away: the message goes back for the next one.
+          this.#buffer.unshift(m);
+        }
         this.#dispatch();
         throw new CircuitError("aborted", "The receiver went away");
       }
-      if (this.#closed && this.#filling.size === 0) throw closedError();
+      // After close, wait while a message may still come: one being sent, or one being
+      // delivered whose receiver may yet give it back.
+      if (this.#closed && this.#filling.size === 0 && this.#delivering.size === 0) {
+        throw closedError();
+      }
       await this.#wait(this.#receivers, call, () => this.#admit());
     }
   }

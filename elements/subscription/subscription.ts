@@ -28,8 +28,6 @@ export interface SubscriptionPeek {
   Pending: number;
   /** Scrubbed. */
   Closed: boolean;
-  /** Events dropped because the queue was full. */
-  Dropped: number;
 }
 
 /** What `recv` replies after the event bytes. */
@@ -51,7 +49,6 @@ export class SubscriptionElement implements Element {
   #source: Source;
   #queue: string[] = [];
   #bound: number;
-  #dropped = 0;
   #droppedUnreported = 0;
   #closed = false;
   #receivers: Receiver[] = [];
@@ -72,14 +69,13 @@ export class SubscriptionElement implements Element {
     });
   }
 
-  /** @returns `{Source, Pending, Closed, Dropped}` */
+  /**
+   * The contract's exact keys; dropped events are reported by `recv` (and on stderr).
+   *
+   * @returns `{Source, Pending, Closed}`
+   */
   peek(): SubscriptionPeek {
-    return {
-      Source: this.#source,
-      Pending: this.#queue.length,
-      Closed: this.#closed,
-      Dropped: this.#dropped,
-    };
+    return { Source: this.#source, Pending: this.#queue.length, Closed: this.#closed };
   }
 
   /** Stop listening; waiting receivers fail with `closed`. */
@@ -125,7 +121,6 @@ export class SubscriptionElement implements Element {
     this.#queue.push(path);
     if (this.#queue.length > this.#bound) {
       this.#queue.shift();
-      this.#dropped++;
       this.#droppedUnreported++;
     }
     this.#receivers.shift()?.wake();
