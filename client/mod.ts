@@ -12,9 +12,11 @@
 
 export { type Client, connect, type ConnectOptions, readKeyFile } from "./client.ts";
 export { Anchor, type CallOptions, comparePaths, type LsOptions } from "./anchor.ts";
+export type { ElementAnchor } from "./types.ts";
 export { joinPath, parseGlob, splitPath } from "./path.ts";
 export { type OutputStream, Proc, type ProcCommand, type ProcState } from "./proc.ts";
 export { Chan, type ChanState } from "./chan.ts";
+export { Nameserver, type NameserverState } from "./dns.ts";
 export { Container, type ContainerRun, type ContainerState } from "./docker.ts";
 export { type MemberEvent, Subscription, type SubscriptionState } from "./subscription.ts";
 export type { Incoming } from "./_recv.ts";
