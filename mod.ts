@@ -19,6 +19,7 @@
 export { Anchor, type CallOptions, type LsOptions } from "./client/anchor.ts";
 export type { ElementAnchor } from "./client/types.ts";
 export { type Client, connect, type ConnectOptions, readKeyFile } from "./client/client.ts";
+export { discover, type DiscoverOptions } from "./client/discover.ts";
 export { comparePaths } from "./client/anchor.ts";
 export { type Glob, joinPath, parseGlob, splitPath } from "./client/path.ts";
 export { type OutputStream, Proc, type ProcCommand, type ProcState } from "./client/proc.ts";

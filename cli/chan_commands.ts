@@ -4,35 +4,11 @@
  * @module
  */
 
-import { connect, readKeyFile } from "../mod.ts";
 import type { Client, Incoming } from "../mod.ts";
 import { receive } from "../client/_recv.ts";
 import { type Parsed, UsageError } from "./args.ts";
-import { chooseDial, parseDuration } from "./dial.ts";
+import { withSession } from "./session.ts";
 import type { Runner } from "./commands.ts";
-
-async function dialFromFlags(p: Parsed): Promise<{ client: Client; timeoutMs?: number }> {
-  const target = chooseDial({
-    dial: p.flags.dial as string | undefined,
-    circuitFile: Deno.env.get("CIRCUIT"),
-    readFile: (f) => Deno.readTextFileSync(f),
-    discover: p.flags.discover as string | undefined,
-    discoverEnv: Deno.env.get("CIRCUIT_DISCOVER"),
-  });
-  if ("discover" in target) {
-    throw new UsageError(
-      `Discovering a server on ${target.discover} failed: multicast discovery is not implemented yet; use -dial`,
-    );
-  }
-  const keyFile = (p.flags.hmac as string | undefined) || Deno.env.get("CIRCUIT_HMAC");
-  const key = keyFile ? await readKeyFile(keyFile) : undefined;
-  const timeoutMs = p.flags.timeout ? parseDuration(p.flags.timeout as string) : undefined;
-  const client = await connect(target.url, {
-    key,
-    ...(timeoutMs ? { timeoutMs, dialTimeoutMs: Math.min(timeoutMs, 3000) } : {}),
-  });
-  return { client, timeoutMs };
-}
 
 function args(p: Parsed, n: number, usage: string): string[] {
   const a = p.positionals.slice(1);
@@ -40,17 +16,11 @@ function args(p: Parsed, n: number, usage: string): string[] {
   return a;
 }
 
-async function run(
+function run(
   p: Parsed,
   fn: (c: Client, timeoutMs: number | undefined) => Promise<void>,
 ): Promise<number> {
-  const { client, timeoutMs } = await dialFromFlags(p);
-  try {
-    await fn(client, timeoutMs);
-    return 0;
-  } finally {
-    client.close();
-  }
+  return withSession(p, (s) => fn(s.client, s.timeoutMs));
 }
 
 function writeOut(b: Uint8Array): void {

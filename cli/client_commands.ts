@@ -4,17 +4,9 @@
  * @module
  */
 
-import {
-  type Anchor,
-  type Client,
-  comparePaths,
-  connect,
-  parseGlob,
-  type ProcCommand,
-  readKeyFile,
-} from "../mod.ts";
+import { type Anchor, comparePaths, parseGlob, type ProcCommand } from "../mod.ts";
 import { type Parsed, UsageError } from "./args.ts";
-import { chooseDial, parseDuration } from "./dial.ts";
+import { openSession, type Session } from "./session.ts";
 import type { Runner } from "./commands.ts";
 
 const enc = new TextEncoder();
@@ -31,34 +23,7 @@ function args(p: Parsed, n: number, usage: string): string[] {
   return a;
 }
 
-/** Options every client command resolves from flags and environment. */
-interface Session {
-  client: Client;
-  timeoutMs?: number;
-}
-
-async function session(p: Parsed): Promise<Session> {
-  const target = chooseDial({
-    dial: p.flags.dial as string | undefined,
-    circuitFile: Deno.env.get("CIRCUIT"),
-    readFile: (f) => Deno.readTextFileSync(f),
-    discover: p.flags.discover as string | undefined,
-    discoverEnv: Deno.env.get("CIRCUIT_DISCOVER"),
-  });
-  if ("discover" in target) {
-    throw new UsageError(
-      `Discovering a server on ${target.discover} failed: multicast discovery is not implemented yet; use -dial`,
-    );
-  }
-  const keyFile = (p.flags.hmac as string | undefined) || Deno.env.get("CIRCUIT_HMAC");
-  const key = keyFile ? await readKeyFile(keyFile) : undefined;
-  const timeoutMs = p.flags.timeout ? parseDuration(p.flags.timeout as string) : undefined;
-  const client = await connect(target.url, {
-    key,
-    ...(timeoutMs ? { timeoutMs, dialTimeoutMs: Math.min(timeoutMs, 3000) } : {}),
-  });
-  return { client, timeoutMs };
-}
+const session = openSession;
 
 function json(v: unknown): string {
   return JSON.stringify(v ?? null, null, "\t") + "\n";

@@ -11,6 +11,7 @@
  */
 
 export { type Client, connect, type ConnectOptions, readKeyFile } from "./client.ts";
+export { discover, type DiscoverOptions } from "./discover.ts";
 export { Anchor, type CallOptions, comparePaths, type LsOptions } from "./anchor.ts";
 export type { ElementAnchor } from "./types.ts";
 export { joinPath, parseGlob, splitPath } from "./path.ts";

@@ -82,6 +82,19 @@ export class MemberTable {
   }
 
   /**
+   * Add a member on direct evidence that it is alive (it connected to us, or we dialed
+   * it), even if it was recorded as departed: after a partition heals, each side hears
+   * from the other itself. Gossip from third parties never does this.
+   *
+   * @param m the member
+   * @returns whether it was added (and a join event sent)
+   */
+  admit(m: MemberInfo): boolean {
+    this.#gone.delete(m.id);
+    return this.add(m);
+  }
+
+  /**
    * Remove a member and remember its id.
    *
    * @param id server id

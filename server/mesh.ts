@@ -16,7 +16,7 @@ import type { Handler } from "../net/mux.ts";
 import type { TransportConfig } from "../net/config.ts";
 import { parseUrl } from "../net/url.ts";
 import { type MemberInfo, Op, type SyncMessage } from "../net/wire.ts";
-import type { MemberTable } from "./membership.ts";
+import { type MemberTable, TOMBSTONE_MS } from "./membership.ts";
 
 /** What the mesh needs. */
 export interface MeshOptions {
@@ -32,6 +32,8 @@ export interface MeshOptions {
   config?: Partial<TransportConfig>;
   /** Time to wait for leave announcements at shutdown, in ms. @default {500} */
   leaveTimeoutMs?: number;
+  /** How often failed members are re-dialed (partition healing), in ms. @default {2000} */
+  rejoinIntervalMs?: number;
   /** Time limit of the one redial after a connection is lost, in ms. @default {1000} */
   redialTimeoutMs?: number;
   /** How long a departed member's connection stays open for late replies, in ms. @default {1000} */
@@ -44,10 +46,18 @@ export class Mesh {
   #conns = new Map<string, Connection>();
   #dialing = new Map<string, Promise<Connection>>();
   #stopping = false;
+  #retry = new Map<string, { url: string; since: number }>();
+  #joining = new Set<string>();
+  #rejoinTimer: number;
 
   /** @param options table, key, handler, log */
   constructor(options: MeshOptions) {
     this.#o = options;
+    this.#rejoinTimer = setInterval(
+      () => this.#rejoin(),
+      options.rejoinIntervalMs ?? 2000,
+    ) as unknown as number;
+    Deno.unrefTimer(this.#rejoinTimer);
     options.table.subscribe((e) => {
       if (e.type === "join") void this.#connect(e.member).catch(() => {});
       else this.#retire(e.member.id);
@@ -96,7 +106,44 @@ export class Mesh {
       return;
     }
     const conn = await this.#dial(u.id, url, signal);
-    await this.#sync(conn, signal);
+    const reply = await this.#sync(conn, signal);
+    // We reached it ourselves: that is proof of life even for a member we had lost.
+    const self = reply.members.find((m) => m.id === u.id);
+    if (self && this.#o.table.admit({ id: self.id, url: self.url, joined: String(self.joined) })) {
+      this.#o.log.info(`member X${u.id} joined`);
+    }
+  }
+
+  /**
+   * A server announced itself (multicast discovery): join it unless it is known.
+   *
+   * @param url its URL
+   */
+  discovered(url: string): void {
+    let id: string;
+    try {
+      id = parseUrl(url).id;
+    } catch {
+      return;
+    }
+    if (id === this.#o.table.self.id || this.#o.table.get(id) || this.#joining.has(id)) return;
+    this.#joining.add(id);
+    void this.join(url, AbortSignal.timeout(this.#o.config?.dialTimeoutMs ?? 3000))
+      .catch((err) => this.#o.log.debug(`joining announced ${url} failed: ${err.message}`))
+      .finally(() => this.#joining.delete(id));
+  }
+
+  /**
+   * Counters for `stk`.
+   *
+   * @returns the members being re-dialed and joins under way
+   */
+  queues(): Record<string, number> {
+    return {
+      Rejoining: this.#retry.size,
+      Joining: this.#joining.size,
+      Dialing: this.#dialing.size,
+    };
   }
 
   /**
@@ -126,7 +173,7 @@ export class Mesh {
    * @param peer its self-description
    */
   handleInbound(peer: MemberInfo): void {
-    if (this.#o.table.add(peer)) this.#o.log.info(`member X${peer.id} joined`);
+    if (this.#o.table.admit(peer)) this.#o.log.info(`member X${peer.id} joined`);
   }
 
   /** Announce our leave to every member, briefly, then close every connection. */
@@ -143,6 +190,7 @@ export class Mesh {
   /** Close every connection without announcing, flushing what is queued. */
   close(): void {
     this.#stopping = true;
+    clearInterval(this.#rejoinTimer);
     for (const c of this.#conns.values()) void c.mux.goAway("server stopping");
     this.#conns.clear();
   }
@@ -176,9 +224,10 @@ export class Mesh {
     }
   }
 
-  async #sync(conn: Connection, signal?: AbortSignal): Promise<void> {
-    const reply = await conn.mux.request(Op.SYNC, this.#state(), { signal });
-    this.#merge(reply as SyncMessage);
+  async #sync(conn: Connection, signal?: AbortSignal): Promise<SyncMessage> {
+    const reply = await conn.mux.request(Op.SYNC, this.#state(), { signal }) as SyncMessage;
+    this.#merge(reply);
+    return reply;
   }
 
   #connect(m: MemberInfo): Promise<Connection> {
@@ -227,14 +276,38 @@ export class Mesh {
       // A quick redial: a crashed peer refuses at once, a frozen one never answers.
       await this.#dial(id, url, AbortSignal.timeout(this.#o.redialTimeoutMs ?? 1000));
     } catch (err) {
-      this.#failed(id, err);
+      this.#failed(id, err, url);
     }
   }
 
-  #failed(id: string, err: unknown): void {
+  #failed(id: string, err: unknown, url?: string): void {
     if (this.#stopping) return;
     if (this.#o.table.remove(id, "failed")) {
       this.#o.log.info(`member X${id} failed: ${(err as Error).message}`);
+    }
+    // Keep re-dialing a failed member for a while: a partition that heals merges again.
+    if (url && !(err instanceof CircuitError && err.code === "not found")) {
+      this.#retry.set(id, { url, since: Date.now() });
+    }
+  }
+
+  /** Re-dial failed members; drop those that are back, restarted, or gone too long. */
+  #rejoin(): void {
+    const cutoff = Date.now() - TOMBSTONE_MS;
+    for (const [id, { url, since }] of this.#retry) {
+      if (this.#stopping || since < cutoff || this.#o.table.get(id)) {
+        this.#retry.delete(id);
+        continue;
+      }
+      if (this.#joining.has(id)) continue;
+      this.#joining.add(id);
+      void this.join(url, AbortSignal.timeout(this.#o.redialTimeoutMs ?? 1000))
+        .then(() => this.#retry.delete(id))
+        .catch((err) => {
+          // A URL that names an earlier incarnation will never answer again.
+          if (err instanceof CircuitError && err.code === "not found") this.#retry.delete(id);
+        })
+        .finally(() => this.#joining.delete(id));
     }
   }
 }

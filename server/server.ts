@@ -20,7 +20,8 @@ export const DEFAULT_MAX_MESSAGE_BYTES = 1024 ** 3;
 
 /** Default time between TERM and KILL when a process is scrubbed, in ms. */
 export const DEFAULT_SCRUB_GRACE_MS = 5000;
-import { planBind, readDefaultIface, readInterfaces } from "./addr.ts";
+import { isLoopback, planBind, readDefaultIface, readInterfaces } from "./addr.ts";
+import { Announcer, parseGroup } from "../net/discovery.ts";
 import { logger, setupLogging } from "./log.ts";
 import { MemberTable } from "./membership.ts";
 import { Mesh } from "./mesh.ts";
@@ -89,6 +90,13 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     interfaces: readInterfaces(),
     defaultIface: readDefaultIface(),
   });
+  const group = options.discover ? parseGroup(options.discover) : null;
+  if (group && isLoopback(plan.advertise)) {
+    throw new CircuitError(
+      "bad request",
+      `Discovery on ${options.discover} needs a non-loopback address (loopback carries no multicast): use --if IFACE or -a HOST:PORT, with --hmac`,
+    );
+  }
   const varDir = await lockVarDir(options.varDir ?? defaultVarDir(id));
   let dockerHost: string | null = null;
   if (options.docker) {
@@ -99,7 +107,10 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       await removeLeftovers(engine, varDir.path);
     } catch (err) {
       varDir.release();
-      throw new CircuitError("unreachable", `Enabling Docker elements failed: ${(err as Error).message}`);
+      throw new CircuitError(
+        "unreachable",
+        `Enabling Docker elements failed: ${(err as Error).message}`,
+      );
     }
   }
   const closeLog = setupLogging(`${varDir.path}/server.log`);
@@ -124,6 +135,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   const oplog = new OpLog(`${varDir.path}/ops.log`);
   const conns = new Set<Connection>();
   let stopping: Promise<void> | null = null;
+  let announcer: Announcer | null = null;
   let onStopped!: () => void;
   const stopped = new Promise<void>((r) => (onStopped = r));
 
@@ -155,6 +167,10 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       })),
       InFlight: router.inflight(),
       VarDir: varDir.path,
+      Queues: mesh.queues(),
+      Discovery: announcer
+        ? { Group: options.discover, Sent: announcer.sent, Dropped: announcer.dropped }
+        : null,
     }),
     join: (u, signal) => mesh.join(u, signal),
     suicide: () => void stop(),
@@ -190,9 +206,10 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   };
   void serve().catch(() => {});
 
-  const stop = (): Promise<void> => {
+  const stop = (quiet = false): Promise<void> => {
     stopping ??= (async () => {
-      log.info("stopping");
+      if (!quiet) log.info("stopping");
+      announcer?.stop();
       await mesh.leave().catch(() => {});
       // End every element at once (processes get TERM, then KILL after the grace).
       await Promise.allSettled(namespace.elements().map(([, el]) => el.scrub()));
@@ -208,20 +225,32 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     return stopping;
   };
 
-  if (options.discover) {
-    log.warn(`multicast discovery (--discover ${options.discover}) is not implemented yet; use -j`);
+  if (group) {
+    announcer = new Announcer({
+      group,
+      interfaceAddress: plan.advertise,
+      url,
+      key,
+      onAnnounce: (u) => mesh.discovered(u),
+    });
+    try {
+      await announcer.start();
+    } catch (err) {
+      announcer = null;
+      await stop(true);
+      throw err;
+    }
   }
   if (options.handleSignals) {
     for (const sig of ["SIGTERM", "SIGINT"] as const) {
       Deno.addSignalListener(sig, () => void stop());
     }
   }
-  log.info(`serving ${url} (var ${varDir.path})`);
   if (options.join) {
     try {
       await mesh.join(options.join, AbortSignal.timeout(10_000));
     } catch (err) {
-      await stop();
+      await stop(true);
       throw new CircuitError(
         (err as CircuitError).code ?? "unreachable",
         `Joining ${options.join} failed: ${(err as Error).message}`,
@@ -229,5 +258,6 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       );
     }
   }
+  log.info(`serving ${url} (var ${varDir.path})`);
   return { url, id, stopped, stop };
 }

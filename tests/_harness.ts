@@ -27,6 +27,8 @@ export interface CliOptions {
   env?: Record<string, string>;
   /** Environment variables to remove. */
   unset?: string[];
+  /** A command to run under, e.g. `["ip", "netns", "exec", "ns1"]`. */
+  prefix?: string[];
 }
 
 function childEnv(
@@ -51,8 +53,9 @@ function childEnv(
  * @returns exit code and output
  */
 export async function cli(args: string[], opts: CliOptions = {}): Promise<CliResult> {
-  const cmd = new Deno.Command(DENO, {
-    args: ["run", "-A", CLI, ...args],
+  const [exe, ...pre] = opts.prefix ? [...opts.prefix, DENO] : [DENO];
+  const cmd = new Deno.Command(exe, {
+    args: [...pre, "run", "-A", CLI, ...args],
     stdin: opts.stdin === undefined ? "null" : "piped",
     stdout: "piped",
     stderr: "piped",
@@ -92,6 +95,8 @@ export interface StartOptions {
   varDir?: string;
   /** Extra environment. */
   env?: Record<string, string>;
+  /** A command to run under, e.g. `["ip", "netns", "exec", "ns1"]`. */
+  prefix?: string[];
 }
 
 /** A `circuit start` subprocess. */
@@ -134,8 +139,9 @@ export class Server implements AsyncDisposable {
   static async start(opts: StartOptions = {}): Promise<Server> {
     const tmp = opts.varDir ? null : new TempDir();
     const varDir = opts.varDir ?? tmp!.path;
-    const child = new Deno.Command(DENO, {
-      args: ["run", "-A", CLI, "start", "--var", varDir, ...(opts.args ?? [])],
+    const [exe, ...pre] = opts.prefix ? [...opts.prefix, DENO] : [DENO];
+    const child = new Deno.Command(exe, {
+      args: [...pre, "run", "-A", CLI, "start", "--var", varDir, ...(opts.args ?? [])],
       stdin: "null",
       stdout: "piped",
       stderr: "piped",

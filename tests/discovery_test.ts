@@ -1,0 +1,180 @@
+/**
+ * Multicast discovery and partition healing between hosts in network namespaces. Needs
+ * root; otherwise SKIPPED with the reason (a failure under CI=true).
+ */
+
+import {
+  assert,
+  assertEquals,
+  assertOneLineError,
+  cli,
+  keyFile,
+  Server,
+  TempDir,
+  waitFor,
+} from "./_harness.ts";
+import { type Host, Lan, netnsUnavailable } from "./_netns.ts";
+
+const why = await netnsUnavailable();
+const GROUP = "228.8.8.8:7711";
+
+if (why) {
+  Deno.test(`discovery: SKIPPED (${why})`, () => {
+    if (Deno.env.get("CI") === "true") throw new Error(`cannot skip under CI=true: ${why}`);
+    console.log(`SKIPPED: ${why}`);
+  });
+} else {
+  const start = (h: Host, key: string, extra: string[] = []) =>
+    Server.start({
+      prefix: h.prefix,
+      args: ["--if", h.iface, "--hmac", key, "--discover", GROUP, ...extra],
+    });
+
+  async function listing(h: Host, s: Server, key: string): Promise<string[]> {
+    const r = await cli(["ls", "-d", s.url, "--hmac", key, "/"], { prefix: h.prefix });
+    return r.stdout.split("\n").filter(Boolean);
+  }
+
+  async function allList(pairs: Array<[Host, Server]>, key: string, want: string[]) {
+    const expected = JSON.stringify([...want].sort());
+    for (const [h, s] of pairs) {
+      if (JSON.stringify(await listing(h, s, key)) !== expected) return false;
+    }
+    return true;
+  }
+
+  Deno.test("five hosts started in random order with only --discover form one cluster", async () => {
+    using tmp = new TempDir();
+    const key = await keyFile(tmp.path);
+    await using lan = await Lan.create(5);
+    const order = [3, 0, 4, 1, 2];
+    const servers: Array<[Host, Server]> = [];
+    try {
+      for (const i of order) servers.push([lan.hosts[i], await start(lan.hosts[i], key)]);
+      const t = Date.now();
+      const paths = servers.map(([, s]) => s.path);
+      await waitFor(() => allList(servers, key, paths), "every host to list all five", 2000);
+      assert(Date.now() - t <= 2000);
+    } finally {
+      await Promise.all(servers.map(([, s]) => s[Symbol.asyncDispose]()));
+    }
+  });
+
+  Deno.test("a server started after the fast phase still joins (announcements never stop)", async () => {
+    using tmp = new TempDir();
+    const key = await keyFile(tmp.path);
+    await using lan = await Lan.create(2);
+    await using a = await start(lan.hosts[0], key);
+    await new Promise((r) => setTimeout(r, 4000)); // past the 3 s fast phase
+    await using b = await start(lan.hosts[1], key);
+    await waitFor(
+      () => allList([[lan.hosts[0], a], [lan.hosts[1], b]], key, [a.path, b.path]),
+      "the late server to join",
+      5000,
+    );
+  });
+
+  Deno.test("client discovery finds a server from another host and times out when none", async () => {
+    using tmp = new TempDir();
+    const key = await keyFile(tmp.path);
+    await using lan = await Lan.create(2);
+    await using s = await start(lan.hosts[0], key);
+    const client = lan.hosts[1];
+    const r = await cli(["ls", "--discover", GROUP, "--hmac", key, "/"], { prefix: client.prefix });
+    assertEquals([r.code, r.stdout], [0, `${s.path}\n`], r.stderr);
+    const viaEnv = await cli(["ls", "/"], {
+      prefix: client.prefix,
+      env: { CIRCUIT_DISCOVER: GROUP, CIRCUIT_HMAC: key },
+    });
+    assertEquals(viaEnv.stdout, `${s.path}\n`, viaEnv.stderr);
+    const t = Date.now();
+    const none = await cli(["ls", "--discover", "228.8.8.9:7711", "--hmac", key, "/"], {
+      prefix: client.prefix,
+    });
+    assertOneLineError(none, /nobody answered within 3000 ms/);
+    assert(Date.now() - t < 6000, "timed out promptly");
+  });
+
+  Deno.test("a server with the wrong key never joins, and its packets are counted as forged", async () => {
+    using tmp = new TempDir();
+    const key = await keyFile(tmp.path);
+    const other = await keyFile(tmp.path, "other");
+    await using lan = await Lan.create(2);
+    await using a = await start(lan.hosts[0], key);
+    await using b = await start(lan.hosts[1], other);
+    await waitFor(
+      async () => {
+        const r = await cli(["stk", "-d", a.url, "--hmac", key, a.path], {
+          prefix: lan.hosts[0].prefix,
+        });
+        return JSON.parse(r.stdout).Discovery.Dropped.forged >= 3;
+      },
+      "forged announcements to be counted",
+      5000,
+    );
+    assertEquals(await listing(lan.hosts[0], a, key), [a.path]);
+    assertEquals(await listing(lan.hosts[1], b, other), [b.path]);
+    const client = await cli(["ls", "--discover", GROUP, "--hmac", other, "/"], {
+      prefix: lan.hosts[0].prefix,
+    });
+    assertEquals(client.stdout, `${b.path}\n`, "a client with the other key finds only its server");
+  });
+
+  Deno.test("a cut link splits the cluster and healing it merges it again with no command", async () => {
+    using tmp = new TempDir();
+    const key = await keyFile(tmp.path);
+    await using lan = await Lan.create(3);
+    const [h1, h2, h3] = lan.hosts;
+    await using s1 = await start(h1, key);
+    await using s2 = await start(h2, key);
+    await using s3 = await start(h3, key);
+    const all = [s1.path, s2.path, s3.path];
+    const pairs: Array<[Host, Server]> = [[h1, s1], [h2, s2], [h3, s3]];
+    await waitFor(() => allList(pairs, key, all), "one cluster", 3000);
+    await lan.cut(h3);
+    await waitFor(
+      async () =>
+        await allList([[h1, s1], [h2, s2]], key, [s1.path, s2.path]) &&
+        await allList([[h3, s3]], key, [s3.path]),
+      "both sides to report the other left",
+      6000,
+    );
+    await lan.heal(h3);
+    const t = Date.now();
+    await waitFor(() => allList(pairs, key, all), "the sides to merge again", 10_000);
+    assert(Date.now() - t <= 10_000);
+  });
+
+  Deno.test("kill -9 of a discovered host is reported left within 2 s", async () => {
+    using tmp = new TempDir();
+    const key = await keyFile(tmp.path);
+    await using lan = await Lan.create(3);
+    const servers: Array<[Host, Server]> = [];
+    try {
+      for (const h of lan.hosts) servers.push([h, await start(h, key)]);
+      await waitFor(() => allList(servers, key, servers.map(([, s]) => s.path)), "cluster", 3000);
+      servers[1][1].kill("SIGKILL");
+      await servers[1][1].status;
+      const rest = [servers[0], servers[2]];
+      await waitFor(
+        () => allList(rest, key, rest.map(([, s]) => s.path)),
+        "the kill noticed",
+        2000,
+      );
+    } finally {
+      await Promise.all(servers.map(([, s]) => s[Symbol.asyncDispose]()));
+    }
+  });
+
+  Deno.test("start --discover on loopback only is refused with one line", async () => {
+    using tmp = new TempDir();
+    assertOneLineError(
+      await cli(["start", "--var", tmp.path, "--discover", GROUP]),
+      /needs a non-loopback address/,
+    );
+    assertOneLineError(
+      await cli(["start", "--var", tmp.path, "--discover", "1.2.3.4:5"]),
+      /IPv4 multicast GROUP:PORT/,
+    );
+  });
+}
