@@ -47,6 +47,38 @@ export interface OutputStream {
 }
 
 /**
+ * The download of a call, failing with the call's own error (e.g. `not found`) rather
+ * than the bare stream reset the server sends when the call fails.
+ *
+ * @param download the call's download stream
+ * @param result the call's reply
+ * @returns the same bytes
+ */
+function withCallError(
+  download: ReadableStream<Uint8Array>,
+  result: Promise<unknown>,
+): ReadableStream<Uint8Array> {
+  const source = download.getReader();
+  return new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      let r: ReadableStreamReadResult<Uint8Array>;
+      try {
+        r = await source.read();
+      } catch (err) {
+        // The reply follows the reset; it says why the call failed.
+        controller.error(await result.then(() => err, (why) => why));
+        return;
+      }
+      if (r.done) controller.close();
+      else controller.enqueue(r.value);
+    },
+    cancel(reason) {
+      return source.cancel(reason);
+    },
+  }, { highWaterMark: 0 });
+}
+
+/**
  * A process element. Its streams are opened when first used.
  *
  * @example Run a command and read its output
@@ -107,9 +139,9 @@ export class Proc {
    */
   output(which: "stdout" | "stderr", options: CallOptions = {}): OutputStream {
     const call = this.anchor.open(which, null, { ...options, download: true });
-    call.result.catch(() => {});
     const dropped = call.result.then((r) => Number((r as { Dropped?: number })?.Dropped ?? 0));
-    return { readable: call.download!, dropped };
+    dropped.catch(() => {}); // a caller that only reads the bytes must not see it rejected
+    return { readable: withCallError(call.download!, call.result), dropped };
   }
 
   /**

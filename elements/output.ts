@@ -7,13 +7,22 @@
  * by the slowest reader); with no reader attached, the oldest bytes are dropped and
  * counted. Readers never consume: a reader that dies loses nothing for the next one.
  *
- * Offsets are absolute stream positions: the buffer holds `[start, end)`.
+ * Offsets are absolute stream positions: the buffer holds `[start, end)`. The bytes live
+ * in one ring buffer that grows up to the bound and is then reused, so a stream nobody
+ * reads costs no memory beyond the bound, not even garbage awaiting collection: bytes
+ * are copied in (writers may reuse their buffers) and copied out to readers.
  *
  * @module
  */
 
 /** Default bytes retained per stream: 4 MiB. */
 export const DEFAULT_OUTPUT_BOUND_BYTES = 4 * 1024 * 1024;
+
+/** Most bytes one read returns. */
+const MAX_READ_BYTES = 64 * 1024;
+
+/** Smallest ring allocated, so that small outputs do not regrow it byte by byte. */
+const MIN_RING_BYTES = 16 * 1024;
 
 /** A reader's view of the buffer. */
 export interface OutputReader {
@@ -32,7 +41,8 @@ export interface OutputReader {
 /** One stream's retained output. */
 export class OutputBuffer {
   #bound: number;
-  #chunks: Uint8Array[] = [];
+  #ring = new Uint8Array(0);
+  #head = 0; // ring index of the byte at #start
   #start = 0;
   #end = 0;
   #closed = false;
@@ -71,7 +81,8 @@ export class OutputBuffer {
   }
 
   /**
-   * Append bytes; waits while that would drop bytes an attached reader has not read.
+   * Append bytes (copied); waits while that would drop bytes an attached reader has not
+   * read.
    *
    * @param chunk the bytes
    */
@@ -152,33 +163,53 @@ export class OutputBuffer {
 
   #append(bytes: Uint8Array): void {
     if (this.#closed || bytes.length === 0) return;
-    this.#chunks.push(bytes); // owned: callers pass fresh chunks read from a pipe
-    this.#end += bytes.length;
-    // Trim to the bound: only bytes every attached reader has read (room() ensured it).
-    let excess = this.#end - this.#start - this.#bound;
-    while (excess > 0) {
-      const first = this.#chunks[0];
-      if (first.length <= excess) {
-        this.#chunks.shift();
-        this.#start += first.length;
-        excess -= first.length;
-      } else {
-        this.#chunks[0] = first.subarray(excess);
-        this.#start += excess;
-        excess = 0;
+    const n = bytes.length;
+    const retained = this.#end - this.#start;
+    if (n >= this.#bound) {
+      // Only the newest bound bytes survive (room() allowed it: nobody needs the rest).
+      if (this.#ring.length < this.#bound) this.#ring = new Uint8Array(this.#bound);
+      this.#ring.set(bytes.subarray(n - this.#bound));
+      this.#head = 0;
+      this.#end += n;
+      this.#start = this.#end - this.#bound;
+    } else {
+      this.#grow(Math.min(this.#bound, retained + n));
+      const cap = this.#ring.length;
+      const at = (this.#head + retained) % cap;
+      const first = Math.min(n, cap - at);
+      this.#ring.set(bytes.subarray(0, first), at);
+      this.#ring.set(bytes.subarray(first), 0);
+      this.#end += n;
+      // Past capacity (then equal to the bound) the oldest bytes were overwritten:
+      // every attached reader had read them (room() ensured it).
+      const over = retained + n - cap;
+      if (over > 0) {
+        this.#head = (this.#head + over) % cap;
+        this.#start += over;
       }
     }
     this.#wake(this.#dataWaiters);
   }
 
-  /** Bytes from absolute offset `pos` to the end of the chunk that holds it. */
+  /** Make the ring hold at least `need` bytes (never more than the bound). */
+  #grow(need: number): void {
+    const cap = this.#ring.length;
+    if (need <= cap) return;
+    const ring = new Uint8Array(Math.min(this.#bound, Math.max(need, cap * 2, MIN_RING_BYTES)));
+    const held = this.#end - this.#start;
+    const first = Math.min(held, cap - this.#head);
+    ring.set(this.#ring.subarray(this.#head, this.#head + first), 0);
+    ring.set(this.#ring.subarray(0, held - first), first);
+    this.#ring = ring;
+    this.#head = 0;
+  }
+
+  /** A copy of the bytes from absolute offset `pos` on, up to the ring's wrap point. */
   #slice(pos: number): Uint8Array {
-    let at = this.#start;
-    for (const c of this.#chunks) {
-      if (pos < at + c.length) return c.subarray(pos - at);
-      at += c.length;
-    }
-    return new Uint8Array(0);
+    const cap = this.#ring.length;
+    const at = (this.#head + (pos - this.#start)) % cap;
+    const len = Math.min(this.#end - pos, cap - at, MAX_READ_BYTES);
+    return this.#ring.slice(at, at + len);
   }
 
   #wake(set: Set<() => void>): void {

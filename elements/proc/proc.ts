@@ -38,6 +38,9 @@ export interface StreamReply {
 
 const DEC = new TextDecoder();
 
+/** Bytes read from a process's pipe at once. */
+const PIPE_READ_BYTES = 64 * 1024;
+
 /** A running or finished process. */
 export class ProcElement implements Element {
   /** `ls -l` kind. */
@@ -208,10 +211,20 @@ export class ProcElement implements Element {
   }
 }
 
-/** Copy a pipe into an output buffer until it ends. */
+/**
+ * Copy a pipe into an output buffer until it ends. One buffer is read into again and
+ * again (the output buffer copies), so output nobody reads makes no garbage.
+ */
 async function pump(from: ReadableStream<Uint8Array>, to: OutputBuffer): Promise<void> {
+  const reader = from.getReader({ mode: "byob" });
+  let buf = new Uint8Array(PIPE_READ_BYTES);
   try {
-    for await (const chunk of from) await to.write(chunk);
+    for (;;) {
+      const { done, value } = await reader.read(buf);
+      if (done || !value) break;
+      await to.write(value);
+      buf = new Uint8Array(value.buffer);
+    }
   } catch {
     /* pipe error: treat as the end */
   } finally {

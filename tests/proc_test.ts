@@ -1,0 +1,696 @@
+/**
+ * Process elements against real servers and real processes: the CLI contract
+ * (mkproc, peek, wait, waitall, signal, stdin, stdout, stderr, scrub, --scrub), retained
+ * and streamed output, pacing and the output bound, killing process groups, and the
+ * client library's `Proc`.
+ */
+
+import { createHash } from "node:crypto";
+import { CircuitError, type Client, connect, type Proc } from "../mod.ts";
+import {
+  assert,
+  assertEquals,
+  assertOneLineError,
+  cli,
+  type CliResult,
+  Cluster,
+  Server,
+  waitFor,
+} from "./_harness.ts";
+
+const CLI = new URL("../cli.ts", import.meta.url).pathname;
+const enc = new TextEncoder();
+const dec = new TextDecoder();
+
+/** `circuit mkproc -d URL [flags] PATH < cmd`. */
+function mkproc(s: Server, path: string, cmd: unknown, flags: string[] = []): Promise<CliResult> {
+  return cli(["mkproc", "-d", s.url, ...flags, path], {
+    stdin: typeof cmd === "string" ? cmd : JSON.stringify(cmd),
+  });
+}
+
+async function mkprocOk(s: Server, path: string, cmd: unknown, flags: string[] = []) {
+  const r = await mkproc(s, path, cmd, flags);
+  assertEquals([r.code, r.stdout, r.stderr], [0, "", ""], `mkproc ${path}`);
+}
+
+/** Run a CLI command that must succeed; its stdout. */
+async function ok(args: string[], stdin?: string): Promise<string> {
+  const r = await cli(args, stdin === undefined ? {} : { stdin });
+  assertEquals([r.code, r.stderr], [0, ""], `circuit ${args.join(" ")}`);
+  return r.stdout;
+}
+
+/** Parse `peek`/`wait` output, checking it is tab-indented JSON and a newline. */
+function parseState(text: string): Record<string, unknown> {
+  const v = JSON.parse(text);
+  assertEquals(text, JSON.stringify(v, null, "\t") + "\n", "tab-indented JSON and a newline");
+  return v;
+}
+
+/** One line of /proc/PID/stat: state and process group, or null when gone. */
+function procStat(pid: number): { comm: string; state: string; pgrp: number } | null {
+  try {
+    const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
+    const close = stat.lastIndexOf(")");
+    const comm = stat.slice(stat.indexOf("(") + 1, close);
+    const [state, , pgrp] = stat.slice(close + 2).split(" ");
+    return { comm, state, pgrp: Number(pgrp) };
+  } catch {
+    return null;
+  }
+}
+
+/** Live (not zombie) processes in process group `pgid` whose command is `comm`. */
+function groupMembers(pgid: number, comm: string): number[] {
+  const out: number[] = [];
+  for (const e of Deno.readDirSync("/proc")) {
+    if (!/^\d+$/.test(e.name)) continue;
+    const st = procStat(Number(e.name));
+    if (st && st.pgrp === pgid && st.comm === comm && st.state !== "Z") out.push(Number(e.name));
+  }
+  return out.sort((a, b) => a - b);
+}
+
+/** Wait until `n` live sleeps are in process group `pgid`; their pids. */
+async function sleepsOf(pgid: number, n: number): Promise<number[]> {
+  let found: number[] = [];
+  await waitFor(
+    () => (found = groupMembers(pgid, "sleep")).length === n,
+    `${n} sleeps in the group`,
+  );
+  return found;
+}
+
+/** Dead: gone, or a zombie (this container's PID 1 does not reap orphans). */
+function dead(pid: number): boolean {
+  const st = procStat(pid);
+  return st === null || st.state === "Z";
+}
+
+/** SHA-256 of a byte stream, hashed as it arrives; also its length. */
+async function sha256(stream: ReadableStream<Uint8Array>): Promise<[string, number]> {
+  const h = createHash("sha256");
+  let n = 0;
+  for await (const c of stream) {
+    h.update(c);
+    n += c.length;
+  }
+  return [h.digest("hex"), n];
+}
+
+/** SHA-256 and length of what a command prints, run here. */
+async function localSha256(path: string, args: string[]): Promise<[string, number]> {
+  const child = new Deno.Command(path, { args, stdout: "piped", stderr: "null" }).spawn();
+  const r = await sha256(child.stdout);
+  assertEquals((await child.status).code, 0, `${path} ran locally`);
+  return r;
+}
+
+/** `circuit ARGS…` as a child whose output the caller consumes; killed on dispose. */
+function spawnCli(args: string[]): Deno.ChildProcess & AsyncDisposable {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", CLI, ...args],
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  return Object.assign(child, {
+    async [Symbol.asyncDispose]() {
+      try {
+        child.kill("SIGKILL");
+      } catch { /* exited */ }
+      await child.status;
+      for (const s of [child.stdout, child.stderr]) {
+        if (!s.locked) await s.cancel().catch(() => {});
+      }
+    },
+  });
+}
+
+/**
+ * Wait until the server serves a call on `path` (a reader: the process's stdin is not
+ * open yet), i.e. the reader is attached to the output buffer.
+ */
+async function readerAttached(client: Client, s: Server, path: string): Promise<void> {
+  await waitFor(async () => {
+    const inflight = (await client.walk(s.path).stk()).InFlight as Array<{ Path: string }>;
+    return inflight.some((f) => f.Path === path);
+  }, `a reader of ${path} to be attached`);
+}
+
+function seqText(from: number, to: number): string {
+  let s = "";
+  for (let i = from; i <= to; i++) s += `${i}\n`;
+  return s;
+}
+
+async function text(stream: ReadableStream<Uint8Array>): Promise<string> {
+  return await new Response(stream).text();
+}
+
+async function writeAll(proc: Proc, chunks: string[]): Promise<void> {
+  const w = proc.stdin.getWriter();
+  for (const c of chunks) await w.write(enc.encode(c));
+  await w.close();
+}
+
+// 1. The contract's walkthrough.
+
+Deno.test("mkproc, ls -l, peek, wait, stdout and scrub follow the contract's walkthrough", async () => {
+  await using s = await Server.start();
+  const p = `${s.path}/hello/ls`;
+  const r = await cli(["mkproc", "-d", s.url, p], {
+    stdin: '{"Path": "/bin/ls", "Args": ["/"]}\n',
+  });
+  assertEquals([r.code, r.stdout, r.stderr], [0, "", ""], "mkproc");
+  assertEquals(
+    await ok(["ls", "-l", "-d", s.url, "/..."]),
+    `server          ${s.path}\n·               ${s.path}/hello\nproc            ${p}\n`,
+  );
+  const waited = parseState(await ok(["wait", "-d", s.url, p]));
+  const peeked = parseState(await ok(["peek", "-d", s.url, p]));
+  for (const v of [waited, peeked]) {
+    assertEquals(Object.keys(v), ["Cmd", "Exit", "Phase", "Pid", "ExitCode", "Signal"]);
+    assertEquals(v.Cmd, { Env: null, Dir: "", Path: "/bin/ls", Args: ["/"], Scrub: false });
+    assertEquals([v.Exit, v.Phase, v.ExitCode, v.Signal], [null, "exited", 0, null]);
+    assert(typeof v.Pid === "number" && v.Pid > 0, `Pid ${v.Pid}`);
+  }
+  const listing = [...Deno.readDirSync("/")].map((e) => e.name).filter((n) => !n.startsWith("."))
+    .sort();
+  const out = await ok(["stdout", "-d", s.url, p]);
+  assertEquals(out.split("\n").filter(Boolean).sort(), listing, "stdout is the listing of /");
+  assertEquals(await ok(["stderr", "-d", s.url, p]), "", "nothing on stderr");
+  assertEquals(await ok(["scrub", "-d", s.url, p]), "");
+  assertEquals(await ok(["ls", "-d", s.url, "/..."]), `${s.path}\n`, "anchor and parent gone");
+  assertEquals(await ok(["peek", "-d", s.url, p]), "null\n");
+});
+
+// 2. Command fields.
+
+Deno.test("Env absent inherits the server's environment; a list is exactly the environment", async () => {
+  await using s = await Server.start({ env: { CIRCUIT_PROC_TEST_MARK: "inherited-42" } });
+  await mkprocOk(s, `${s.path}/inherit`, { Path: "/usr/bin/env" });
+  await mkprocOk(s, `${s.path}/exact`, { Path: "/usr/bin/env", Env: ["A=1", "B=x=y"] });
+  await mkprocOk(s, `${s.path}/null`, { Path: "/usr/bin/env", Env: null });
+  await ok(["wait", "-d", s.url, `${s.path}/inherit`]);
+  await ok(["wait", "-d", s.url, `${s.path}/exact`]);
+  await ok(["wait", "-d", s.url, `${s.path}/null`]);
+  const inherited = (await ok(["stdout", "-d", s.url, `${s.path}/inherit`])).split("\n");
+  assert(inherited.includes("CIRCUIT_PROC_TEST_MARK=inherited-42"), inherited.join(" "));
+  assert(inherited.some((l) => l.startsWith("PATH=")), "PATH inherited");
+  assertEquals(await ok(["stdout", "-d", s.url, `${s.path}/exact`]), "A=1\nB=x=y\n");
+  const nul = await ok(["stdout", "-d", s.url, `${s.path}/null`]);
+  assert(nul.includes("CIRCUIT_PROC_TEST_MARK=inherited-42\n"), "Env null inherits too");
+});
+
+Deno.test("Dir sets the working directory; a bare Path is not searched in $PATH", async () => {
+  await using s = await Server.start();
+  await mkprocOk(s, `${s.path}/pwd`, { Path: "/bin/pwd", Dir: "/tmp" });
+  await ok(["wait", "-d", s.url, `${s.path}/pwd`]);
+  assertEquals(await ok(["stdout", "-d", s.url, `${s.path}/pwd`]), "/tmp\n");
+
+  const bare = await mkproc(s, `${s.path}/bare`, { Path: "ls", Dir: "/" });
+  assertOneLineError(bare, /^exec error: /);
+  const v = parseState(await ok(["peek", "-d", s.url, `${s.path}/bare`]));
+  assertEquals([v.Phase, v.Pid, v.ExitCode, v.Signal], ["unknown", null, null, null]);
+  const body = (v.Exit as { Body: string }).Body;
+  assert(body.startsWith("exec error:"), body);
+  const missing = await mkproc(s, `${s.path}/missing`, { Path: "/no/such/program" });
+  assertOneLineError(missing, /^exec error: .*No such file/);
+});
+
+Deno.test("mkproc matches keys case-insensitively and ignores unknown keys", async () => {
+  await using s = await Server.start();
+  const p = `${s.path}/echo`;
+  await mkprocOk(s, p, { pAtH: "/bin/echo", ARGS: ["hi", "there"], dir: "/", Color: "blue" });
+  const v = parseState(await ok(["wait", "-d", s.url, p]));
+  assertEquals(v.Cmd, {
+    Env: null,
+    Dir: "/",
+    Path: "/bin/echo",
+    Args: ["hi", "there"],
+    Scrub: false,
+  });
+  assertEquals(await ok(["stdout", "-d", s.url, p]), "hi there\n");
+});
+
+// 3. Exit and signals.
+
+Deno.test("wait reports a non-zero exit as Exit.Body, ExitCode and Phase exited", async () => {
+  await using s = await Server.start();
+  const p = `${s.path}/three`;
+  await mkprocOk(s, p, { Path: "/bin/sh", Args: ["-c", "echo oops >&2; exit 3"] });
+  const v = parseState(await ok(["wait", "-d", s.url, p]));
+  assertEquals(v.Exit, { Body: "exit status 3" });
+  assertEquals([v.Phase, v.ExitCode, v.Signal], ["exited", 3, null]);
+  assertEquals(await ok(["stderr", "-d", s.url, p]), "oops\n");
+  assertEquals(parseState(await ok(["peek", "-d", s.url, p])), v, "peek equals wait");
+});
+
+Deno.test("signal names are case-insensitive with or without SIG and end the process", async () => {
+  await using s = await Server.start();
+  const cases: Array<[string, string, string]> = [
+    ["TERM", "SIGTERM", "signal: terminated"],
+    ["kill", "SIGKILL", "signal: killed"],
+    ["SIGKILL", "SIGKILL", "signal: killed"],
+    ["sigInt", "SIGINT", "signal: interrupt"],
+  ];
+  await Promise.all(
+    cases.map((_, i) => mkprocOk(s, `${s.path}/sleep${i}`, { Path: "/bin/sleep", Args: ["100"] })),
+  );
+  for (const [i, [name, sig, body]] of cases.entries()) {
+    const p = `${s.path}/sleep${i}`;
+    assertEquals(parseState(await ok(["peek", "-d", s.url, p])).Phase, "running");
+    assertEquals(await ok(["signal", "-d", s.url, name, p]), "", `signal ${name}`);
+    const v = parseState(await ok(["wait", "-d", s.url, p]));
+    assertEquals([v.Phase, v.Exit, v.Signal, v.ExitCode], ["signaled", { Body: body }, sig, null]);
+  }
+});
+
+// 4. wait does not depend on stdin.
+
+Deno.test("wait on /bin/true returns promptly without anyone touching stdin", async () => {
+  await using s = await Server.start();
+  await using client = await connect(s.url);
+  const t = performance.now();
+  const proc = await client.walk(`${s.path}/t`).makeProc({ Path: "/bin/true" });
+  const v = await proc.wait({ timeoutMs: 5000 });
+  const ms = performance.now() - t;
+  assertEquals([v.Phase, v.Exit, v.ExitCode], ["exited", null, 0]);
+  assert(ms < 1500, `library wait took ${ms.toFixed(0)} ms`);
+  // The CLI too; --timeout turns a hang into a failure instead of a stuck test.
+  await mkprocOk(s, `${s.path}/t2`, { Path: "/bin/true" });
+  const w = await cli(["wait", "--timeout", "5s", "-d", s.url, `${s.path}/t2`]);
+  assertEquals([w.code, w.stderr], [0, ""]);
+  assertEquals(parseState(w.stdout).Phase, "exited");
+});
+
+// 5. Live streaming.
+
+Deno.test("stdout is delivered line by line while the process runs", async () => {
+  await using s = await Server.start();
+  await using client = await connect(s.url);
+  const proc = await client.walk(`${s.path}/ticker`).makeProc({
+    Path: "/bin/sh",
+    Args: ["-c", "for i in 1 2 3; do echo $i; sleep 1; done"],
+  });
+  const exited = proc.wait().then(() => performance.now());
+  const reader = proc.stdout.getReader();
+  const arrivals: Array<[string, number]> = [];
+  let buf = "";
+  for (;;) {
+    const r = await reader.read();
+    if (r.done) break;
+    buf += dec.decode(r.value);
+    for (let i = buf.indexOf("\n"); i >= 0; i = buf.indexOf("\n")) {
+      arrivals.push([buf.slice(0, i), performance.now()]);
+      if (arrivals.length === 1) {
+        assertEquals((await proc.peek()).Phase, "running", "running at the first line");
+      }
+      buf = buf.slice(i + 1);
+    }
+  }
+  const end = await exited;
+  assertEquals(arrivals.map(([l]) => l), ["1", "2", "3"]);
+  assert(
+    end - arrivals[0][1] > 1500,
+    `first line ${(end - arrivals[0][1]).toFixed(0)} ms before exit`,
+  );
+  assert(arrivals[1][1] - arrivals[0][1] > 500, "lines arrive apart, not in one batch");
+  assert(arrivals[2][1] - arrivals[1][1] > 500, "lines arrive apart, not in one batch");
+});
+
+// 6. Retained output and several readers.
+
+Deno.test("output is kept after exit and two concurrent readers both get all of it", async () => {
+  await using s = await Server.start();
+  await using client = await connect(s.url);
+  const proc = await client.walk(`${s.path}/seq`).makeProc({
+    Path: "/usr/bin/seq",
+    Args: ["1", "100000"],
+  });
+  const a = proc.output("stdout"), b = proc.output("stdout");
+  const [ta, tb] = await Promise.all([text(a.readable), text(b.readable)]);
+  const want = seqText(1, 100000);
+  assert(ta === want, `first reader got ${ta.length} of ${want.length} chars`);
+  assert(tb === want, `second reader got ${tb.length} of ${want.length} chars`);
+  assertEquals([await a.dropped, await b.dropped], [0, 0]);
+  assertEquals((await proc.wait()).Phase, "exited");
+  assert(await text(proc.stdout) === want, "a reader after exit gets it all again");
+  assertEquals(await text(proc.stderr), "");
+});
+
+Deno.test("a stdout reader killed midway loses nothing for the next reader", async () => {
+  await using s = await Server.start();
+  await using client = await connect(s.url);
+  const p = `${s.path}/gated`;
+  const proc = await client.walk(p).makeProc({
+    Path: "/bin/sh",
+    Args: ["-c", "seq 1 1000; read x; seq 1001 2000"],
+  });
+  await using child = spawnCli(["stdout", "-d", s.url, p]);
+  const stderr = text(child.stderr);
+  const reader = child.stdout.getReader();
+  let got = "";
+  while (!got.includes("1000\n")) {
+    const r = await reader.read();
+    assert(!r.done, `reader ended early after ${JSON.stringify(got.slice(-20))}`);
+    got += dec.decode(r.value);
+  }
+  child.kill("SIGKILL");
+  await reader.cancel();
+  assertEquals((await child.status).signal, "SIGKILL");
+  await stderr;
+  assertEquals((await proc.peek()).Phase, "running", "the process waits for its input");
+  await writeAll(proc, ["go\n"]);
+  assertEquals((await proc.wait({ timeoutMs: 10_000 })).Phase, "exited");
+  assert(await ok(["stdout", "-d", s.url, p]) === seqText(1, 2000), "next reader gets all");
+});
+
+// 7. Large output intact.
+
+Deno.test("200 MB of stdout arrive intact through the library and through the CLI", async () => {
+  await using s = await Server.start({ args: ["--output-bound", "4MiB"] });
+  await using client = await connect(s.url);
+  const [want, wantLen] = await localSha256("/usr/bin/seq", ["1", "25000000"]);
+  assert(wantLen > 200_000_000, `${wantLen} bytes`);
+  // Released only once the reader is attached, so nothing may be dropped before it.
+  const gated = { Path: "/bin/sh", Args: ["-c", "read x; exec seq 1 25000000"] };
+
+  const lib = await client.walk(`${s.path}/big1`).makeProc(gated);
+  const out = lib.output("stdout");
+  await readerAttached(client, s, lib.anchor.path);
+  await writeAll(lib, ["go\n"]);
+  const t0 = performance.now();
+  assertEquals(await sha256(out.readable), [want, wantLen], "library stream");
+  const libMs = performance.now() - t0;
+  assertEquals(await out.dropped, 0);
+  assertEquals((await lib.wait()).Phase, "exited");
+
+  const viaCli = await client.walk(`${s.path}/big2`).makeProc(gated);
+  await using child = spawnCli(["stdout", "-d", s.url, viaCli.anchor.path]);
+  const hashed = Promise.all([sha256(child.stdout), text(child.stderr), child.status]);
+  await readerAttached(client, s, viaCli.anchor.path);
+  await writeAll(viaCli, ["go\n"]);
+  const t1 = performance.now();
+  const [got, errText, status] = await hashed;
+  const cliMs = performance.now() - t1;
+  assertEquals([status.code, errText], [0, ""], "CLI stdout");
+  assertEquals(got, [want, wantLen], "CLI stream");
+  assert(libMs < 20_000 && cliMs < 20_000, `took ${libMs.toFixed(0)} / ${cliMs.toFixed(0)} ms`);
+});
+
+// 8. Unread output is bounded.
+
+Deno.test("unread output never blocks the process nor grows the server past the bound", async () => {
+  await using s = await Server.start({ args: ["--output-bound", "1MiB"] });
+  await using client = await connect(s.url);
+  const server = client.walk(s.path);
+  const rss = async () => ((await server.stk()).Memory as { rss: number }).rss;
+  // Warm up the same code paths first, so the baseline is not a cold server.
+  const warm = await client.walk(`${s.path}/warm`).makeProc({
+    Path: "/usr/bin/head",
+    Args: ["-c", "10000000", "/dev/zero"],
+  });
+  await warm.wait({ timeoutMs: 20_000 });
+  await warm.scrub();
+  const before = await rss();
+
+  const p = `${s.path}/zeros`;
+  const proc = await client.walk(p).makeProc({
+    Path: "/usr/bin/head",
+    Args: ["-c", "100000000", "/dev/zero"],
+  });
+  const v = await proc.wait({ timeoutMs: 20_000 });
+  assertEquals([v.Phase, v.ExitCode], ["exited", 0]);
+  const after = await rss();
+  assert(after - before < 30 * 2 ** 20, `rss grew ${((after - before) / 2 ** 20).toFixed(1)} MiB`);
+
+  const out = proc.output("stdout");
+  const [, n] = await sha256(out.readable);
+  assertEquals(n, 1048576, "a reader gets exactly the bound");
+  assertEquals(await out.dropped, 100_000_000 - 1048576);
+  const r = await cli(["stdout", "-d", s.url, p]);
+  assertEquals([r.code, r.stdout.length, r.stdout.replaceAll("\0", "")], [0, 1048576, ""]);
+  assertEquals(
+    r.stderr,
+    `circuit: ${100_000_000 - 1048576} bytes of stdout were dropped before this read ` +
+      "(nobody was reading)\n",
+  );
+});
+
+// 9. Pacing.
+
+Deno.test("a slow reader attached from the start paces the process and loses nothing", async () => {
+  await using s = await Server.start({ args: ["--output-bound", "64KiB"] });
+  await using client = await connect(s.url);
+  const p = `${s.path}/paced`;
+  // The process prints only once released, so the reader is surely attached first.
+  const proc = await client.walk(p).makeProc({
+    Path: "/bin/sh",
+    Args: ["-c", "read x; exec seq 1 2000000"],
+  });
+  const out = proc.output("stdout");
+  await readerAttached(client, s, p);
+  await writeAll(proc, ["go\n"]);
+  const reader = out.readable.getReader();
+  const first = await reader.read();
+  assert(!first.done, "some output");
+  const chunks: Uint8Array[] = [first.value];
+  await new Promise((r) => setTimeout(r, 500));
+  assertEquals((await proc.peek()).Phase, "running", "the process waits for the slow reader");
+  for (let i = 0;; i++) {
+    const r = await reader.read();
+    if (r.done) break;
+    chunks.push(r.value);
+    if (i % 4 === 0) await new Promise((r) => setTimeout(r, 1));
+  }
+  const sd = new TextDecoder();
+  const got = chunks.map((c) => sd.decode(c, { stream: true })).join("") + sd.decode();
+  const want = seqText(1, 2000000);
+  assert(got === want, `got ${got.length} of ${want.length} chars`);
+  assertEquals(await out.dropped, 0);
+  assertEquals((await proc.wait()).Phase, "exited");
+});
+
+// 10. Scrub kills the group.
+
+Deno.test("scrub kills the process's children too", async () => {
+  await using s = await Server.start();
+  const p = `${s.path}/family`;
+  await mkprocOk(s, p, { Path: "/bin/sh", Args: ["-c", "sleep 1000 & sleep 1000 & wait"] });
+  const pid = parseState(await ok(["peek", "-d", s.url, p])).Pid as number;
+  const sleeps = await sleepsOf(pid, 2);
+  assertEquals(await ok(["scrub", "-d", s.url, p]), "");
+  await waitFor(() => [pid, ...sleeps].every(dead), "the shell and both sleeps to die", 2000);
+  assertEquals(await ok(["peek", "-d", s.url, p]), "null\n");
+});
+
+Deno.test("scrub KILLs a process that ignores TERM after --scrub-grace", async () => {
+  await using s = await Server.start({ args: ["--scrub-grace", "1s"] });
+  const p = `${s.path}/stubborn`;
+  await mkprocOk(s, p, { Path: "/bin/sh", Args: ["-c", "trap '' TERM; sleep 1000"] });
+  const pid = parseState(await ok(["peek", "-d", s.url, p])).Pid as number;
+  const [sleep] = await sleepsOf(pid, 1);
+  await using client = await connect(s.url);
+  const t = performance.now();
+  const scrubbed = client.walk(p).scrub().then(() => performance.now() - t);
+  await new Promise((r) => setTimeout(r, 500));
+  assert(!dead(sleep), "the process ignored TERM and is alive within the grace");
+  const ms = await scrubbed;
+  assert(ms >= 950, `scrub returned after ${ms.toFixed(0)} ms, before the grace ended`);
+  assert(ms < 5000, `scrub took ${ms.toFixed(0)} ms`);
+  await waitFor(() => dead(pid) && dead(sleep), "the stubborn processes to die", 2000);
+});
+
+// 11. Server stop.
+
+Deno.test("SIGTERM to the server kills its processes and the server exits 0", async () => {
+  await using s = await Server.start();
+  const p = `${s.path}/orphan`;
+  await mkprocOk(s, p, { Path: "/bin/sh", Args: ["-c", "sleep 1000 & wait"] });
+  const pid = parseState(await ok(["peek", "-d", s.url, p])).Pid as number;
+  const sleeps = await sleepsOf(pid, 1);
+  s.kill("SIGTERM");
+  assertEquals((await s.status).code, 0, "server exit code");
+  await waitFor(() => [pid, ...sleeps].every(dead), "the processes to die", 2000);
+});
+
+// 12. waitall across servers.
+
+Deno.test("waitall over processes on three servers returns 0 only after all have exited", async () => {
+  await using c = await new Cluster().chain(3);
+  const [a] = c.servers;
+  await waitFor(
+    async () => (await cli(["ls", "-d", a.url, "/"])).stdout.split("\n").length === 4,
+    "3 members",
+  );
+  await using client = await connect(a.url);
+  const secs = ["0.2", "0.5", "1.5"];
+  const paths = c.servers.map((s, i) => `${s.path}/nap${i}`);
+  const procs = await Promise.all(
+    paths.map((p, i) => client.walk(p).makeProc({ Path: "/bin/sleep", Args: [secs[i]] })),
+  );
+  const r = await cli(["waitall", "-d", a.url], { stdin: paths.join("\n") + "\n" });
+  assertEquals([r.code, r.stdout, r.stderr], [0, "", ""], "waitall");
+  for (const [i, proc] of procs.entries()) {
+    assertEquals((await proc.peek()).Phase, "exited", `${paths[i]} after waitall`);
+  }
+});
+
+Deno.test("wait and stdout through another server fail with one line when the process's server dies", async () => {
+  await using c = await new Cluster().chain(2);
+  const [a, b] = c.servers;
+  await waitFor(
+    async () =>
+      (await cli(["ls", "-d", a.url, "/"])).stdout === [a.path, b.path].sort().join("\n") + "\n",
+    "2 members",
+  );
+  const p = `${b.path}/remote`;
+  await mkprocOk(a, p, { Path: "/bin/sleep", Args: ["100"] });
+  const waiting = cli(["wait", "-d", a.url, p]);
+  const reading = cli(["stdout", "-d", a.url, p]);
+  try {
+    await waitFor(async () => {
+      const r = await cli(["stk", "-d", a.url, b.path]);
+      const inflight = JSON.parse(r.stdout).InFlight as Array<{ Path: string }>;
+      return inflight.filter((f) => f.Path === p).length === 2;
+    }, "wait and stdout to reach the process's server");
+  } finally {
+    b.kill("SIGKILL");
+    await Promise.allSettled([waiting, reading]);
+  }
+  const [w, r] = await Promise.all([waiting, reading]);
+  assertOneLineError(w, /closed|lost|unreachable|stopped/i);
+  assertOneLineError(r, /closed|lost|unreachable|stopped/i);
+  assertEquals([w.stdout, r.stdout], ["", ""]);
+});
+
+// 13. Scrub after exit.
+
+Deno.test("mkproc --scrub and Scrub true remove the anchor once the process exits", async () => {
+  await using s = await Server.start();
+  const flag = `${s.path}/flag/p`, field = `${s.path}/field/p`;
+  await mkprocOk(s, flag, { Path: "/bin/sh", Args: ["-c", "read x"] }, ["--scrub"]);
+  await mkprocOk(s, field, { Path: "/bin/sh", Args: ["-c", "read x"], Scrub: true });
+  const before = await ok(["ls", "-d", s.url, "/..."]);
+  assert(before.includes(`${flag}\n`) && before.includes(`${field}\n`), before);
+  assertEquals(parseState(await ok(["peek", "-d", s.url, flag])).Cmd, {
+    Env: null,
+    Dir: "",
+    Path: "/bin/sh",
+    Args: ["-c", "read x"],
+    Scrub: true,
+  });
+  for (const p of [flag, field]) {
+    assertEquals(await ok(["stdin", "-d", s.url, p], "done\n"), "");
+  }
+  await waitFor(
+    async () => (await cli(["ls", "-d", s.url, "/..."])).stdout === `${s.path}\n`,
+    "both anchors to disappear",
+  );
+  assertEquals(await ok(["peek", "-d", s.url, flag]), "null\n");
+});
+
+// 14. Errors.
+
+Deno.test("bad mkproc input and bad signals fail with one line and exit 1", async () => {
+  await using s = await Server.start();
+  assertOneLineError(await mkproc(s, `${s.path}/j`, "{nope"), /^command json not parsing: /);
+  assertOneLineError(await mkproc(s, `${s.path}/j`, ""), /^command json not parsing: /);
+  assertOneLineError(
+    await mkproc(s, `${s.path}/j`, { Args: ["x"] }),
+    /^command json not parsing: .*Path/,
+  );
+  assertOneLineError(
+    await mkproc(s, `${s.path}/j`, { Path: "/bin/true", Env: "A=1" }),
+    /^command json not parsing: .*Env/,
+  );
+  assertEquals(await ok(["ls", "-d", s.url, "/..."]), `${s.path}\n`, "nothing was made");
+
+  const p = `${s.path}/sleeper`;
+  await mkprocOk(s, p, { Path: "/bin/sleep", Args: ["100"] });
+  assertOneLineError(await cli(["signal", "-d", s.url, "BOGUS", p]), /BOGUS/);
+  assertEquals(parseState(await ok(["peek", "-d", s.url, p])).Phase, "running");
+  await ok(["signal", "-d", s.url, "KILL", p]);
+  await ok(["wait", "-d", s.url, p]);
+  assertOneLineError(await cli(["signal", "-d", s.url, "TERM", p]), /already exited/);
+  assertOneLineError(await mkproc(s, p, { Path: "/bin/true" }), /anchor already has an element/);
+});
+
+Deno.test("proc verbs on a server anchor or an empty anchor fail with one line", async () => {
+  await using s = await Server.start();
+  const empty = `${s.path}/nothing`;
+  for (const verb of [["wait"], ["stdout"], ["stderr"], ["signal", "TERM"]]) {
+    for (const target of [s.path, empty]) {
+      const r = await cli([...verb, "-d", s.url, target]);
+      assertOneLineError(r, target === s.path ? /server/ : /No element at/);
+      assertEquals(r.stdout, "", `${verb[0]} ${target} printed nothing`);
+    }
+  }
+  const stdin = await cli(["stdin", "-d", s.url, empty], { stdin: "x" });
+  assertOneLineError(stdin, /No element at/);
+  assertOneLineError(await mkproc(s, s.path, { Path: "/bin/true" }), /server anchor/);
+});
+
+// 15. The library.
+
+Deno.test("makeProc rejects an exec error with CircuitError bad request", async () => {
+  await using s = await Server.start();
+  await using client = await connect(s.url);
+  const err = await client.walk(`${s.path}/x`).makeProc({ Path: "/no/such" }).then(
+    () => null,
+    (e) => e,
+  );
+  assert(err instanceof CircuitError, `got ${err}`);
+  assertEquals(err.code, "bad request");
+  assert(err.message.startsWith("exec error:"), err.message);
+  assertEquals((await client.walk(`${s.path}/x`).proc().peek()).Phase, "unknown");
+});
+
+Deno.test("Proc.stdin takes several writes and a close; cat echoes all of it", async () => {
+  await using s = await Server.start();
+  await using client = await connect(s.url);
+  const proc = await client.walk(`${s.path}/cat`).makeProc({ Path: "/bin/cat" });
+  const out = text(proc.stdout);
+  await writeAll(proc, ["one\n", "two\n", "three"]);
+  assertEquals(await out, "one\ntwo\nthree");
+  assertEquals((await proc.wait()).Phase, "exited");
+});
+
+Deno.test("Proc.wait rejects with aborted when its signal aborts", async () => {
+  await using s = await Server.start();
+  await using client = await connect(s.url);
+  const proc = await client.walk(`${s.path}/long`).makeProc({
+    Path: "/bin/sleep",
+    Args: ["100"],
+  });
+  const ac = new AbortController();
+  const waiting = proc.wait({ signal: ac.signal }).then(() => null, (e) => e);
+  setTimeout(() => ac.abort(), 100);
+  const err = await waiting;
+  assert(err instanceof CircuitError, `got ${err}`);
+  assertEquals(err.code, "aborted");
+  assertEquals((await proc.peek()).Phase, "running", "aborting wait leaves the process");
+  await proc.scrub();
+});
+
+Deno.test("the operation log records make proc, signal and scrub", async () => {
+  await using s = await Server.start();
+  const p = `${s.path}/logged`;
+  {
+    await using client = await connect(s.url);
+    const proc = await client.walk(p).makeProc({ Path: "/bin/sleep", Args: ["100"] });
+    await proc.signal("TERM");
+    await proc.wait();
+    await proc.scrub();
+  }
+  const recs = (await Deno.readTextFile(`${s.varDir}/ops.log`)).trim().split("\n")
+    .map((l) => JSON.parse(l)).filter((r) => r.path === p);
+  const ops = recs.map((r) => r.op);
+  for (const op of ["make proc", "signal", "scrub"]) assert(ops.includes(op), `${op} in ${ops}`);
+  assert(ops.indexOf("make proc") < ops.indexOf("signal"), "in order");
+  assert(ops.indexOf("signal") < ops.indexOf("scrub"), "in order");
+  assert(recs.every((r) => r.outcome === "ok"), JSON.stringify(recs));
+});
