@@ -151,3 +151,20 @@ async function copyOut(buf: OutputBuffer, call: ElementCall): Promise<StreamRepl
   }
   return { Dropped: reader.droppedBefore };
 }
+
+/**
+ * Wait for a promise unless the caller's signal aborts first.
+ *
+ * @param p what to wait for
+ * @param signal the caller's signal
+ * @returns the promise's value
+ * @throws the signal's reason when it aborts first
+ */
+export function abortable<T>(p: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) return Promise.reject(signal.reason);
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(signal.reason);
+    signal.addEventListener("abort", onAbort, { once: true });
+    p.then(resolve, reject).finally(() => signal.removeEventListener("abort", onAbort));
+  });
+}

@@ -13,7 +13,7 @@ import { createHash } from "node:crypto";
 import { CircuitError } from "../../net/errors.ts";
 import type { Element, ElementCall, ElementContext, ElementKind } from "../element.ts";
 import { parseSignal } from "../proc/signals.ts";
-import { Stdio } from "../stdio.ts";
+import { abortable, Stdio } from "../stdio.ts";
 import { Engine, engineAddress } from "./engine.ts";
 import { createBody, type DockerRun, parseRun } from "./spec.ts";
 
@@ -205,15 +205,6 @@ export class DockerElement implements Element {
   async #remove(): Promise<void> {
     await this.#engine.request("DELETE", `/containers/${this.#name}?force=1&v=1`).catch(() => {});
   }
-}
-
-function abortable<T>(p: Promise<T>, signal: AbortSignal): Promise<T> {
-  if (signal.aborted) return Promise.reject(signal.reason);
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = () => reject(signal.reason);
-    signal.addEventListener("abort", onAbort, { once: true });
-    p.then(resolve, reject).finally(() => signal.removeEventListener("abort", onAbort));
-  });
 }
 
 /**

@@ -7,7 +7,7 @@
 
 import { CircuitError } from "../../net/errors.ts";
 import type { Element, ElementCall, ElementContext, ElementKind } from "../element.ts";
-import { OutputBuffer } from "../output.ts";
+import { abortable, Stdio } from "../stdio.ts";
 import { type Cmd, envObject, parseCmd, spawnPath } from "./spec.ts";
 import { parseSignal, signalText } from "./signals.ts";
 
@@ -30,16 +30,7 @@ export interface ProcPeek {
   Signal: string | null;
 }
 
-/** What `stdout`/`stderr` reply once the stream is over. */
-export interface StreamReply {
-  /** Bytes dropped before this reader attached (nobody was reading then). */
-  Dropped: number;
-}
-
 const DEC = new TextDecoder();
-
-/** Bytes read from a process's pipe at once. */
-const PIPE_READ_BYTES = 64 * 1024;
 
 /** A running or finished process. */
 export class ProcElement implements Element {
@@ -51,9 +42,7 @@ export class ProcElement implements Element {
   #status: Deno.CommandStatus | null = null;
   #execError: string | null = null;
   #exited: Promise<void>;
-  #out: OutputBuffer;
-  #err: OutputBuffer;
-  #stdinTaken = false;
+  #stdio: Stdio;
   #scrubbing: Promise<void> | null = null;
 
   /**
@@ -65,8 +54,7 @@ export class ProcElement implements Element {
   constructor(ctx: ElementContext, cmd: Cmd) {
     this.#ctx = ctx;
     this.#cmd = cmd;
-    this.#out = new OutputBuffer(ctx.settings.outputBoundBytes);
-    this.#err = new OutputBuffer(ctx.settings.outputBoundBytes);
+    this.#stdio = new Stdio(ctx.path, ctx.settings.outputBoundBytes);
     try {
       this.#child = new Deno.Command(spawnPath(cmd.Path), {
         args: cmd.Args ?? [],
@@ -80,14 +68,12 @@ export class ProcElement implements Element {
       }).spawn();
     } catch (err) {
       this.#execError = `exec error: ${(err as Error).message}`;
-      this.#out.close();
-      this.#err.close();
+      this.#stdio.close();
       this.#exited = Promise.resolve();
       return;
     }
     const child = this.#child;
-    void pump(child.stdout, this.#out);
-    void pump(child.stderr, this.#err);
+    this.#stdio.attach(child);
     this.#exited = child.status.then((s) => {
       this.#status = s;
       if (this.#cmd.Scrub) queueMicrotask(() => this.#ctx.removeSelf());
@@ -135,12 +121,9 @@ export class ProcElement implements Element {
         // KILL what is left: a process that ignored TERM, or children it left behind.
         signalGroup(child.pid, "SIGKILL");
         await this.#exited;
-        try {
-          await child.stdin.abort();
-        } catch { /* closed */ }
+        await this.#stdio.closeStdin();
       }
-      this.#out.close();
-      this.#err.close();
+      this.#stdio.close();
     })();
     return this.#scrubbing;
   }
@@ -160,11 +143,9 @@ export class ProcElement implements Element {
       case "signal":
         return this.#signal(String((call.args as { name?: unknown } | null)?.name));
       case "stdin":
-        return await this.#stdin(call);
       case "stdout":
-        return await copyOut(this.#out, call);
       case "stderr":
-        return await copyOut(this.#err, call);
+        return await this.#stdio.serve(op, call);
       default:
         throw new CircuitError("bad request", `A proc has no operation "${op}"`);
     }
@@ -181,75 +162,6 @@ export class ProcElement implements Element {
     signalGroup(this.#child.pid, sig);
     return null;
   }
-
-  async #stdin(call: ElementCall): Promise<null> {
-    if (!call.upload) throw new CircuitError("bad request", "stdin needs an upload stream");
-    if (!this.#child) {
-      throw new CircuitError(
-        "bad request",
-        `Writing stdin of ${this.#ctx.path} failed: no process`,
-      );
-    }
-    if (this.#stdinTaken) {
-      await call.upload.cancel();
-      throw new CircuitError(
-        "busy",
-        `Writing stdin of ${this.#ctx.path} failed: stdin is already taken`,
-      );
-    }
-    this.#stdinTaken = true;
-    try {
-      await call.upload.pipeTo(this.#child.stdin, { signal: call.signal });
-    } catch (err) {
-      // A process that exited or closed stdin is not the writer's error.
-      if (call.signal.aborted) throw err;
-      try {
-        await this.#child.stdin.abort();
-      } catch { /* closed */ }
-    }
-    return null;
-  }
-}
-
-/**
- * Copy a pipe into an output buffer until it ends. One buffer is read into again and
- * again (the output buffer copies), so output nobody reads makes no garbage.
- */
-async function pump(from: ReadableStream<Uint8Array>, to: OutputBuffer): Promise<void> {
-  const reader = from.getReader({ mode: "byob" });
-  let buf = new Uint8Array(PIPE_READ_BYTES);
-  try {
-    for (;;) {
-      const { done, value } = await reader.read(buf);
-      if (done || !value) break;
-      await to.write(value);
-      buf = new Uint8Array(value.buffer);
-    }
-  } catch {
-    /* pipe error: treat as the end */
-  } finally {
-    to.close();
-  }
-}
-
-/** Stream retained output to a caller until the stream ends or the caller goes. */
-async function copyOut(buf: OutputBuffer, call: ElementCall): Promise<StreamReply> {
-  if (!call.download) throw new CircuitError("bad request", "Reading output needs a download");
-  const reader = buf.reader();
-  const w = call.download.getWriter();
-  try {
-    for (let c = await reader.read(call.signal); c; c = await reader.read(call.signal)) {
-      await w.write(c);
-    }
-    await w.close();
-  } catch (err) {
-    await w.abort().catch(() => {});
-    if (call.signal.aborted) throw err;
-    throw new CircuitError("closed", "The reader went away");
-  } finally {
-    reader.close();
-  }
-  return { Dropped: reader.droppedBefore };
 }
 
 function signalGroup(pid: number, sig: Deno.Signal): void {
@@ -265,15 +177,6 @@ function isStopped(pid: number): boolean {
   } catch {
     return false;
   }
-}
-
-function abortable<T>(p: Promise<T>, signal: AbortSignal): Promise<T> {
-  if (signal.aborted) return Promise.reject(signal.reason);
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = () => reject(signal.reason);
-    signal.addEventListener("abort", onAbort, { once: true });
-    p.then(resolve, reject).finally(() => signal.removeEventListener("abort", onAbort));
-  });
 }
 
 /** The `proc` element kind: spec `{cmd}`, reply the peek. */
