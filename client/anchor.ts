@@ -335,6 +335,11 @@ function capital(s: string): string {
 /**
  * Order paths by name, component by component, parents before children.
  *
+ * @example Sort a listing the way `ls` prints it
+ * ```ts ignore
+ * ["/X1/a/b", "/X1/a", "/X0"].sort(comparePaths); // ["/X0", "/X1/a", "/X1/a/b"]
+ * ```
+ *
  * @param a a path
  * @param b a path
  * @returns negative, zero or positive

@@ -17,6 +17,11 @@ export interface Glob {
 /**
  * Split a path into components, ignoring empty ones (`//X…//a/` is `/X…/a`).
  *
+ * @example Empty components vanish
+ * ```ts ignore
+ * splitPath("//X317c2314a386a9db//hi/"); // ["X317c2314a386a9db", "hi"]
+ * ```
+ *
  * @param path an absolute or relative path
  * @returns the components
  */
@@ -26,6 +31,11 @@ export function splitPath(path: string): string[] {
 
 /**
  * Parse an `ls` pattern.
+ *
+ * @example A trailing `...` means every descendant
+ * ```ts ignore
+ * parseGlob("/X317c2314a386a9db/..."); // { path: ["X317c2314a386a9db"], recursive: true }
+ * ```
  *
  * @param pattern e.g. `/`, `/X…`, `/X…/...`, `/...`
  * @returns components and recursion
@@ -38,6 +48,11 @@ export function parseGlob(pattern: string): Glob {
 
 /**
  * Join components into an absolute path.
+ *
+ * @example
+ * ```ts ignore
+ * joinPath(["X317c2314a386a9db", "hi"]); // "/X317c2314a386a9db/hi"
+ * ```
  *
  * @param components the components
  * @returns `/a/b`, or `/` for none

@@ -11,7 +11,12 @@ export const KEY_BYTES = 64;
 
 /**
  * Make a new key and encode it as the key file's text: base64 of 64 bytes from the
- * system CSPRNG, 88 characters.
+ * system CSPRNG, 88 characters. `circuit keygen` prints this.
+ *
+ * @example Write a key file
+ * ```ts ignore
+ * await Deno.writeTextFile("/etc/circuit.key", generateKey() + "\n", { mode: 0o600 });
+ * ```
  *
  * @returns the base64 text, without a newline
  */
@@ -21,6 +26,11 @@ export function generateKey(): string {
 
 /**
  * Decode a key file's text.
+ *
+ * @example
+ * ```ts ignore
+ * const key = parseKey(await Deno.readTextFile("/etc/circuit.key")); // 64 bytes
+ * ```
  *
  * @param text the file's contents; surrounding white space is ignored
  * @returns the key bytes
@@ -45,6 +55,11 @@ export function parseKey(text: string): Uint8Array {
 
 /**
  * Read and decode a key file.
+ *
+ * @example Connect with the key of the cluster
+ * ```ts ignore
+ * const client = await connect(url, { key: await readKeyFile("/etc/circuit.key") });
+ * ```
  *
  * @param path the file
  * @returns the key bytes
