@@ -60,10 +60,8 @@ const client = (name: string) => async (): Promise<Runner> => {
 const chan = (name: string) => async (): Promise<Runner> =>
   (await import("./chan_commands.ts")).CHAN_COMMANDS[name];
 
-const NOT_YET = (what: string, issue: number) => (): Promise<Runner> =>
-  Promise.resolve(() => {
-    throw new Error(`${what} are not available in this build yet (tracked as issue ${issue})`);
-  });
+const dns = (name: string) => async (): Promise<Runner> =>
+  (await import("./dns_commands.ts")).DNS_COMMANDS[name];
 
 /** Every subcommand, by name. */
 export const COMMANDS: Record<string, Command> = {
@@ -223,26 +221,32 @@ export const COMMANDS: Record<string, Command> = {
   mkdns: {
     args: "ANCHOR [ADDR]",
     summary: "DNS server element on ADDR (default: any interface, free port)",
-    details:
-      "Fix: answers by query type, NXDOMAIN for unknown names, case-insensitive names, UDP\n" +
-      "and TCP; no packet and no scrub can crash the server.",
+    details: "ADDR is HOST:PORT, :PORT or HOST. Without ADDR it binds every interface on a port\n" +
+      "free for both UDP and TCP, and peek shows the server's advertised host. Fix: answers\n" +
+      "by query type, NXDOMAIN for unknown names, case-insensitive names, UDP and TCP, EDNS0\n" +
+      "and truncation (TC) of large UDP answers; no packet and no scrub can crash the server.",
     flags: {},
     client: true,
-    run: NOT_YET("DNS elements", 6),
+    run: dns("mkdns"),
   },
   set: {
     args: 'DNS "RR"',
     summary: "add a resource record in zone-file syntax",
+    details: 'RR is "NAME [TTL] [CLASS] TYPE DATA", e.g. "miek.nl. 3600 IN MX 10 mx.miek.nl.".\n' +
+      "Types: A AAAA CNAME MX NS PTR SOA SRV TXT. A relative name is completed with the root\n" +
+      "(foo is foo.); TTL defaults to 3600, class to IN. A record that does not parse is an\n" +
+      "error naming the problem. A CNAME cannot share its name with other records.",
     flags: {},
     client: true,
-    run: NOT_YET("DNS elements", 6),
+    run: dns("set"),
   },
   unset: {
     args: "DNS NAME",
     summary: "remove all records of NAME",
+    details: "NAME is matched case-insensitively, with or without the trailing dot.",
     flags: {},
     client: true,
-    run: NOT_YET("DNS elements", 6),
+    run: dns("unset"),
   },
   mkdkr: {
     args: "[--scrub] ANCHOR < JSON",

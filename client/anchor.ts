@@ -13,6 +13,7 @@ import type { CallOptions, ElementAnchor } from "./types.ts";
 import { Chan } from "./chan.ts";
 import { Container, type ContainerRun } from "./docker.ts";
 import { Subscription } from "./subscription.ts";
+import { Nameserver } from "./dns.ts";
 
 export type { CallOptions };
 
@@ -234,6 +235,37 @@ export class Anchor implements ElementAnchor {
    */
   chan(): Chan {
     return new Chan(this);
+  }
+
+  /**
+   * Start a DNS server here, on UDP and TCP.
+   *
+   * @example Serve an A record
+   * ```ts ignore
+   * const ns = await anchor.makeNameserver("127.0.0.1:5353");
+   * await ns.set("www.example.com. 60 IN A 10.0.0.7");
+   * console.log((await ns.peek()).Address); // "127.0.0.1:5353"
+   * ```
+   *
+   * @param addr `HOST:PORT`, `:PORT` or `HOST`; absent: every interface, a free port
+   *   (the nameserver's `Address` then shows the server's advertised host)
+   * @param options signal, timeout
+   * @returns the nameserver handle
+   * @throws {CircuitError} `bad request` for a bad or busy address; `busy` when the
+   *   anchor is taken
+   */
+  async makeNameserver(addr?: string, options: CallOptions = {}): Promise<Nameserver> {
+    await this.make("dns", addr === undefined ? {} : { addr }, options);
+    return new Nameserver(this);
+  }
+
+  /**
+   * A handle on the nameserver at this anchor.
+   *
+   * @returns the handle
+   */
+  nameserver(): Nameserver {
+    return new Nameserver(this);
   }
 
   /**

@@ -1,0 +1,97 @@
+/**
+ * Nameserver handles: DNS servers on any host whose records a program sets.
+ *
+ * @module
+ */
+
+import { CircuitError } from "../net/errors.ts";
+import type { CallOptions, ElementAnchor } from "./types.ts";
+
+/** A nameserver's state, as `peek` returns it. */
+export interface NameserverState {
+  /** Where to send queries, `HOST:PORT`, UDP and TCP. */
+  Address: string;
+  /**
+   * Records by lower-case absolute name, names sorted, each in tab-separated
+   * presentation form: `"miek.nl.\t3600\tIN\tMX\t10 mx.miek.nl."`.
+   */
+  Records: Record<string, string[]>;
+}
+
+/**
+ * A DNS element: an authoritative nameserver on UDP and TCP. It answers by name and
+ * type (A, AAAA, CNAME, MX, NS, PTR, SOA, SRV, TXT), follows CNAMEs it holds, says
+ * NXDOMAIN for names it does not hold, and compares names case-insensitively.
+ *
+ * @example Serve an MX record
+ * ```ts ignore
+ * const ns = await client.walk(`${client.server}/dns`).makeNameserver("127.0.0.1:5353");
+ * await ns.set("miek.nl. 3600 IN MX 10 mx.miek.nl.");
+ * console.log((await ns.peek()).Records["miek.nl."]);
+ * // ["miek.nl.\t3600\tIN\tMX\t10 mx.miek.nl."]  (dig @127.0.0.1 -p 5353 miek.nl MX)
+ * await ns.unset("miek.nl");
+ * await ns.scrub();
+ * ```
+ */
+export class Nameserver {
+  /** Where the nameserver lives. */
+  readonly anchor: ElementAnchor;
+
+  /**
+   * Wrap an anchor that holds a nameserver.
+   *
+   * @param anchor the anchor
+   */
+  constructor(anchor: ElementAnchor) {
+    this.anchor = anchor;
+  }
+
+  /**
+   * Add a resource record. Relative names are completed with the root (`foo` is `foo.`);
+   * TTL (default 3600) and class (default IN) are optional. An identical record is
+   * replaced (its TTL updated).
+   *
+   * @param rr a record in zone-file syntax, e.g. `foo 60 IN A 1.2.3.4`
+   * @param options signal, timeout
+   * @returns the record as stored, in presentation form
+   * @throws {CircuitError} `bad request` naming what does not parse, or a CNAME beside
+   *   other data; `not found` when there is no element
+   */
+  async set(rr: string, options: CallOptions = {}): Promise<string> {
+    return await this.anchor.element("set", { rr }, options) as string;
+  }
+
+  /**
+   * Remove every record of a name (nothing happens when it has none).
+   *
+   * @param name the name, with or without the trailing dot, any case
+   * @param options signal, timeout
+   * @returns how many records were removed
+   * @throws {CircuitError} `not found` when there is no element
+   */
+  async unset(name: string, options: CallOptions = {}): Promise<number> {
+    return await this.anchor.element("unset", { name }, options) as number;
+  }
+
+  /**
+   * The nameserver's address and records.
+   *
+   * @param options signal, timeout
+   * @returns the state
+   * @throws {CircuitError} `not found` when the anchor is empty
+   */
+  async peek(options: CallOptions = {}): Promise<NameserverState> {
+    const v = await this.anchor.peek(options);
+    if (v === null) throw new CircuitError("not found", `No element at "${this.anchor.path}"`);
+    return v as NameserverState;
+  }
+
+  /**
+   * Stop serving, free the port and the anchor.
+   *
+   * @param options signal, timeout
+   */
+  async scrub(options: CallOptions = {}): Promise<void> {
+    await this.anchor.scrub(options);
+  }
+}
