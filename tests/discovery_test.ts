@@ -18,6 +18,19 @@ import { type Host, Lan, netnsUnavailable } from "./_netns.ts";
 const why = await netnsUnavailable();
 const GROUP = "228.8.8.8:7711";
 
+async function listing(h: Host, s: Server, key: string): Promise<string[]> {
+  const r = await cli(["ls", "-d", s.url, "--hmac", key, "/"], { prefix: h.prefix });
+  return r.stdout.split("\n").filter(Boolean);
+}
+
+async function allList(pairs: Array<[Host, Server]>, key: string, want: string[]) {
+  const expected = JSON.stringify([...want].sort());
+  for (const [h, s] of pairs) {
+    if (JSON.stringify(await listing(h, s, key)) !== expected) return false;
+  }
+  return true;
+}
+
 if (why) {
   Deno.test(`discovery: SKIPPED (${why})`, () => {
     if (Deno.env.get("CI") === "true") throw new Error(`cannot skip under CI=true: ${why}`);
@@ -29,19 +42,6 @@ if (why) {
       prefix: h.prefix,
       args: ["--if", h.iface, "--hmac", key, "--discover", GROUP, ...extra],
     });
-
-  async function listing(h: Host, s: Server, key: string): Promise<string[]> {
-    const r = await cli(["ls", "-d", s.url, "--hmac", key, "/"], { prefix: h.prefix });
-    return r.stdout.split("\n").filter(Boolean);
-  }
-
-  async function allList(pairs: Array<[Host, Server]>, key: string, want: string[]) {
-    const expected = JSON.stringify([...want].sort());
-    for (const [h, s] of pairs) {
-      if (JSON.stringify(await listing(h, s, key)) !== expected) return false;
-    }
-    return true;
-  }
 
   Deno.test("five hosts started in random order with only --discover form one cluster", async () => {
     using tmp = new TempDir();
