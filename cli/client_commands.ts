@@ -6,24 +6,10 @@
 
 import { type Anchor, comparePaths, parseGlob, type ProcCommand } from "../mod.ts";
 import { type Parsed, UsageError } from "./args.ts";
-import { openSession, type Session } from "./session.ts";
+import { positionals, print, type Session, withSession, writeOut } from "./session.ts";
 import type { Runner } from "./commands.ts";
 
 const enc = new TextEncoder();
-
-function out(text: string): void {
-  const b = enc.encode(text);
-  let off = 0;
-  while (off < b.length) off += Deno.stdout.writeSync(b.subarray(off));
-}
-
-function args(p: Parsed, n: number, usage: string): string[] {
-  const a = p.positionals.slice(1);
-  if (a.length !== n) throw new UsageError(`usage: circuit ${p.positionals[0]} ${usage}`);
-  return a;
-}
-
-const session = openSession;
 
 function json(v: unknown): string {
   return JSON.stringify(v ?? null, null, "\t") + "\n";
@@ -38,15 +24,6 @@ function compareDepthFirst(a: string, b: string): number {
   return y.length - x.length;
 }
 
-async function withSession(p: Parsed, fn: (s: Session) => Promise<number>): Promise<number> {
-  const s = await session(p);
-  try {
-    return await fn(s);
-  } finally {
-    s.client.close();
-  }
-}
-
 function anchorOf(s: Session, path: string): Anchor {
   return s.client.walk(path);
 }
@@ -55,14 +32,14 @@ function anchorOf(s: Session, path: string): Anchor {
 export const CLIENT_COMMANDS: Record<string, Runner> = {
   ls: (p) =>
     withSession(p, async (s) => {
-      const [pattern] = args(p, 1, "[-l] [--depth] GLOB");
+      const [pattern] = positionals(p, 1, 1, "[-l] [--depth] GLOB");
       const glob = parseGlob(pattern);
       const anchor = s.client.walk("/" + glob.path.join("/"));
       const entries = await anchor.ls({ recursive: glob.recursive, timeoutMs: s.timeoutMs });
       entries.sort((a, b) =>
         p.flags.depth ? compareDepthFirst(a.path, b.path) : comparePaths(a.path, b.path)
       );
-      out(
+      print(
         entries.map((e) => (p.flags.long ? `${e.kind.padEnd(15)} ${e.path}\n` : `${e.path}\n`))
           .join(""),
       );
@@ -73,31 +50,31 @@ export const CLIENT_COMMANDS: Record<string, Runner> = {
     }),
   peek: (p) =>
     withSession(p, async (s) => {
-      const [path] = args(p, 1, "ANCHOR");
-      out(json(await anchorOf(s, path).peek({ timeoutMs: s.timeoutMs })));
+      const [path] = positionals(p, 1, 1, "ANCHOR");
+      print(json(await anchorOf(s, path).peek({ timeoutMs: s.timeoutMs })));
       return 0;
     }),
   scrub: (p) =>
     withSession(p, async (s) => {
-      const [path] = args(p, 1, "ANCHOR");
+      const [path] = positionals(p, 1, 1, "ANCHOR");
       await anchorOf(s, path).scrub({ timeoutMs: s.timeoutMs });
       return 0;
     }),
   stk: (p) =>
     withSession(p, async (s) => {
-      const [path] = args(p, 1, "SERVER");
-      out(json(await anchorOf(s, path).stk({ timeoutMs: s.timeoutMs })));
+      const [path] = positionals(p, 1, 1, "SERVER");
+      print(json(await anchorOf(s, path).stk({ timeoutMs: s.timeoutMs })));
       return 0;
     }),
   join: (p) =>
     withSession(p, async (s) => {
-      const [path, url] = args(p, 2, "SERVER URL");
+      const [path, url] = positionals(p, 2, 2, "SERVER URL");
       await anchorOf(s, path).join(url, { timeoutMs: s.timeoutMs ?? 15_000 });
       return 0;
     }),
   suicide: (p) =>
     withSession(p, async (s) => {
-      const [path] = args(p, 1, "SERVER");
+      const [path] = positionals(p, 1, 1, "SERVER");
       await anchorOf(s, path).suicide({ timeoutMs: s.timeoutMs });
       return 0;
     }),
@@ -107,14 +84,9 @@ async function readStdin(): Promise<Uint8Array> {
   return new Uint8Array(await new Response(Deno.stdin.readable).arrayBuffer());
 }
 
-function writeOut(b: Uint8Array): void {
-  let off = 0;
-  while (off < b.length) off += Deno.stdout.writeSync(b.subarray(off));
-}
-
 async function copyStream(p: Parsed, which: "stdout" | "stderr"): Promise<number> {
   return await withSession(p, async (s) => {
-    const [path] = args(p, 1, "PROC");
+    const [path] = positionals(p, 1, 1, "PROC");
     const { readable, dropped } = anchorOf(s, path).proc().output(which, {
       timeoutMs: s.timeoutMs,
     });
@@ -135,7 +107,7 @@ async function copyStream(p: Parsed, which: "stdout" | "stderr"): Promise<number
 export const PROC_COMMANDS: Record<string, Runner> = {
   mkproc: (p) =>
     withSession(p, async (s) => {
-      const [path] = args(p, 1, "[--scrub] ANCHOR < JSON");
+      const [path] = positionals(p, 1, 1, "[--scrub] ANCHOR < JSON");
       const text = new TextDecoder().decode(await readStdin());
       let cmd: ProcCommand;
       try {
@@ -150,19 +122,19 @@ export const PROC_COMMANDS: Record<string, Runner> = {
     }),
   signal: (p) =>
     withSession(p, async (s) => {
-      const [sig, path] = args(p, 2, "SIGNAL PROC");
+      const [sig, path] = positionals(p, 2, 2, "SIGNAL PROC");
       await anchorOf(s, path).proc().signal(sig, { timeoutMs: s.timeoutMs });
       return 0;
     }),
   wait: (p) =>
     withSession(p, async (s) => {
-      const [path] = args(p, 1, "PROC");
-      out(json(await anchorOf(s, path).proc().wait({ timeoutMs: s.timeoutMs ?? 0 })));
+      const [path] = positionals(p, 1, 1, "PROC");
+      print(json(await anchorOf(s, path).proc().wait({ timeoutMs: s.timeoutMs ?? 0 })));
       return 0;
     }),
   waitall: (p) =>
     withSession(p, async (s) => {
-      args(p, 0, "< anchors, one a line");
+      positionals(p, 0, 0, "< anchors, one a line");
       const paths = new TextDecoder().decode(await readStdin()).split("\n").map((l) => l.trim())
         .filter(Boolean);
       await Promise.all(
@@ -172,7 +144,7 @@ export const PROC_COMMANDS: Record<string, Runner> = {
     }),
   stdin: (p) =>
     withSession(p, async (s) => {
-      const [path] = args(p, 1, "PROC");
+      const [path] = positionals(p, 1, 1, "PROC");
       const call = anchorOf(s, path).open("stdin", null, {
         upload: true,
         timeoutMs: s.timeoutMs,

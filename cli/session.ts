@@ -5,7 +5,7 @@
  */
 
 import { type Client, connect, discover, readKeyFile } from "../mod.ts";
-import type { Parsed } from "./args.ts";
+import { type Parsed, UsageError } from "./args.ts";
 import { chooseDial, parseDuration } from "./dial.ts";
 
 /** A connected client and the command's --timeout. */
@@ -49,12 +49,65 @@ export async function openSession(p: Parsed): Promise<Session> {
  * @param fn the body
  * @returns exit code 0
  */
-export async function withSession(p: Parsed, fn: (s: Session) => Promise<void>): Promise<number> {
+export async function withSession(
+  p: Parsed,
+  fn: (s: Session) => Promise<number | void>,
+): Promise<number> {
   const s = await openSession(p);
   try {
-    await fn(s);
-    return 0;
+    return (await fn(s)) ?? 0;
   } finally {
     s.client.close();
   }
+}
+
+/**
+ * Run a command body with a client and the command's --timeout.
+ *
+ * @param p parsed flags
+ * @param fn the body
+ * @returns exit code 0
+ */
+export function withClient(
+  p: Parsed,
+  fn: (c: Client, timeoutMs: number | undefined) => Promise<void>,
+): Promise<number> {
+  return withSession(p, (s) => fn(s.client, s.timeoutMs));
+}
+
+/**
+ * The command's arguments after its name, checked for count.
+ *
+ * @param p parsed flags
+ * @param min fewest allowed
+ * @param max most allowed
+ * @param usage the usage text after the command name
+ * @returns the arguments
+ * @throws {UsageError} `usage: circuit COMMAND USAGE` on a wrong count
+ */
+export function positionals(p: Parsed, min: number, max: number, usage: string): string[] {
+  const a = p.positionals.slice(1);
+  if (a.length < min || a.length > max) {
+    throw new UsageError(`usage: circuit ${p.positionals[0]} ${usage}`);
+  }
+  return a;
+}
+
+/**
+ * Write bytes to stdout, all of them.
+ *
+ * @param b the bytes
+ */
+export function writeOut(b: Uint8Array): void {
+  let off = 0;
+  while (off < b.length) off += Deno.stdout.writeSync(b.subarray(off));
+}
+
+/**
+ * Write text to stdout.
+ *
+ * @param text the text
+ */
+export function print(text: string): void {
+  writeOut(new TextEncoder().encode(text));
 }
