@@ -165,6 +165,52 @@ export async function spawnService(
     stdout: "piped",
     stderr: "piped",
   }).spawn();
+  const { svc, tail, dec, isExited } = track(child);
+  const stop = svc.stop;
+
+  const reader = child.stdout.getReader();
+  let buf = "";
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<null>((r) => (timer = setTimeout(() => r(null), timeoutMs)));
+  const firstLine = (async (): Promise<string | null> => {
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) return null;
+      buf += dec.decode(value, { stream: true });
+      const nl = buf.indexOf("\n");
+      if (nl >= 0) return buf.slice(0, nl).trim();
+    }
+  })();
+  const line = await Promise.race([firstLine, timeout]);
+  clearTimeout(timer);
+  if (!line) {
+    await stop();
+    await reader.cancel().catch(() => {});
+    throw new Error(
+      `${argv.args.join(" ")} printed nothing${isExited() ? " and exited" : " in time"}: ${
+        tail.text.trim().split("\n").slice(-3).join(" / ")
+      }`,
+    );
+  }
+  void (async () => {
+    try {
+      while (!(await reader.read()).done) { /* drain */ }
+    } catch { /* closed */ }
+  })();
+  svc.line = line;
+  return svc;
+}
+
+/**
+ * Track a spawned child: keep the tail of its stderr, register it so
+ * {@linkcode stopAll} stops it, and give it an idempotent stop.
+ */
+function track(child: Deno.ChildProcess): {
+  svc: Service;
+  tail: Tail;
+  dec: TextDecoder;
+  isExited: () => boolean;
+} {
   const tail = new Tail(4096);
   const dec = new TextDecoder();
   void child.stderr.pipeTo(new WritableStream({ write: (c) => tail.push(dec.decode(c)) })).catch(
@@ -201,38 +247,49 @@ export async function spawnService(
   };
   const svc: Service = { line: "", pid: child.pid, stderrTail: () => tail.text, stop };
   live.add(svc);
+  return { svc, tail, dec, isExited: () => exited };
+}
 
-  const reader = child.stdout.getReader();
-  let buf = "";
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const timeout = new Promise<null>((r) => (timer = setTimeout(() => r(null), timeoutMs)));
-  const firstLine = (async (): Promise<string | null> => {
-    for (;;) {
-      const { value, done } = await reader.read();
-      if (done) return null;
-      buf += dec.decode(value, { stream: true });
-      const nl = buf.indexOf("\n");
-      if (nl >= 0) return buf.slice(0, nl).trim();
-    }
-  })();
-  const line = await Promise.race([firstLine, timeout]);
-  clearTimeout(timer);
-  if (!line) {
-    await stop();
-    await reader.cancel().catch(() => {});
-    throw new Error(
-      `${argv.args.join(" ")} printed nothing${exited ? " and exited" : " in time"}: ${
-        tail.text.trim().split("\n").slice(-3).join(" / ")
-      }`,
-    );
+/**
+ * Spawn a daemon that announces nothing on stdout (sshd, redis-server, etcd), drain its
+ * output, and poll `ready` until it answers; track it so {@linkcode stopAll} stops it.
+ *
+ * @param argv command and arguments
+ * @param ready resolves true once the daemon serves (e.g. its port accepts)
+ * @param timeoutMs how long to wait for readiness
+ * @returns the running service (its `line` is empty)
+ * @throws {Error} when it exits or is not ready in time (the process is stopped)
+ */
+export async function spawnDaemon(
+  argv: { cmd: string; args: string[]; cwd?: string },
+  ready: () => Promise<boolean>,
+  timeoutMs = 20_000,
+): Promise<Service> {
+  if (final) throw new Error("shutting down");
+  const child = new Deno.Command(argv.cmd, {
+    args: argv.args,
+    cwd: argv.cwd,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const { svc, tail, dec, isExited } = track(child);
+  void child.stdout.pipeTo(new WritableStream({ write: (c) => tail.push(dec.decode(c)) })).catch(
+    () => {},
+  );
+  const t0 = performance.now();
+  for (;;) {
+    if (isExited()) break;
+    if (await ready().catch(() => false)) return svc;
+    if (performance.now() - t0 > timeoutMs) break;
+    await new Promise((r) => setTimeout(r, 50));
   }
-  void (async () => {
-    try {
-      while (!(await reader.read()).done) { /* drain */ }
-    } catch { /* closed */ }
-  })();
-  svc.line = line;
-  return svc;
+  await svc.stop();
+  throw new Error(
+    `${argv.cmd} ${isExited() ? "exited" : "was not ready in time"}: ${
+      tail.text.trim().split("\n").slice(-3).join(" / ")
+    }`,
+  );
 }
 
 /**

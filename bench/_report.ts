@@ -76,6 +76,8 @@ export interface Report {
   durationS: number;
   /** Whether `--quick` was given. */
   quick: boolean;
+  /** The sections run with `--only`; absent when all ran. */
+  only?: number[];
   /** Machine, runtime and tool facts. */
   environment: Record<string, string | number | boolean>;
   /** Every figure, in order. */
@@ -113,7 +115,8 @@ function cell(text: string): string {
  */
 export function toMarkdown(r: Report): string {
   const lines: string[] = [];
-  lines.push(`# circuit benchmark${r.quick ? " (--quick)" : ""}`, "");
+  const only = r.only ? ` (--only ${r.only.join(",")})` : "";
+  lines.push(`# circuit benchmark${r.quick ? " (--quick)" : ""}${only}`, "");
   lines.push(`Started ${r.started}, took ${r.durationS.toFixed(1)} s.`, "");
   for (const [k, v] of Object.entries(r.environment)) lines.push(`- ${k}: ${v}`);
   lines.push("");

@@ -6,7 +6,15 @@
  * 2. library `peek` round trips, dialed and forwarded, keyed and unkeyed, pinned and not,
  * 3. `ls /...` over 20 servers and their join convergence,
  * 4. idle server RSS and CPU,
- * 5. requests/s, frames/s and MB/s through one connection.
+ * 5. requests/s, frames/s and MB/s through one connection,
+ * 6. process start→exit of `/bin/true` through the library, and starts/s (beside the local
+ *    spawn floor and ssh),
+ * 7. stdout streaming through the library and `circuit stdout` (beside ssh),
+ * 8. channel ping-pong and messages/s (beside Redis and etcd).
+ *
+ * `--quick` shrinks every section; `--only 6,8` runs only the sections named.
+ * Peers (sshd, redis-server, etcd) run privately on loopback ports in temp directories
+ * and are stopped with the servers; one that cannot be set up is recorded as skipped.
  *
  * Writes `bench/out/report.json` and `bench/out/report.md` and prints the Markdown.
  * Every subprocess is stopped with SIGTERM before it exits, also on failure or Ctrl-C.
@@ -31,6 +39,10 @@ import { type Endpoint, listenEndpoint } from "./_endpoint.ts";
 import type { ClientJob, ClientResult } from "./_peek_client.ts";
 import { type Figure, figure, type FigureInput, type Report, writeReport } from "./_report.ts";
 import { summarize, type Summary } from "./_stats.ts";
+import { channels, S8 } from "./_chans.ts";
+import type { SectionContext } from "./_context.ts";
+import { removeScratch } from "./_peers.ts";
+import { procStart, S6, S7, stdoutStream } from "./_procs.ts";
 import {
   dialEndpoint,
   download,
@@ -40,6 +52,17 @@ import {
 } from "./_throughput.ts";
 
 const QUICK = Deno.args.includes("--quick");
+const ONLY = onlySections(Deno.args);
+
+/** `--only 1,6` or `--only=1,6`: the section numbers to run; null for all. */
+function onlySections(args: string[]): Set<number> | null {
+  const i = args.findIndex((a) => a === "--only" || a.startsWith("--only="));
+  if (i < 0) return null;
+  const v = args[i].includes("=") ? args[i].slice("--only=".length) : args[i + 1] ?? "";
+  const nums = v.split(",").map((x) => Number(x.trim())).filter((n) => n >= 1 && n <= 8);
+  if (nums.length === 0) throw new Error(`--only wants section numbers 1-8, got "${v}"`);
+  return new Set(nums);
+}
 const MiB = 1024 * 1024;
 
 /** Iteration counts; `--quick` runs a smaller subset. */
@@ -100,7 +123,11 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
  * @param fn the measurement
  */
 async function section(section: string, fn: () => Promise<void>): Promise<void> {
+  const num = Number(/^(\d+)\./.exec(section)?.[1]);
+  if (ONLY && !ONLY.has(num)) return;
   progress(section);
+  const load = (await Deno.readTextFile("/proc/loadavg").catch(() => "?")).split(" ")[0];
+  env[`load average at start of section ${num}`] = load;
   const t = performance.now();
   try {
     await fn();
@@ -110,6 +137,7 @@ async function section(section: string, fn: () => Promise<void>): Promise<void> 
     add({ section, name: "(measurement failed)", value: null, unit: "", notes: msg });
   } finally {
     await stopAll();
+    removeScratch();
   }
   progress(`${section}: ${((performance.now() - t) / 1000).toFixed(1)} s`);
 }
@@ -265,7 +293,7 @@ async function coldCli(tmp: string, keyFile: string, hyperfine: boolean): Promis
     notes.push(
       "Peer `ssh localhost true` skipped: " +
         (sshd ? "key login to localhost does not work" : "openssh-server is not installed") +
-        " (not set up by this harness).",
+        " (this section uses the system sshd on port 22; sections 6 and 7 start a private one).",
     );
   }
   // Each command must work before it is timed.
@@ -715,6 +743,7 @@ async function main(): Promise<number> {
   const onSignal = () => {
     progress("interrupted: stopping servers");
     void stopAll(true).finally(() => {
+      removeScratch();
       Deno.removeSync(tmp, { recursive: true });
       Deno.exit(130);
     });
@@ -733,8 +762,22 @@ async function main(): Promise<number> {
     await section(S3, () => bigCluster(tmp, keyFile));
     await section(S4, () => idle(tmp, keyFile));
     await section(S5, () => throughput(keyFile));
+    const ctx: SectionContext = {
+      tmp,
+      keyFile,
+      quick: QUICK,
+      pinnable,
+      hyperfine,
+      add,
+      note: (text) => notes.push(text),
+      progress,
+    };
+    await section(S6, () => procStart(ctx));
+    await section(S7, () => stdoutStream(ctx));
+    await section(S8, () => channels(ctx));
   } finally {
     await stopAll();
+    removeScratch();
     Deno.removeSignalListener("SIGINT", onSignal);
     Deno.removeSignalListener("SIGTERM", onSignal);
     await Deno.remove(tmp, { recursive: true }).catch(() => {});
@@ -743,6 +786,7 @@ async function main(): Promise<number> {
     started: started.toISOString(),
     durationS: (performance.now() - t0) / 1000,
     quick: QUICK,
+    ...(ONLY ? { only: [...ONLY].sort((a, b) => a - b) } : {}),
     environment: env,
     figures,
     notes,

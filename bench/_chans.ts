@@ -1,0 +1,341 @@
+/**
+ * Section 8 of the benchmark: channels through the library, keyed: ping-pong round trips
+ * across two servers through unbuffered channels, and pipelined messages/s through a
+ * CAP 1024 channel; beside Redis LPUSH/BRPOP and etcd put→watch.
+ *
+ * @module
+ */
+
+import { connect, readKeyFile } from "../mod.ts";
+import { Cluster, run, type ServerProc, waitConverged } from "./_cluster.ts";
+import { type SectionContext, workJob } from "./_context.ts";
+import { removeScratch, scratchDir, startEtcd, startRedis } from "./_peers.ts";
+import type { LatencyResult, RateResult, WorkJob } from "./_work_client.ts";
+
+/** Section title. */
+export const S8 = "8. Channels (library, keyed)";
+
+function params(quick: boolean) {
+  return quick
+    ? { pingN: 300, pingWarmup: 50, flood: { 64: 3000, 4096: 2000 }, etcdN: 100, workers: 64 }
+    : { pingN: 1000, pingWarmup: 100, flood: { 64: 15000, 4096: 8000 }, etcdN: 300, workers: 64 };
+}
+
+async function part(
+  ctx: SectionContext,
+  name: string,
+  fn: () => Promise<void>,
+): Promise<void> {
+  try {
+    await fn();
+  } catch (err) {
+    const msg = err instanceof Error ? err.message : String(err);
+    ctx.progress(`${name} failed: ${msg}`);
+    ctx.add({ section: S8, name: `${name} (failed)`, value: null, unit: "", notes: msg });
+  }
+}
+
+/** CPU seconds a process has used (utime + stime at 100 ticks/s). */
+function cpuS(pid: number): number {
+  const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
+  const rest = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return (Number(rest[11]) + Number(rest[12])) / 100;
+}
+
+/**
+ * Senders in one process, receivers in another, both from `startAt`; the server's CPU
+ * use (% of one core) from `startAt` to the end.
+ */
+async function flood(
+  make: (role: "send" | "recv", startAt: number) => WorkJob,
+  count: number,
+  serverPid: number,
+): Promise<{ perS: number; seconds: number; bytes: number; serverCpu: number }> {
+  const startAt = performance.timeOrigin + performance.now() + 2500; // after both start
+  let cpu0 = NaN;
+  const timer = setTimeout(() => {
+    cpu0 = cpuS(serverPid);
+  }, startAt - performance.timeOrigin - performance.now());
+  const [s, r] = await Promise.all([
+    workJob<RateResult>(make("send", startAt)),
+    workJob<RateResult>(make("recv", startAt)),
+  ]);
+  clearTimeout(timer);
+  const cpu1 = cpuS(serverPid);
+  const now = performance.timeOrigin + performance.now();
+  if (s.start! > startAt + 500 || r.start! > startAt + 500 || now < startAt) {
+    throw new Error("a flood party started late; raise the start delay");
+  }
+  const seconds = (Math.max(s.end!, r.end!) - startAt) / 1000;
+  const serverCpu = (cpu1 - cpu0) / ((now - startAt) / 1000) * 100;
+  return { perS: count / seconds, seconds, bytes: r.bytes!, serverCpu };
+}
+
+/**
+ * Section 8: ping-pong and pipelined throughput through channels; Redis and etcd peers.
+ *
+ * @param ctx the run's context
+ */
+export async function channels(ctx: SectionContext): Promise<void> {
+  const S = S8;
+  const P = params(ctx.quick);
+  const { keyFile, tmp } = ctx;
+  const size = 64;
+  await using c = new Cluster(`${tmp}/chan`, keyFile);
+  const a = await c.add();
+  const b = await c.add(a.url);
+  await waitConverged([a.url, b.url], 2, keyFile);
+  const key = await readKeyFile(keyFile);
+  await using admin = await connect(a.url, { key });
+  const id = () => crypto.randomUUID().slice(0, 8);
+
+  // Ping-pong: P dials one server, Q another; each message is local to one party and
+  // forwarded for the other.
+  const pingPong = async (name: string, pSrv: ServerProc, qSrv: ServerProc, goal: boolean) => {
+    await part(ctx, name, async () => {
+      const ping = `/X${pSrv.id}/ping-${id()}`, pong = `/X${qSrv.id}/pong-${id()}`;
+      await admin.walk(ping).makeChan(0);
+      await admin.walk(pong).makeChan(0);
+      const [pr, qr] = await Promise.all([
+        workJob<LatencyResult>({
+          mode: "chan-pingpong",
+          url: pSrv.url,
+          keyFile,
+          ping,
+          pong,
+          n: P.pingN,
+          warmup: P.pingWarmup,
+          size,
+        }),
+        workJob<RateResult>({ mode: "chan-echo", url: qSrv.url, keyFile, from: ping, to: pong }),
+      ]);
+      if (qr.ops !== P.pingN + P.pingWarmup) throw new Error(`echo relayed ${qr.ops}`);
+      const layout = pSrv === qSrv
+        ? "both parties dial the same server, which holds both channels"
+        : "two CAP 0 channels, one each way: ping on server 1, pong on server 2 (joined to " +
+          "1); party P dials server 1 (send ping local, recv pong forwarded), party Q dials " +
+          "server 2 (recv ping forwarded, send pong local)";
+      ctx.add({
+        section: S,
+        name: `${name}: p50`,
+        value: pr.lat.p50,
+        unit: "µs",
+        goal: goal ? { op: "<=", value: 150 } : undefined,
+        notes: `${layout}; P and Q are separate processes; P issues recv(pong) then ` +
+          `send(ping), time until the pong is in; ${size} B; ${pr.lat.n} round trips after ` +
+          `${P.pingWarmup} warm-up; unpinned`,
+      });
+      ctx.add({
+        section: S,
+        name: `${name}: p99`,
+        value: pr.lat.p99,
+        unit: "µs",
+        notes: `mean ${pr.lat.mean.toFixed(0)} µs, max ${pr.lat.max.toFixed(0)} µs`,
+      });
+    });
+  };
+  await pingPong("ping-pong, CAP 0, parties on different servers", a, b, true);
+  await pingPong("ping-pong, CAP 0, both parties on one server", a, a, false);
+
+  // Pipelined throughput through one CAP 1024 channel on the dialed server.
+  for (const [sz, count] of Object.entries(P.flood).map(([k, v]) => [Number(k), v])) {
+    const name = `CAP 1024 channel, ${sz} B messages`;
+    await part(ctx, name, async () => {
+      const chan = `/X${a.id}/flood-${sz}-${id()}`;
+      await admin.walk(chan).makeChan(1024);
+      const r = await flood(
+        (role, startAt) => ({
+          mode: "chan-flood",
+          url: a.url,
+          keyFile,
+          chan,
+          role,
+          count,
+          workers: P.workers,
+          size: sz,
+          startAt,
+        }),
+        count,
+        a.pid,
+      );
+      if (r.bytes !== count * sz) throw new Error(`received ${r.bytes} of ${count * sz} bytes`);
+      ctx.add({
+        section: S,
+        name: `${name}: messages/s`,
+        value: r.perS,
+        unit: "msg/s",
+        goal: sz === 64 ? { op: ">=", value: 100_000 } : undefined,
+        notes: `${count} messages; a sender process (${P.workers} concurrent send loops) and ` +
+          `a receiver process (${P.workers} concurrent recv loops), both dialing the ` +
+          `channel's server, one connection each; from a common start to the last receive ` +
+          `${r.seconds.toFixed(2)} s; ${(r.perS * sz / 1e6).toFixed(2)} MB/s; byte count ` +
+          `verified; server CPU ${r.serverCpu.toFixed(0)} % of one core`,
+      });
+    });
+  }
+  await c.stop();
+
+  // Peer: Redis.
+  let redis;
+  try {
+    redis = await startRedis(`${tmp}/redis`);
+  } catch (err) {
+    ctx.add({
+      section: S,
+      name: "peer: Redis (skipped)",
+      value: null,
+      unit: "",
+      notes: `skipped: ${(err as Error).message}`,
+    });
+  }
+  if (redis) {
+    try {
+      const port = redis.port;
+      const base = `redis-server ${redis.version} on 127.0.0.1:${port}, no persistence, ` +
+        `no AUTH or TLS; a minimal RESP client in Deno (bench/_resp.ts)`;
+      await part(ctx, "peer: Redis ping-pong", async () => {
+        const ping = `ping-${id()}`, pong = `pong-${id()}`;
+        const [pr] = await Promise.all([
+          workJob<LatencyResult>({
+            mode: "redis-pingpong",
+            port,
+            ping,
+            pong,
+            n: P.pingN,
+            warmup: P.pingWarmup,
+            size,
+          }),
+          workJob<RateResult>({ mode: "redis-echo", port, from: ping, to: pong }),
+        ]);
+        ctx.add({
+          section: S,
+          name: "peer: Redis LPUSH/BRPOP ping-pong: p50",
+          value: pr.lat.p50,
+          unit: "µs",
+          notes: `${base}; two lists, P: LPUSH ping then BRPOP pong; Q: BRPOP ping then ` +
+            `LPUSH pong; separate processes; ${size} B; ${pr.lat.n} round trips after ` +
+            `${P.pingWarmup} warm-up`,
+        });
+        ctx.add({
+          section: S,
+          name: "peer: Redis LPUSH/BRPOP ping-pong: p99",
+          value: pr.lat.p99,
+          unit: "µs",
+          notes: `mean ${pr.lat.mean.toFixed(0)} µs`,
+        });
+      });
+      for (const [sz, count] of Object.entries(P.flood).map(([k, v]) => [Number(k), v])) {
+        const name = `peer: Redis list, ${sz} B messages`;
+        await part(ctx, name, async () => {
+          const list = `flood-${sz}-${id()}`;
+          const r = await flood(
+            (role, startAt) => ({
+              mode: "redis-flood",
+              port,
+              list,
+              role,
+              count,
+              workers: P.workers,
+              size: sz,
+              startAt,
+            }),
+            count,
+            redis.svc.pid,
+          );
+          if (r.bytes !== count * sz) throw new Error(`received ${r.bytes} bytes`);
+          ctx.add({
+            section: S,
+            name: `${name}: messages/s`,
+            value: r.perS,
+            unit: "msg/s",
+            notes: `${base}; same shape as the channel: ${P.workers} LPUSH loops in one ` +
+              `process, ${P.workers} BRPOP loops in another, a connection per loop (BRPOP ` +
+              `blocks its connection), unbounded list; ${count} messages in ` +
+              `${r.seconds.toFixed(2)} s; redis-server CPU ${r.serverCpu.toFixed(0)} % of one core`,
+          });
+        });
+      }
+      await part(ctx, "peer: redis-benchmark", async () => {
+        const n = ctx.quick ? 20_000 : 50_000;
+        const r = await run("redis-benchmark", [
+          "-p",
+          String(port),
+          "-t",
+          "lpush,rpop",
+          "-n",
+          String(n),
+          "-d",
+          String(size),
+          "-c",
+          String(P.workers),
+          "--csv",
+        ]);
+        if (r.code !== 0) throw new Error(`redis-benchmark failed: ${r.stderr.trim()}`);
+        for (const test of ["LPUSH", "RPOP"]) {
+          const row = new RegExp(`^"${test}","([\\d.]+)"`, "m").exec(r.stdout);
+          if (!row) throw new Error(`redis-benchmark printed no ${test} row`);
+          ctx.add({
+            section: S,
+            name: `peer: redis-benchmark ${test} ${size} B, ${P.workers} clients: requests/s`,
+            value: Number(row[1]),
+            unit: "req/s",
+            notes: `the C client's ceiling for one side alone (${test} only, not push and pop ` +
+              `at once), one request in flight per client, ${n} requests`,
+          });
+        }
+      });
+    } finally {
+      await redis.svc.stop();
+    }
+  }
+
+  // Peer: etcd put → watch.
+  let etcd, tmpfs = false;
+  try {
+    const scratch = await scratchDir(`${tmp}/etcd`);
+    tmpfs = scratch.tmpfs;
+    etcd = await startEtcd(scratch.dir);
+  } catch (err) {
+    ctx.add({
+      section: S,
+      name: "peer: etcd put→watch (skipped)",
+      value: null,
+      unit: "",
+      notes: `skipped: ${(err as Error).message}`,
+    });
+  }
+  if (etcd) {
+    try {
+      await part(ctx, "peer: etcd put→watch", async () => {
+        const r = await workJob<LatencyResult>({
+          mode: "etcd-watch",
+          endpoint: etcd.endpoint,
+          n: P.etcdN,
+          warmup: 20,
+          size,
+        });
+        const where = tmpfs ? "on tmpfs (/dev/shm)" : "on disk";
+        ctx.add({
+          section: S,
+          name: "peer: etcd put→watch event: p50",
+          value: r.lat.p50,
+          unit: "µs",
+          notes: `${etcd.version}, one member on loopback, data dir ${where}, no TLS or auth; ` +
+            `HTTP/JSON gateway: a /v3/watch stream open, then POST /v3/kv/put and time until ` +
+            `the event arrives; ${r.lat.n} sequential after 20 warm-up; ${size} B values; ` +
+            `put reply alone p50 ${r.lat2!.p50.toFixed(0)} µs`,
+        });
+        ctx.add({
+          section: S,
+          name: "peer: etcd put→watch event: p99",
+          value: r.lat.p99,
+          unit: "µs",
+          notes: `mean ${r.lat.mean.toFixed(0)} µs`,
+        });
+      });
+    } finally {
+      await etcd.svc.stop();
+      removeScratch();
+    }
+  }
+}

@@ -1,0 +1,732 @@
+/**
+ * Measuring client for processes, output streams and channels, and for the Redis and
+ * etcd peers, run as a subprocess so it can be pinned with `taskset` and so that the two
+ * parties of a ping-pong are separate programs, as they would be on two hosts.
+ *
+ * Usage: `deno run -A bench/_work_client.ts '<JSON WorkJob>'`. Prints one JSON line,
+ * the job's result, on stdout.
+ *
+ * @module
+ */
+
+import { type Client, connect, readKeyFile } from "../mod.ts";
+import { Resp } from "./_resp.ts";
+import { summarize, type Summary } from "./_stats.ts";
+
+/** What to measure. */
+export type WorkJob =
+  | ProcLatencyJob
+  | ProcRateJob
+  | SpawnLatencyJob
+  | SpawnRateJob
+  | StdoutJob
+  | ChanEchoJob
+  | ChanPingPongJob
+  | ChanFloodJob
+  | RedisEchoJob
+  | RedisPingPongJob
+  | RedisFloodJob
+  | EtcdWatchJob;
+
+/** The dial of a library job. */
+interface Dial {
+  /** Server URL. */
+  url: string;
+  /** Key file of a keyed cluster. */
+  keyFile?: string;
+}
+
+/** makeProc(/bin/true) → wait → scrub, one at a time. */
+export interface ProcLatencyJob extends Dial {
+  mode: "proc-latency";
+  /** Server path `/X…` where the processes run. */
+  server: string;
+  /** Timed cycles. */
+  n: number;
+  /** Untimed cycles first. */
+  warmup: number;
+}
+
+/** `loops` concurrent make → wait → scrub loops, each on its own anchor, for `seconds`. */
+export interface ProcRateJob extends Dial {
+  mode: "proc-rate";
+  /** Server path `/X…`. */
+  server: string;
+  /** Concurrent loops. */
+  loops: number;
+  /** How long to run, in seconds (after a short warm-up). */
+  seconds: number;
+}
+
+/** `new Deno.Command("/bin/true").output()` one at a time. */
+export interface SpawnLatencyJob {
+  mode: "spawn-latency";
+  /** Timed spawns. */
+  n: number;
+  /** Untimed spawns first. */
+  warmup: number;
+  /**
+   * Spawn as the proc element does: `spawn()` with stdin, stdout and stderr piped and
+   * `detached: true` (own process group), then await the status.
+   */
+  serverLike?: boolean;
+}
+
+/** `loops` concurrent local spawn loops for `seconds`. */
+export interface SpawnRateJob {
+  mode: "spawn-rate";
+  /** Concurrent loops. */
+  loops: number;
+  /** How long, in seconds. */
+  seconds: number;
+}
+
+/**
+ * makeProc(`head -c SIZE /dev/zero`) and read its stdout to the end, opening the reader
+ * right after makeProc returns. Gated: the process is
+ * `sh -c 'echo ready; read x; exec head …'`, and "go" goes to its stdin only once
+ * "ready" has come back through the reader, so the reader is surely attached.
+ */
+export interface StdoutJob extends Dial {
+  mode: "stdout";
+  /** Server path `/X…`. */
+  server: string;
+  /** `head -c` size argument, e.g. `1G`. */
+  size: string;
+  /** The bytes that size means. */
+  bytes: number;
+  /** Hold `head` until the reader is attached. */
+  gated: boolean;
+}
+
+/** Ping-pong echo party: receive from `from`, send it to `to`, until `from` is closed. */
+export interface ChanEchoJob extends Dial {
+  mode: "chan-echo";
+  /** Channel path to receive from. */
+  from: string;
+  /** Channel path to send to. */
+  to: string;
+}
+
+/** Ping-pong measuring party: send to `ping`, receive from `pong`; then close `ping`. */
+export interface ChanPingPongJob extends Dial {
+  mode: "chan-pingpong";
+  /** Channel path to send to. */
+  ping: string;
+  /** Channel path to receive from. */
+  pong: string;
+  /** Timed round trips. */
+  n: number;
+  /** Untimed round trips first. */
+  warmup: number;
+  /** Message size in bytes. */
+  size: number;
+}
+
+/** Flood a channel: senders, receivers or both, from `startAt` (epoch ms). */
+export interface ChanFloodJob extends Dial {
+  mode: "chan-flood";
+  /** The channel. */
+  chan: string;
+  /** Which side(s) this process plays. */
+  role: "send" | "recv" | "both";
+  /** Messages in all. */
+  count: number;
+  /** Concurrent senders (and as many receivers). */
+  workers: number;
+  /** Message size in bytes. */
+  size: number;
+  /** Start at this time (`performance.timeOrigin + performance.now()`), ms. */
+  startAt: number;
+}
+
+/** Redis ping-pong echo party: BRPOP `from`, LPUSH to `to`, until it pops `STOP`. */
+export interface RedisEchoJob {
+  mode: "redis-echo";
+  /** Redis port. */
+  port: number;
+  /** List to pop from. */
+  from: string;
+  /** List to push to. */
+  to: string;
+}
+
+/** Redis ping-pong measuring party: LPUSH `ping`, BRPOP `pong`. */
+export interface RedisPingPongJob {
+  mode: "redis-pingpong";
+  /** Redis port. */
+  port: number;
+  /** List to push to. */
+  ping: string;
+  /** List to pop from. */
+  pong: string;
+  /** Timed round trips. */
+  n: number;
+  /** Untimed first. */
+  warmup: number;
+  /** Message size in bytes. */
+  size: number;
+}
+
+/** Flood a Redis list: LPUSH senders and BRPOP receivers, one connection each. */
+export interface RedisFloodJob {
+  mode: "redis-flood";
+  /** Redis port. */
+  port: number;
+  /** The list. */
+  list: string;
+  /** Which side(s) this process plays. */
+  role: "send" | "recv" | "both";
+  /** Messages in all. */
+  count: number;
+  /** Concurrent senders (and as many receivers). */
+  workers: number;
+  /** Message size in bytes. */
+  size: number;
+  /** Start at this time (epoch ms). */
+  startAt: number;
+}
+
+/** etcd: PUT a key, time until its watch event arrives (HTTP/JSON gateway). */
+export interface EtcdWatchJob {
+  mode: "etcd-watch";
+  /** `http://127.0.0.1:PORT`. */
+  endpoint: string;
+  /** Timed puts. */
+  n: number;
+  /** Untimed first. */
+  warmup: number;
+  /** Value size in bytes. */
+  size: number;
+}
+
+/** A latency result. */
+export interface LatencyResult {
+  /** Per-operation latency, in the job's unit (ms for processes, µs for messages). */
+  lat: Summary;
+  /** A second latency series, when the job has one (e.g. the full proc cycle). */
+  lat2?: Summary;
+  /** Breakdown medians, when the job has them. */
+  parts?: Record<string, number>;
+  /** CPUs this process may run on. */
+  cpus: string;
+}
+
+/** A rate result. */
+export interface RateResult {
+  /** Operations completed. */
+  ops: number;
+  /** Seconds. */
+  seconds: number;
+  /** Operations per second. */
+  perS: number;
+  /** Absolute start and end (epoch ms) for flood jobs. */
+  start?: number;
+  /** End (epoch ms) of the last operation. */
+  end?: number;
+  /** Bytes received, for flood receivers. */
+  bytes?: number;
+  /** CPUs this process may run on. */
+  cpus: string;
+}
+
+/** A stream result. */
+export interface StreamResult {
+  /** Bytes read. */
+  bytes: number;
+  /** Bytes the server dropped before the reader attached. */
+  dropped: number;
+  /** makeProc → last byte, in seconds. */
+  wallS: number;
+  /** First byte (gated: the go-ahead) → last byte, in seconds. */
+  streamS: number;
+  /** Exit code of `head`. */
+  exitCode: number | null;
+  /** This client's CPU use while streaming, % of one core. */
+  clientCpu: number;
+  /** CPUs this process may run on. */
+  cpus: string;
+}
+
+const now = () => performance.timeOrigin + performance.now();
+
+function allowedCpus(): string {
+  try {
+    return /Cpus_allowed_list:\s*(\S+)/.exec(Deno.readTextFileSync("/proc/self/status"))?.[1] ??
+      "?";
+  } catch {
+    return "?";
+  }
+}
+
+async function dialJob(d: Dial): Promise<Client> {
+  const key = d.keyFile ? await readKeyFile(d.keyFile) : undefined;
+  return await connect(d.url, { key });
+}
+
+async function sleepUntil(t: number): Promise<void> {
+  const ms = t - now();
+  if (ms > 0) await new Promise((r) => setTimeout(r, ms));
+}
+
+// ---------------------------------------------------------------------------------------
+// Processes
+
+async function procLatency(job: ProcLatencyJob): Promise<LatencyResult> {
+  await using client = await dialJob(job);
+  const makeWait: number[] = [], cycle: number[] = [];
+  const mk: number[] = [], wt: number[] = [], sc: number[] = [];
+  for (let i = 0; i < job.warmup + job.n; i++) {
+    const timed = i >= job.warmup;
+    const anchor = client.walk(`${job.server}/${timed ? "pstart" : "pwarm"}-${i}`);
+    const t0 = performance.now();
+    const proc = await anchor.makeProc({ Path: "/bin/true" });
+    const t1 = performance.now();
+    const st = await proc.wait();
+    const t2 = performance.now();
+    await proc.scrub();
+    const t3 = performance.now();
+    if (st.Phase !== "exited" || st.ExitCode !== 0) {
+      throw new Error(`/bin/true ended ${JSON.stringify(st)}`);
+    }
+    if (timed) {
+      makeWait.push(t2 - t0);
+      cycle.push(t3 - t0);
+      mk.push(t1 - t0);
+      wt.push(t2 - t1);
+      sc.push(t3 - t2);
+    }
+  }
+  return {
+    lat: summarize(makeWait),
+    lat2: summarize(cycle),
+    parts: {
+      makeProc: summarize(mk).p50,
+      wait: summarize(wt).p50,
+      scrub: summarize(sc).p50,
+    },
+    cpus: allowedCpus(),
+  };
+}
+
+async function procRate(job: ProcRateJob): Promise<RateResult> {
+  await using client = await dialJob(job);
+  const loop = async (w: number, until: number, count: { n: number }) => {
+    const anchor = client.walk(`${job.server}/prate-${w}`);
+    while (performance.now() < until) {
+      const proc = await anchor.makeProc({ Path: "/bin/true" });
+      const st = await proc.wait();
+      await proc.scrub();
+      if (st.ExitCode !== 0) throw new Error(`/bin/true ended ${JSON.stringify(st)}`);
+      count.n++;
+    }
+  };
+  const warm = { n: 0 };
+  const tw = performance.now() + 500;
+  await Promise.all(Array.from({ length: job.loops }, (_, w) => loop(w, tw, warm)));
+  const count = { n: 0 };
+  const t0 = performance.now();
+  await Promise.all(
+    Array.from({ length: job.loops }, (_, w) => loop(w, t0 + job.seconds * 1000, count)),
+  );
+  const seconds = (performance.now() - t0) / 1000;
+  return { ops: count.n, seconds, perS: count.n / seconds, cpus: allowedCpus() };
+}
+
+async function spawnOnce(): Promise<void> {
+  const o = await new Deno.Command("/bin/true").output();
+  if (o.code !== 0) throw new Error(`/bin/true exited ${o.code}`);
+}
+
+async function spawnLatency(job: SpawnLatencyJob): Promise<LatencyResult> {
+  const ms: number[] = [], sync: number[] = [];
+  for (let i = 0; i < job.warmup + job.n; i++) {
+    const t = performance.now();
+    if (job.serverLike) {
+      const child = new Deno.Command("/bin/true", {
+        stdin: "piped",
+        stdout: "piped",
+        stderr: "piped",
+        detached: true,
+      }).spawn();
+      if (i >= job.warmup) sync.push(performance.now() - t);
+      const drain = Promise.all([child.stdout.cancel(), child.stderr.cancel()]);
+      const st = await child.status;
+      await drain;
+      await child.stdin.abort().catch(() => {});
+      if (st.code !== 0) throw new Error(`/bin/true exited ${st.code}`);
+    } else {
+      await spawnOnce();
+    }
+    if (i >= job.warmup) ms.push(performance.now() - t);
+  }
+  return {
+    lat: summarize(ms),
+    ...(job.serverLike ? { parts: { spawnCall: summarize(sync).p50 } } : {}),
+    cpus: allowedCpus(),
+  };
+}
+
+async function spawnRate(job: SpawnRateJob): Promise<RateResult> {
+  let n = 0;
+  const t0 = performance.now(), until = t0 + job.seconds * 1000;
+  await Promise.all(Array.from({ length: job.loops }, async () => {
+    while (performance.now() < until) {
+      await spawnOnce();
+      n++;
+    }
+  }));
+  const seconds = (performance.now() - t0) / 1000;
+  return { ops: n, seconds, perS: n / seconds, cpus: allowedCpus() };
+}
+
+/** CPU time of this process so far, in seconds (utime + stime at 100 ticks/s). */
+function selfCpuS(): number {
+  try {
+    const stat = Deno.readTextFileSync("/proc/self/stat");
+    const rest = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return (Number(rest[11]) + Number(rest[12])) / 100;
+  } catch {
+    return NaN;
+  }
+}
+
+async function stdout(job: StdoutJob): Promise<StreamResult> {
+  await using client = await dialJob(job);
+  const cpu0 = selfCpuS();
+  const anchor = client.walk(`${job.server}/stdout-${crypto.randomUUID().slice(0, 8)}`);
+  const READY = 6; // "ready\n"
+  const t0 = performance.now();
+  const proc = await anchor.makeProc(
+    job.gated
+      ? { Path: "/bin/sh", Args: ["-c", `echo ready; read x; exec head -c ${job.size} /dev/zero`] }
+      : { Path: "/usr/bin/head", Args: ["-c", job.size, "/dev/zero"] },
+  );
+  // Attach at once: bytes written before a reader attaches are dropped past the bound.
+  const out = proc.output("stdout");
+  const reader = out.readable.getReader();
+  let got = 0, tFirst = 0, go: Promise<void> | null = null;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    if (got === 0 && !job.gated) tFirst = performance.now();
+    got += value.length;
+    if (job.gated && !go && got >= READY) {
+      tFirst = performance.now();
+      go = (async () => {
+        const w = proc.stdin.getWriter();
+        await w.write(new TextEncoder().encode("go\n"));
+        await w.close();
+      })();
+    }
+  }
+  const tEnd = performance.now();
+  await go;
+  const clientCpu = (selfCpuS() - cpu0) / ((tEnd - t0) / 1000) * 100;
+  const dropped = await out.dropped;
+  const st = await proc.wait();
+  await proc.scrub();
+  return {
+    bytes: job.gated ? got - READY : got,
+    dropped,
+    wallS: (tEnd - t0) / 1000,
+    streamS: (tEnd - tFirst) / 1000,
+    exitCode: st.ExitCode,
+    clientCpu,
+    cpus: allowedCpus(),
+  };
+}
+
+// ---------------------------------------------------------------------------------------
+// Channels
+
+async function chanEcho(job: ChanEchoJob): Promise<RateResult> {
+  await using client = await dialJob(job);
+  const from = client.walk(job.from).chan(), to = client.walk(job.to).chan();
+  let n = 0;
+  const t0 = performance.now();
+  for await (const m of from) {
+    await to.send(m);
+    n++;
+  }
+  const seconds = (performance.now() - t0) / 1000;
+  return { ops: n, seconds, perS: n / seconds, cpus: allowedCpus() };
+}
+
+async function chanPingPong(job: ChanPingPongJob): Promise<LatencyResult> {
+  await using client = await dialJob(job);
+  const ping = client.walk(job.ping).chan(), pong = client.walk(job.pong).chan();
+  const msg = new Uint8Array(job.size).fill(0x70);
+  const us: number[] = [];
+  try {
+    for (let i = 0; i < job.warmup + job.n; i++) {
+      const t = performance.now();
+      // The receive is issued first so the echo's send finds it waiting.
+      const back = pong.recv();
+      back.catch(() => {}); // awaited below; a failed send must not leave it unhandled
+      await ping.send(msg);
+      const m = await back;
+      if (i >= job.warmup) us.push((performance.now() - t) * 1000);
+      if (m.length !== job.size) throw new Error(`pong of ${m.length} bytes`);
+    }
+  } finally {
+    await ping.close().catch(() => {});
+  }
+  return { lat: summarize(us), cpus: allowedCpus() };
+}
+
+async function chanFlood(job: ChanFloodJob): Promise<RateResult> {
+  await using client = await dialJob(job);
+  const ch = client.walk(job.chan).chan();
+  const msg = new Uint8Array(job.size).fill(0x66);
+  let toSend = job.role === "recv" ? 0 : job.count;
+  let toRecv = job.role === "send" ? 0 : job.count;
+  let bytes = 0, last = 0;
+  await sleepUntil(job.startAt);
+  const start = now();
+  const sender = async () => {
+    while (toSend > 0) {
+      toSend--;
+      await ch.send(msg);
+      last = now();
+    }
+  };
+  const receiver = async () => {
+    while (toRecv > 0) {
+      toRecv--;
+      const m = await ch.recv(); // not `bytes += await …`: that reads bytes before awaiting
+      bytes += m.length;
+      last = now();
+    }
+  };
+  const ws: Promise<void>[] = [];
+  for (let i = 0; i < job.workers; i++) {
+    if (job.role !== "recv") ws.push(sender());
+    if (job.role !== "send") ws.push(receiver());
+  }
+  await Promise.all(ws);
+  const seconds = (last - start) / 1000;
+  return {
+    ops: job.count,
+    seconds,
+    perS: job.count / seconds,
+    start,
+    end: last,
+    bytes,
+    cpus: allowedCpus(),
+  };
+}
+
+// ---------------------------------------------------------------------------------------
+// Redis
+
+const STOP = "STOP";
+
+async function redisEcho(job: RedisEchoJob): Promise<RateResult> {
+  const r = await Resp.connect(job.port);
+  let n = 0;
+  const t0 = performance.now();
+  try {
+    for (;;) {
+      const v = await r.call("BRPOP", job.from, "0") as Uint8Array[];
+      const m = v[1];
+      if (m.length === STOP.length && new TextDecoder().decode(m) === STOP) break;
+      await r.call("LPUSH", job.to, m);
+      n++;
+    }
+  } finally {
+    r.close();
+  }
+  const seconds = (performance.now() - t0) / 1000;
+  return { ops: n, seconds, perS: n / seconds, cpus: allowedCpus() };
+}
+
+async function redisPingPong(job: RedisPingPongJob): Promise<LatencyResult> {
+  const r = await Resp.connect(job.port);
+  const msg = new Uint8Array(job.size).fill(0x70);
+  const us: number[] = [];
+  try {
+    for (let i = 0; i < job.warmup + job.n; i++) {
+      const t = performance.now();
+      await r.call("LPUSH", job.ping, msg);
+      const v = await r.call("BRPOP", job.pong, "0") as Uint8Array[];
+      if (i >= job.warmup) us.push((performance.now() - t) * 1000);
+      if (v[1].length !== job.size) throw new Error(`pong of ${v[1].length} bytes`);
+    }
+  } finally {
+    await r.call("LPUSH", job.ping, STOP).catch(() => {});
+    r.close();
+  }
+  return { lat: summarize(us), cpus: allowedCpus() };
+}
+
+async function redisFlood(job: RedisFloodJob): Promise<RateResult> {
+  const msg = new Uint8Array(job.size).fill(0x66);
+  let toSend = job.role === "recv" ? 0 : job.count;
+  let toRecv = job.role === "send" ? 0 : job.count;
+  let bytes = 0, last = 0;
+  const conns: Resp[] = [];
+  const workers = job.role === "both" ? 2 * job.workers : job.workers;
+  for (let i = 0; i < workers; i++) conns.push(await Resp.connect(job.port));
+  await sleepUntil(job.startAt);
+  const start = now();
+  const sender = async (r: Resp) => {
+    while (toSend > 0) {
+      toSend--;
+      await r.call("LPUSH", job.list, msg);
+      last = now();
+    }
+  };
+  const receiver = async (r: Resp) => {
+    while (toRecv > 0) {
+      toRecv--;
+      const v = await r.call("BRPOP", job.list, "0") as Uint8Array[];
+      bytes += v[1].length;
+      last = now();
+    }
+  };
+  try {
+    const ws: Promise<void>[] = [];
+    let k = 0;
+    for (let i = 0; i < job.workers; i++) {
+      if (job.role !== "recv") ws.push(sender(conns[k++]));
+      if (job.role !== "send") ws.push(receiver(conns[k++]));
+    }
+    await Promise.all(ws);
+  } finally {
+    for (const c of conns) c.close();
+  }
+  const seconds = (last - start) / 1000;
+  return {
+    ops: job.count,
+    seconds,
+    perS: job.count / seconds,
+    start,
+    end: last,
+    bytes,
+    cpus: allowedCpus(),
+  };
+}
+
+// ---------------------------------------------------------------------------------------
+// etcd
+
+function b64(s: string): string {
+  return btoa(s);
+}
+
+async function etcdWatch(job: EtcdWatchJob): Promise<LatencyResult> {
+  const key = `bench-${crypto.randomUUID().slice(0, 8)}`;
+  const ac = new AbortController();
+  const res = await fetch(`${job.endpoint}/v3/watch`, {
+    method: "POST",
+    body: JSON.stringify({ create_request: { key: b64(key) } }),
+    signal: ac.signal,
+  });
+  if (!res.ok || !res.body) throw new Error(`etcd watch: HTTP ${res.status}`);
+  const lines = res.body.pipeThrough(new TextDecoderStream()).getReader();
+  let buf = "";
+  const events: string[] = [];
+  const hooks: { waiter: (() => void) | null; created: () => void } = {
+    waiter: null,
+    created: () => {},
+  };
+  const isCreated = new Promise<void>((r) => (hooks.created = r));
+  const pump = (async () => {
+    try {
+      for (;;) {
+        const { done, value } = await lines.read();
+        if (done) return;
+        buf += value;
+        for (let nl = buf.indexOf("\n"); nl >= 0; nl = buf.indexOf("\n")) {
+          const line = buf.slice(0, nl).trim();
+          buf = buf.slice(nl + 1);
+          if (!line) continue;
+          const msg = JSON.parse(line) as {
+            result?: { created?: boolean; events?: { kv: { value: string } }[] };
+          };
+          if (msg.result?.created) hooks.created();
+          for (const e of msg.result?.events ?? []) events.push(atob(e.kv.value));
+          if (events.length && hooks.waiter) {
+            const w = hooks.waiter;
+            hooks.waiter = null;
+            w();
+          }
+        }
+      }
+    } catch { /* aborted */ }
+  })();
+  await isCreated;
+  const pad = "x".repeat(Math.max(0, job.size - 12));
+  const us: number[] = [], putUs: number[] = [];
+  try {
+    for (let i = 0; i < job.warmup + job.n; i++) {
+      const value = `${String(i).padStart(12, "0")}${pad}`;
+      const t = performance.now();
+      const seen = new Promise<void>((r) => (hooks.waiter = r));
+      const put = await fetch(`${job.endpoint}/v3/kv/put`, {
+        method: "POST",
+        body: JSON.stringify({ key: b64(key), value: b64(value) }),
+      });
+      await put.arrayBuffer();
+      if (!put.ok) throw new Error(`etcd put: HTTP ${put.status}`);
+      const tPut = performance.now();
+      if (!events.length) await seen;
+      const tSeen = performance.now();
+      const got = events.shift()!;
+      if (got !== value) throw new Error(`etcd watch saw another value`);
+      if (i >= job.warmup) {
+        us.push((tSeen - t) * 1000);
+        putUs.push((tPut - t) * 1000);
+      }
+    }
+  } finally {
+    ac.abort();
+    await pump;
+  }
+  return { lat: summarize(us), lat2: summarize(putUs), cpus: allowedCpus() };
+}
+
+// ---------------------------------------------------------------------------------------
+
+/**
+ * Run one job.
+ *
+ * @param job what to measure
+ * @returns its result
+ */
+export function runJob(job: WorkJob): Promise<unknown> {
+  switch (job.mode) {
+    case "proc-latency":
+      return procLatency(job);
+    case "proc-rate":
+      return procRate(job);
+    case "spawn-latency":
+      return spawnLatency(job);
+    case "spawn-rate":
+      return spawnRate(job);
+    case "stdout":
+      return stdout(job);
+    case "chan-echo":
+      return chanEcho(job);
+    case "chan-pingpong":
+      return chanPingPong(job);
+    case "chan-flood":
+      return chanFlood(job);
+    case "redis-echo":
+      return redisEcho(job);
+    case "redis-pingpong":
+      return redisPingPong(job);
+    case "redis-flood":
+      return redisFlood(job);
+    case "etcd-watch":
+      return etcdWatch(job);
+  }
+}
+
+if (import.meta.main) {
+  const job = JSON.parse(Deno.args[0]) as WorkJob;
+  const result = await runJob(job);
+  Deno.stdout.writeSync(new TextEncoder().encode(JSON.stringify(result) + "\n"));
+  Deno.exit(0);
+}
