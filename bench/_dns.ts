@@ -17,7 +17,7 @@ import { sparePort } from "./_peers.ts";
 import { summarize } from "./_stats.ts";
 
 /** Section title. */
-export const S_DNS = "DNS (dnsperf, A over UDP)";
+export const S_DNS = "9. DNS (dnsperf, A over UDP)";
 
 function params(quick: boolean) {
   return quick
@@ -115,7 +115,7 @@ export async function dnsBench(ctx: SectionContext): Promise<void> {
     queries,
     Array.from({ length: P.names }, (_, i) => `h${i}.bench A`).join("\n") + "\n",
   );
-  const measure = async (name: string, port: number) => {
+  const measure = async (name: string, port: number, judged: boolean) => {
     try {
       ctx.progress(`dnsperf against ${name}`);
       const sat = await dnsperf(port, queries, P.seconds);
@@ -127,6 +127,7 @@ export async function dnsBench(ctx: SectionContext): Promise<void> {
         name: `${name}: queries/s, 100 outstanding`,
         value: sat.qps,
         unit: "q/s",
+        ...(judged ? { goal: { op: ">=" as const, value: 100_000 } } : {}),
         notes: `${how}; ${sat.lost} lost`,
       });
       for (const [p, v] of [["p50", lat.p50], ["p99", lat.p99]] as const) {
@@ -135,6 +136,7 @@ export async function dnsBench(ctx: SectionContext): Promise<void> {
           name: `${name}: ${p} latency at ${P.pacedQps} q/s`,
           value: v,
           unit: "ms",
+          ...(judged && p === "p99" ? { goal: { op: "<=" as const, value: 1 } } : {}),
           notes: `${how} -Q ${P.pacedQps} -v; ${lat.n} answers, ${paced.lost} lost`,
         });
       }
@@ -150,7 +152,7 @@ export async function dnsBench(ctx: SectionContext): Promise<void> {
   const ns = await client.walk(`/X${srv.id}/bench-dns`).makeNameserver("127.0.0.1");
   for (const rr of zone) await ns.set(rr);
   const port = Number((await ns.peek()).Address.split(":").pop());
-  await measure("circuit dns element", port);
+  await measure("circuit dns element", port, true);
   await ns.scrub();
 
   if ((await run("sh", ["-c", "command -v nsd"])).code !== 0) {
@@ -160,7 +162,7 @@ export async function dnsBench(ctx: SectionContext): Promise<void> {
   let nsd: { port: number; stop(): Promise<void> } | null = null;
   try {
     nsd = await startNsd(`${ctx.tmp}/nsd`, zone);
-    await measure("nsd 4 (1 server process)", nsd.port);
+    await measure("nsd 4 (1 server process)", nsd.port, false);
   } catch (err) {
     const msg = err instanceof Error ? err.message : String(err);
     ctx.add({ section: S, name: "nsd (skipped)", value: null, unit: "", notes: msg });

@@ -40,6 +40,7 @@ import type { ClientJob, ClientResult } from "./_peek_client.ts";
 import { type Figure, figure, type FigureInput, type Report, writeReport } from "./_report.ts";
 import { summarize, type Summary } from "./_stats.ts";
 import { channels, S8 } from "./_chans.ts";
+import { dnsBench, S_DNS } from "./_dns.ts";
 import type { SectionContext } from "./_context.ts";
 import { removeScratch } from "./_peers.ts";
 import { procStart, S6, S7, stdoutStream } from "./_procs.ts";
@@ -59,8 +60,8 @@ function onlySections(args: string[]): Set<number> | null {
   const i = args.findIndex((a) => a === "--only" || a.startsWith("--only="));
   if (i < 0) return null;
   const v = args[i].includes("=") ? args[i].slice("--only=".length) : args[i + 1] ?? "";
-  const nums = v.split(",").map((x) => Number(x.trim())).filter((n) => n >= 1 && n <= 8);
-  if (nums.length === 0) throw new Error(`--only wants section numbers 1-8, got "${v}"`);
+  const nums = v.split(",").map((x) => Number(x.trim())).filter((n) => n >= 1 && n <= 9);
+  if (nums.length === 0) throw new Error(`--only wants section numbers 1-9, got "${v}"`);
   return new Set(nums);
 }
 const MiB = 1024 * 1024;
@@ -775,6 +776,7 @@ async function main(): Promise<number> {
     await section(S6, () => procStart(ctx));
     await section(S7, () => stdoutStream(ctx));
     await section(S8, () => channels(ctx));
+    await section(S_DNS, () => dnsBench(ctx));
   } finally {
     await stopAll();
     removeScratch();
