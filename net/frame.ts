@@ -5,14 +5,17 @@
  * is plain and there is no MAC (loopback-only mode). With keys the body is
  * ChaCha20 (RFC 8439) ciphertext under the direction's encryption key, block counter 0
  * and 96-bit nonce `seq (u64) | 0 (u32)`, and the MAC is HMAC-SHA256 under the
- * direction's MAC key over
- * `seq (u64) | length (u32) | ciphertext` (encrypt-then-MAC). `seq` is implicit: both
- * sides count frames, so a replayed, dropped or reordered frame fails its MAC.
+ * direction's MAC key over `length (u32) | ciphertext | seq (u64)` (encrypt-then-MAC).
+ * `seq` is implicit: both sides count frames, so a replayed, dropped or reordered frame
+ * fails its MAC. The MAC input is contiguous (the sequence number is written where the
+ * MAC then goes) and the HMAC's inner and outer pad states are computed once per key,
+ * so each frame costs two hash updates instead of an HMAC set-up and three updates.
  *
  * @module
  */
 
-import { createCipheriv, createDecipheriv, createHmac, timingSafeEqual } from "node:crypto";
+import { createCipheriv, createDecipheriv, createHash, timingSafeEqual } from "node:crypto";
+import type { Hash } from "node:crypto";
 
 /** Bytes of the length prefix. */
 export const LENGTH_BYTES = 4;
@@ -55,20 +58,52 @@ function counterBlock(seq: bigint): Uint8Array {
   return iv;
 }
 
-function macOf(keys: DirectionKeys, seq: bigint, header: Uint8Array, ct: Uint8Array): Uint8Array {
-  const s = new Uint8Array(8);
-  new DataView(s.buffer).setBigUint64(0, seq);
-  return createHmac("sha256", keys.macKey).update(s).update(header).update(ct).digest();
+const SEQ_BYTES = 8;
+const HMAC_BLOCK_BYTES = 64;
+
+/** HMAC-SHA256 (RFC 2104) with the key's pad states hashed once. */
+class Hmac {
+  #inner: Hash;
+  #outer: Hash;
+
+  constructor(key: Uint8Array) {
+    const k = key.length > HMAC_BLOCK_BYTES ? createHash("sha256").update(key).digest() : key;
+    const ipad = new Uint8Array(HMAC_BLOCK_BYTES).fill(0x36);
+    const opad = new Uint8Array(HMAC_BLOCK_BYTES).fill(0x5c);
+    for (let i = 0; i < k.length; i++) {
+      ipad[i] ^= k[i];
+      opad[i] ^= k[i];
+    }
+    this.#inner = createHash("sha256").update(ipad);
+    this.#outer = createHash("sha256").update(opad);
+  }
+
+  digest(data: Uint8Array): Uint8Array {
+    const inner = this.#inner.copy().update(data).digest();
+    return this.#outer.copy().update(inner).digest();
+  }
+}
+
+/**
+ * The MAC of the frame in `buf[at .. at + LENGTH_BYTES + n)`, computed over that and the
+ * sequence number written just after it (where the MAC goes).
+ */
+function macOf(mac: Hmac, seq: bigint, buf: Uint8Array, at: number, n: number): Uint8Array {
+  const end = at + LENGTH_BYTES + n;
+  new DataView(buf.buffer, buf.byteOffset + end, SEQ_BYTES).setBigUint64(0, seq);
+  return mac.digest(buf.subarray(at, end + SEQ_BYTES));
 }
 
 /** Turns frame bodies into wire bytes, counting frames. */
 export class FrameSealer {
   #keys: DirectionKeys | undefined;
+  #mac: Hmac | undefined;
   #seq = 0n;
 
   /** @param keys this direction's keys, or none for plain frames */
   constructor(keys?: DirectionKeys) {
     this.#keys = keys;
+    this.#mac = keys ? new Hmac(keys.macKey) : undefined;
   }
 
   /**
@@ -88,10 +123,9 @@ export class FrameSealer {
     }
     const seq = this.#seq++;
     const c = createCipheriv(CIPHER, keys.encKey, counterBlock(seq));
-    const ct = c.update(body);
+    out.set(c.update(body), LENGTH_BYTES);
     c.final(); // releases the cipher's resource; a stream cipher has no tail
-    out.set(ct, LENGTH_BYTES);
-    out.set(macOf(keys, seq, out.subarray(0, LENGTH_BYTES), ct), LENGTH_BYTES + body.length);
+    out.set(macOf(this.#mac!, seq, out, 0, body.length), LENGTH_BYTES + body.length);
     return out;
   }
 }
@@ -99,6 +133,7 @@ export class FrameSealer {
 /** Turns wire bytes into frame bodies, checking length and MAC. */
 export class FrameOpener {
   #keys: DirectionKeys | undefined;
+  #mac: Hmac | undefined;
   #maxFrameBytes: number;
   #seq = 0n;
   #buf = new Uint8Array(0);
@@ -110,6 +145,7 @@ export class FrameOpener {
    */
   constructor(keys: DirectionKeys | undefined, maxFrameBytes: number) {
     this.#keys = keys;
+    this.#mac = keys ? new Hmac(keys.macKey) : undefined;
     this.#maxFrameBytes = maxFrameBytes;
   }
 
@@ -141,9 +177,7 @@ export class FrameOpener {
       }
       const total = LENGTH_BYTES + n + macLen;
       if (this.#len - off < total) break;
-      const header = this.#buf.subarray(off, off + LENGTH_BYTES);
-      const body = this.#buf.subarray(off + LENGTH_BYTES, off + LENGTH_BYTES + n);
-      out.push(this.#open(header, body, off + LENGTH_BYTES + n));
+      out.push(this.#open(off, n));
       off += total;
     }
     if (off > 0) {
@@ -167,12 +201,15 @@ export class FrameOpener {
     }
   }
 
-  #open(header: Uint8Array, body: Uint8Array, macAt: number): Uint8Array {
+  /** Check and decrypt the frame at `#buf[at]` with an `n`-byte body. */
+  #open(at: number, n: number): Uint8Array {
     const keys = this.#keys;
+    const body = this.#buf.subarray(at + LENGTH_BYTES, at + LENGTH_BYTES + n);
     if (!keys) return body.slice();
     const seq = this.#seq++;
-    const want = macOf(keys, seq, header, body);
-    const got = this.#buf.subarray(macAt, macAt + MAC_BYTES);
+    const macAt = at + LENGTH_BYTES + n;
+    const got = this.#buf.slice(macAt, macAt + MAC_BYTES); // before the seq overwrites it
+    const want = macOf(this.#mac!, seq, this.#buf, at, n);
     if (!timingSafeEqual(want, got)) {
       throw new FrameError("bad mac", `Reading frame ${seq} failed: MAC mismatch`);
     }

@@ -160,7 +160,7 @@ Deno.test("FrameSealer.seal() writes length|body without keys and length|ct|mac 
   assert(new DataView(sealed.buffer).getUint32(0) === body.length);
 });
 
-Deno.test("FrameSealer.seal() follows the documented wire format (ChaCha20, HMAC over seq|len|ct)", () => {
+Deno.test("FrameSealer.seal() follows the documented wire format (ChaCha20, HMAC over len|ct|seq)", () => {
   const keys = randomKeys();
   const s = new FrameSealer(keys);
   const bodies = [new TextEncoder().encode("first frame"), new Uint8Array(300).fill(0xab)];
@@ -170,8 +170,8 @@ Deno.test("FrameSealer.seal() follows the documented wire format (ChaCha20, HMAC
     const ct = f.subarray(LENGTH_BYTES, LENGTH_BYTES + body.length);
     const seq = new Uint8Array(8);
     new DataView(seq.buffer).setBigUint64(0, BigInt(i));
-    // MAC = HMAC-SHA256(macKey, seq u64 | length u32 | ciphertext)
-    const mac = createHmac("sha256", keys.macKey).update(seq).update(header).update(ct).digest();
+    // MAC = HMAC-SHA256(macKey, length u32 | ciphertext | seq u64)
+    const mac = createHmac("sha256", keys.macKey).update(header).update(ct).update(seq).digest();
     assertBytesEqual(f.subarray(LENGTH_BYTES + body.length), new Uint8Array(mac), "mac");
     // ciphertext = ChaCha20(encKey, counter 0, nonce seq u64 | 0 u32)
     const iv = new Uint8Array(16);
