@@ -578,7 +578,7 @@ async function idle(tmp: string, keyFile: string): Promise<void> {
     goal: { op: "<=", value: 0.3 },
     notes: `utime+stime from /proc/PID/stat, ${clk} ticks/s (resolution ` +
       `${(100 / clk / P.idleS).toFixed(3)} %); one core = 100 %; each server holds 4 ` +
-      `connections (2 dialed, 2 accepted), each pinging every 500 ms`,
+      `connections (2 dialed, 2 accepted), each pinging every 1 s when quiet`,
   });
   for (const [k, f] of floors.entries()) {
     const p = per[c.servers.length + k];

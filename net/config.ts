@@ -24,14 +24,15 @@ export interface TransportConfig {
    */
   maxChunkBytes: number;
   /**
-   * Keep-alive ping interval in milliseconds.
-   * @default {500}
+   * Keep-alive interval in milliseconds: a connection that has received nothing for this
+   * long sends a ping (busy connections send none).
+   * @default {1000}
    */
   pingIntervalMs: number;
   /**
    * A connection that has received nothing for this long is closed as dead.
-   * Formula: about 4 × pingIntervalMs, so three pings may be lost.
-   * @default {2000}
+   * Formula: 2.5 × pingIntervalMs, so a ping and its answer may both be lost once.
+   * @default {2500}
    */
   deadAfterMs: number;
   /**
@@ -46,8 +47,8 @@ export const DEFAULT_TRANSPORT_CONFIG: Readonly<TransportConfig> = Object.freeze
   maxFrameBytes: 4 * 1024 * 1024,
   coalesceBytes: 256 * 1024,
   maxChunkBytes: 64 * 1024,
-  pingIntervalMs: 500,
-  deadAfterMs: 2000,
+  pingIntervalMs: 1000,
+  deadAfterMs: 2500,
   dialTimeoutMs: 3000,
 });
 

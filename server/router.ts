@@ -28,6 +28,7 @@ import type {
   ElementKind,
   ElementSettings,
 } from "../elements/element.ts";
+import type { KindLoader } from "../elements/registry.ts";
 import type { Namespace } from "./namespace.ts";
 import type { Mesh } from "./mesh.ts";
 import type { MemberTable } from "./membership.ts";
@@ -50,7 +51,7 @@ export interface RouterOptions {
   /** Members. */
   table: MemberTable;
   /** Element kinds that `make` can create. */
-  kinds: ReadonlyMap<string, ElementKind>;
+  kinds: ReadonlyMap<string, KindLoader>;
   /** Settings handed to every element. */
   settings: Readonly<ElementSettings>;
   /** Operation log. */
@@ -233,7 +234,8 @@ export class Router {
       }
       case Op.MAKE: {
         const { kind, spec } = call.body as MakeRequest;
-        const k = this.#o.kinds.get(String(kind));
+        const load = this.#o.kinds.get(String(kind));
+        const k: ElementKind | undefined = load ? await load() : undefined;
         return await this.#logged(caller, `make ${kind}`, where, async () => {
           if (rel.length === 0) {
             throw new CircuitError("bad request", "cannot create elements on a server anchor");

@@ -12,7 +12,6 @@ import { formatUrl, newServerId } from "../net/url.ts";
 import type { TransportConfig } from "../net/config.ts";
 import { ServerElement } from "../elements/server/mod.ts";
 import { ELEMENT_KINDS } from "../elements/registry.ts";
-import { checkDocker, engineFor, removeLeftovers } from "../elements/docker/mod.ts";
 import { DEFAULT_OUTPUT_BOUND_BYTES } from "../elements/output.ts";
 
 /** Default largest channel message, in bytes: 1 GiB. */
@@ -21,7 +20,7 @@ export const DEFAULT_MAX_MESSAGE_BYTES = 1024 ** 3;
 /** Default time between TERM and KILL when a process is scrubbed, in ms. */
 export const DEFAULT_SCRUB_GRACE_MS = 5000;
 import { isLoopback, planBind, readDefaultIface, readInterfaces } from "./addr.ts";
-import { Announcer, parseGroup } from "../net/discovery.ts";
+import type { Announcer } from "../net/discovery.ts";
 import { logger, setupLogging } from "./log.ts";
 import { MemberTable } from "./membership.ts";
 import { Mesh } from "./mesh.ts";
@@ -90,7 +89,9 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     interfaces: readInterfaces(),
     defaultIface: readDefaultIface(),
   });
-  const group = options.discover ? parseGroup(options.discover) : null;
+  // Discovery's UDP code loads only for servers that use it.
+  const discovery = options.discover ? await import("../net/discovery.ts") : null;
+  const group = discovery ? discovery.parseGroup(options.discover!) : null;
   if (group && isLoopback(plan.advertise)) {
     throw new CircuitError(
       "bad request",
@@ -102,9 +103,10 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   if (options.docker) {
     dockerHost = Deno.env.get("DOCKER_HOST") || "unix:///var/run/docker.sock";
     try {
-      const engine = engineFor(dockerHost);
-      await checkDocker(engine);
-      await removeLeftovers(engine, varDir.path);
+      const docker = await import("../elements/docker/mod.ts");
+      const engine = docker.engineFor(dockerHost);
+      await docker.checkDocker(engine);
+      await docker.removeLeftovers(engine, varDir.path);
     } catch (err) {
       varDir.release();
       throw new CircuitError(
@@ -225,8 +227,8 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     return stopping;
   };
 
-  if (group) {
-    announcer = new Announcer({
+  if (group && discovery) {
+    announcer = new discovery.Announcer({
       group,
       interfaceAddress: plan.advertise,
       url,
