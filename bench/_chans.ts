@@ -8,7 +8,7 @@
 
 import { connect, readKeyFile } from "../mod.ts";
 import { Cluster, run, type ServerProc, waitConverged } from "./_cluster.ts";
-import { type SectionContext, workJob } from "./_context.ts";
+import { part, type SectionContext, workJob } from "./_context.ts";
 import { removeScratch, scratchDir, startEtcd, startRedis } from "./_peers.ts";
 import type { LatencyResult, RateResult, WorkJob } from "./_work_client.ts";
 
@@ -19,20 +19,6 @@ function params(quick: boolean) {
   return quick
     ? { pingN: 300, pingWarmup: 50, flood: { 64: 3000, 4096: 2000 }, etcdN: 100, workers: 64 }
     : { pingN: 1000, pingWarmup: 100, flood: { 64: 15000, 4096: 8000 }, etcdN: 300, workers: 64 };
-}
-
-async function part(
-  ctx: SectionContext,
-  name: string,
-  fn: () => Promise<void>,
-): Promise<void> {
-  try {
-    await fn();
-  } catch (err) {
-    const msg = err instanceof Error ? err.message : String(err);
-    ctx.progress(`${name} failed: ${msg}`);
-    ctx.add({ section: S8, name: `${name} (failed)`, value: null, unit: "", notes: msg });
-  }
 }
 
 /** CPU seconds a process has used (utime + stime at 100 ticks/s). */
@@ -92,7 +78,7 @@ export async function channels(ctx: SectionContext): Promise<void> {
   // Ping-pong: P dials one server, Q another; each message is local to one party and
   // forwarded for the other.
   const pingPong = async (name: string, pSrv: ServerProc, qSrv: ServerProc, goal: boolean) => {
-    await part(ctx, name, async () => {
+    await part(ctx, S8, name, async () => {
       const ping = `/X${pSrv.id}/ping-${id()}`, pong = `/X${qSrv.id}/pong-${id()}`;
       await admin.walk(ping).makeChan(0);
       await admin.walk(pong).makeChan(0);
@@ -140,7 +126,7 @@ export async function channels(ctx: SectionContext): Promise<void> {
   // Pipelined throughput through one CAP 1024 channel on the dialed server.
   for (const [sz, count] of Object.entries(P.flood).map(([k, v]) => [Number(k), v])) {
     const name = `CAP 1024 channel, ${sz} B messages`;
-    await part(ctx, name, async () => {
+    await part(ctx, S8, name, async () => {
       const chan = `/X${a.id}/flood-${sz}-${id()}`;
       await admin.walk(chan).makeChan(1024);
       const r = await flood(
@@ -193,7 +179,7 @@ export async function channels(ctx: SectionContext): Promise<void> {
       const port = redis.port;
       const base = `redis-server ${redis.version} on 127.0.0.1:${port}, no persistence, ` +
         `no AUTH or TLS; a minimal RESP client in Deno (bench/_resp.ts)`;
-      await part(ctx, "peer: Redis ping-pong", async () => {
+      await part(ctx, S8, "peer: Redis ping-pong", async () => {
         const ping = `ping-${id()}`, pong = `pong-${id()}`;
         const [pr] = await Promise.all([
           workJob<LatencyResult>({
@@ -226,7 +212,7 @@ export async function channels(ctx: SectionContext): Promise<void> {
       });
       for (const [sz, count] of Object.entries(P.flood).map(([k, v]) => [Number(k), v])) {
         const name = `peer: Redis list, ${sz} B messages`;
-        await part(ctx, name, async () => {
+        await part(ctx, S8, name, async () => {
           const list = `flood-${sz}-${id()}`;
           const r = await flood(
             (role, startAt) => ({
@@ -255,7 +241,7 @@ export async function channels(ctx: SectionContext): Promise<void> {
           });
         });
       }
-      await part(ctx, "peer: redis-benchmark", async () => {
+      await part(ctx, S8, "peer: redis-benchmark", async () => {
         const n = ctx.quick ? 20_000 : 50_000;
         const r = await run("redis-benchmark", [
           "-p",
@@ -306,7 +292,7 @@ export async function channels(ctx: SectionContext): Promise<void> {
   }
   if (etcd) {
     try {
-      await part(ctx, "peer: etcd put→watch", async () => {
+      await part(ctx, S8, "peer: etcd put→watch", async () => {
         const r = await workJob<LatencyResult>({
           mode: "etcd-watch",
           endpoint: etcd.endpoint,

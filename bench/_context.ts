@@ -168,3 +168,22 @@ export async function countBytes(
   }
   return { bytes, first, last };
 }
+
+/**
+ * Run one measurement of a section; a failure becomes a null figure with the reason and
+ * the section goes on.
+ */
+export async function part(
+  ctx: SectionContext,
+  section: string,
+  name: string,
+  fn: () => Promise<void>,
+): Promise<void> {
+  try {
+    await fn();
+  } catch (err) {
+    const msg = err instanceof Error ? err.message : String(err);
+    ctx.progress(`${name} failed: ${msg}`);
+    ctx.add({ section, name: `${name} (failed)`, value: null, unit: "", notes: msg });
+  }
+}

@@ -8,7 +8,14 @@
 
 import { connect, readKeyFile } from "../mod.ts";
 import { CLI, Cluster, type ServerProc, stopAll, waitConverged } from "./_cluster.ts";
-import { commandRate, countBytes, type SectionContext, timeCommand, workJob } from "./_context.ts";
+import {
+  commandRate,
+  countBytes,
+  part,
+  type SectionContext,
+  timeCommand,
+  workJob,
+} from "./_context.ts";
 import { type SshPeer, startSshd } from "./_peers.ts";
 import type { Goal } from "./_report.ts";
 import type { LatencyResult, RateResult, StreamResult } from "./_work_client.ts";
@@ -45,25 +52,6 @@ function params(quick: boolean) {
       size: "1G",
       bytes: 1024 * MiB,
     };
-}
-
-/**
- * Run one measurement of a section; a failure becomes a null figure with the reason and
- * the section goes on.
- */
-async function part(
-  ctx: SectionContext,
-  section: string,
-  name: string,
-  fn: () => Promise<void>,
-): Promise<void> {
-  try {
-    await fn();
-  } catch (err) {
-    const msg = err instanceof Error ? err.message : String(err);
-    ctx.progress(`${name} failed: ${msg}`);
-    ctx.add({ section, name: `${name} (failed)`, value: null, unit: "", notes: msg });
-  }
 }
 
 async function sshPeer(dir: string): Promise<SshPeer | string> {

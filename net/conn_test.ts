@@ -917,11 +917,11 @@ bothModes(
   },
 );
 
-// ---- known bugs in net/mux.ts, pinned by ignored tests (un-ignore once fixed) ----
+// ---- regressions: bugs found in net/mux.ts and fixed; these tests keep them fixed ----
 
 Deno.test({
   name: "Mux forgets a call whose download the caller canceled",
-  // KNOWN BUG (net/mux.ts:163 SendSide.fail never sets `done`/calls onDone, so #gcIn at
+  // Was a bug (net/mux.ts:163 SendSide.fail never sets `done`/calls onDone, so #gcIn at
   // :660 and #gcOut at :653 keep the entry forever): stats.callsIn stays 1 on the callee
   // after the reply, and callsOut stays 1 on a caller whose upload the callee canceled.
 
@@ -961,7 +961,7 @@ Deno.test({
 
 Deno.test({
   name: "Connection.mux.call() download fails when the handler throws mid-stream",
-  // KNOWN BUG (net/mux.ts:581 #reply sends RES but neither ENDs nor RESETs an unclosed
+  // Was a bug (net/mux.ts:581 #reply sends RES but neither ENDs nor RESETs an unclosed
   // download): the caller's reader hangs forever after the bytes already sent, and the
   // call stays in stats.callsOut / callsIn on both sides.
 
@@ -993,7 +993,7 @@ Deno.test({
 
 Deno.test({
   name: "Connection.mux.call() upload writer fails once the callee replied without reading",
-  // KNOWN BUG (net/mux.ts:581 #reply does not RESET an unread upload): after the reply
+  // Was a bug (net/mux.ts:581 #reply does not RESET an unread upload): after the reply
   // the caller's writer blocks forever once the window is used up.
 
   async fn() {

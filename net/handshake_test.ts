@@ -201,7 +201,7 @@ Deno.test("checkHello() rejects a hello with no common protocol version", () => 
 
 Deno.test({
   name: "checkHello() rejects a hello whose version range is empty or not numbers",
-  // KNOWN BUG (net/handshake.ts:169): `h.v[0] > MAX || h.v[1] < MIN` is false for
+  // Was a bug (net/handshake.ts:169): `h.v[0] > MAX || h.v[1] < MIN` is false for
   // undefined and for strings, so v: [] and v: ["a", "b"] pass the version check.
 
   fn() {
