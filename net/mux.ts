@@ -19,7 +19,7 @@ import { abortError, CircuitError, fromWireError, toWireError } from "./errors.t
 import type { TransportConfig } from "./config.ts";
 
 /** Credit every byte stream starts with, in bytes (a protocol constant). */
-export const INITIAL_WINDOW_BYTES = 256 * 1024;
+export const INITIAL_WINDOW_BYTES = 1024 * 1024;
 
 /** Message tags. Append-only. */
 export const Tag = {
