@@ -1,0 +1,240 @@
+/**
+ * Membership timings and bounds, in one place. Every field has its unit in its name;
+ * timing knobs state the formula they feed. Named profiles list only what differs from
+ * the LAN default, and tests speed up by choosing the `test` profile, never by patching
+ * state.
+ *
+ * @module
+ */
+
+import { CircuitError } from "../errors.ts";
+
+/** Every timing constant and bound of the membership protocol. */
+export interface MembershipConfig {
+  /**
+   * Time between two probes of randomly ordered members, in ms. The effective interval is
+   * `probeIntervalMs × (awareness score + 1)`, so an unhealthy node slows down.
+   * @default {1000}
+   */
+  probeIntervalMs: number;
+  /**
+   * Time to wait for the direct ack before asking others to probe, in ms. Scaled like the
+   * interval: `probeTimeoutMs × (awareness score + 1)`. Should be a round-trip time at the
+   * 99th percentile; must be below probeIntervalMs.
+   * @default {500}
+   */
+  probeTimeoutMs: number;
+  /**
+   * How many random members are asked to ping a member that missed its direct ack
+   * (ping-req). Each also answers with a nack when it hears nothing, which feeds awareness.
+   * @default {3}
+   */
+  indirectChecks: number;
+  /**
+   * Suspicion timeout multiplier. The shortest suspicion timeout is
+   * `suspicionMult × max(1, log10(n)) × probeIntervalMs` for `n` live members, and
+   * `suspicionMult − 2` independent confirmations bring the timeout down to it.
+   * @default {4}
+   */
+  suspicionMult: number;
+  /**
+   * The longest suspicion timeout, used while nobody confirms, is
+   * `suspicionMaxTimeoutMult × shortest suspicion timeout`.
+   * @default {6}
+   */
+  suspicionMaxTimeoutMult: number;
+  /**
+   * Each broadcast is sent `retransmitMult × ceil(log10(n + 1))` times before it is
+   * retired, for `n` live members.
+   * @default {4}
+   */
+  retransmitMult: number;
+  /** Time between gossip rounds, in ms. @default {200} */
+  gossipIntervalMs: number;
+  /** Members sent queued broadcasts in each gossip round. @default {3} */
+  gossipNodes: number;
+  /**
+   * Time between full-state exchanges with one random member, in ms. Above 32 members it
+   * grows as `pushPullIntervalMs × (ceil(log2(n) − log2(32)) + 1)`; 0 turns it off.
+   * @default {30000}
+   */
+  pushPullIntervalMs: number;
+  /**
+   * Time to wait for a peer's state in a push-pull (join or periodic), in ms.
+   * @default {2000}
+   */
+  syncTimeoutMs: number;
+  /**
+   * Upper bound of the local health multiplier (Lifeguard): the awareness score stays in
+   * `[0, awarenessMaxMultiplier − 1]`, and probe interval, probe timeout and the timeout
+   * of a suspicion we start are multiplied by `score + 1`.
+   * @default {8}
+   */
+  awarenessMaxMultiplier: number;
+  /**
+   * How long a dead or left member is remembered before it is reaped, in ms. Stale gossip
+   * about it is refused while it is remembered, and a dead one is told now and then that
+   * it is held dead, so one that was only slow hears it and refutes.
+   * @default {30000}
+   */
+  deadReapMs: number;
+  /**
+   * How long `leave()` waits for its announcement to be retransmitted to the cluster, in
+   * ms.
+   * @default {500}
+   */
+  leaveTimeoutMs: number;
+  /**
+   * Bound of the broadcast queue, in messages. At the bound the oldest message is dropped,
+   * counted and logged (push-pull repairs what it would have said).
+   * @default {1024}
+   */
+  maxQueuedBroadcasts: number;
+  /**
+   * Largest datagram sent, in bytes, MAC included: below a 1500-byte Ethernet MTU with
+   * room for IP and UDP headers.
+   * @default {1400}
+   */
+  maxPacketBytes: number;
+  /**
+   * Packets whose timestamp is further than this from our clock are dropped as stale, in
+   * ms: the replay window.
+   * @default {30000}
+   */
+  packetMaxSkewMs: number;
+  /**
+   * Packet nonces remembered to catch replays within the window (oldest forgotten first).
+   * Should exceed `packets per second × 2 × packetMaxSkewMs / 1000`.
+   * @default {16384}
+   */
+  nonceCacheSize: number;
+}
+
+/** The defaults, for a LAN (memberlist's LAN values). */
+export const DEFAULT_MEMBERSHIP_CONFIG: Readonly<MembershipConfig> = Object.freeze({
+  probeIntervalMs: 1000,
+  probeTimeoutMs: 500,
+  indirectChecks: 3,
+  suspicionMult: 4,
+  suspicionMaxTimeoutMult: 6,
+  retransmitMult: 4,
+  gossipIntervalMs: 200,
+  gossipNodes: 3,
+  pushPullIntervalMs: 30_000,
+  syncTimeoutMs: 2000,
+  awarenessMaxMultiplier: 8,
+  deadReapMs: 30_000,
+  leaveTimeoutMs: 500,
+  maxQueuedBroadcasts: 1024,
+  maxPacketBytes: 1400,
+  packetMaxSkewMs: 30_000,
+  nonceCacheSize: 16_384,
+});
+
+/** The name of a profile. */
+export type MembershipProfile = "lan" | "wan" | "test";
+
+/**
+ * Named profiles: only the fields that differ from {@linkcode DEFAULT_MEMBERSHIP_CONFIG}.
+ * `wan` tolerates long round trips; `test` runs everything about ten times faster for
+ * in-process clusters on 127.0.0.1.
+ */
+export const MEMBERSHIP_PROFILES: Readonly<
+  Record<MembershipProfile, Readonly<Partial<MembershipConfig>>>
+> = Object.freeze({
+  lan: Object.freeze({}),
+  wan: Object.freeze({
+    probeIntervalMs: 5000,
+    probeTimeoutMs: 3000,
+    suspicionMult: 6,
+    gossipIntervalMs: 500,
+    gossipNodes: 4,
+    pushPullIntervalMs: 60_000,
+    syncTimeoutMs: 10_000,
+    deadReapMs: 60_000,
+  }),
+  test: Object.freeze({
+    probeIntervalMs: 100,
+    probeTimeoutMs: 40,
+    indirectChecks: 2,
+    suspicionMaxTimeoutMult: 4,
+    gossipIntervalMs: 20,
+    pushPullIntervalMs: 2000,
+    syncTimeoutMs: 500,
+    deadReapMs: 3000,
+    leaveTimeoutMs: 300,
+  }),
+});
+
+const INTEGER_FIELDS: ReadonlySet<keyof MembershipConfig> = new Set([
+  "indirectChecks",
+  "suspicionMult",
+  "suspicionMaxTimeoutMult",
+  "retransmitMult",
+  "gossipNodes",
+  "awarenessMaxMultiplier",
+  "maxQueuedBroadcasts",
+  "maxPacketBytes",
+  "nonceCacheSize",
+]);
+
+/** Fields that may be zero (the feature is off). */
+const ZERO_ALLOWED: ReadonlySet<keyof MembershipConfig> = new Set([
+  "indirectChecks",
+  "pushPullIntervalMs",
+  "gossipNodes",
+]);
+
+/**
+ * Check every field of a complete config.
+ *
+ * @param config the config to check
+ * @returns the same config
+ * @throws {CircuitError} `bad request` naming the first bad field
+ */
+export function validateMembershipConfig(config: MembershipConfig): MembershipConfig {
+  const bad = (field: string, want: string, got: unknown): never => {
+    throw new CircuitError(
+      "bad request",
+      `Checking membership config failed: "${field}" must be ${want}, got "${got}"`,
+    );
+  };
+  for (const field of Object.keys(DEFAULT_MEMBERSHIP_CONFIG) as (keyof MembershipConfig)[]) {
+    const v = config[field];
+    const min = ZERO_ALLOWED.has(field) ? 0 : 1;
+    if (typeof v !== "number" || !Number.isFinite(v) || v < min) {
+      bad(field, min ? "a positive number" : "a number ≥ 0", v);
+    }
+    if (INTEGER_FIELDS.has(field) && !Number.isInteger(v)) bad(field, "an integer", v);
+  }
+  if (config.probeTimeoutMs >= config.probeIntervalMs) {
+    bad("probeTimeoutMs", "below probeIntervalMs", config.probeTimeoutMs);
+  }
+  if (config.suspicionMult < 2) bad("suspicionMult", "at least 2", config.suspicionMult);
+  if (config.maxPacketBytes < 512 || config.maxPacketBytes > 65_000) {
+    bad("maxPacketBytes", "between 512 and 65000", config.maxPacketBytes);
+  }
+  return config;
+}
+
+/**
+ * Build a config: the default, then a profile's differences, then overrides; validated.
+ *
+ * @param profile `lan`, `wan` or `test`
+ * @param overrides fields to change last
+ * @returns a complete, validated config
+ * @throws {CircuitError} `bad request` naming the first bad field
+ */
+export function membershipConfig(
+  profile: MembershipProfile = "lan",
+  overrides: Partial<MembershipConfig> = {},
+): MembershipConfig {
+  const base = MEMBERSHIP_PROFILES[profile];
+  if (!base) {
+    throw new CircuitError(
+      "bad request",
+      `Choosing a membership profile failed: expected lan, wan or test, got "${profile}"`,
+    );
+  }
+  return validateMembershipConfig({ ...DEFAULT_MEMBERSHIP_CONFIG, ...base, ...overrides });
+}

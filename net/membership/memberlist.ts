@@ -1,0 +1,386 @@
+/**
+ * The SWIM member list: ties the member states, the probe cycle, the broadcast queue,
+ * push-pull and the UDP transport together, and runs three loops (probe, gossip,
+ * push-pull). Every packet it sends piggybacks queued gossip.
+ *
+ * @module
+ */
+
+import { getLogger, type Logger } from "@logtape/logtape";
+import { type Clock, SYSTEM_CLOCK } from "./_clock.ts";
+import { pickRandom } from "./_random.ts";
+import { Awareness, REFUTE_AWARENESS_DELTA } from "./awareness.ts";
+import { type MembershipConfig, membershipConfig, type MembershipProfile } from "./config.ts";
+import { CircuitError } from "../errors.ts";
+import { Gossip, type PacketStats } from "./gossip.ts";
+import {
+  type Addr,
+  addrKey,
+  type MemberRecord,
+  type MemberStatus,
+  type Message,
+} from "./messages.ts";
+import { ProbeOrder, Prober, type ProbeStats, type ProbeTarget } from "./probe.ts";
+import {
+  PushPull,
+  type PushPullHook,
+  pushPullIntervalMs,
+  type PushPullStats,
+} from "./push_pull.ts";
+import type { BroadcastQueueStats } from "./queue.ts";
+import { type Member, type MemberEvent, MemberStates } from "./state.ts";
+import { type PacketTransport, UdpTransport } from "./transport.ts";
+import { waitFor } from "./_wait.ts";
+
+/** Options of {@linkcode Memberlist}. */
+export interface MemberlistOptions {
+  /**
+   * Ourselves: id, circuit URL, the UDP address others reach us at (port 0: any free port,
+   * advertised once bound), process start in ms since the epoch (default: now).
+   */
+  self: { id: string; url: string; addr: Addr; start?: number };
+  /** The cluster key: packets are signed and checked when given. */
+  key?: Uint8Array;
+  /** Timing profile. @default {"lan"} */
+  profile?: MembershipProfile;
+  /** Overrides on top of the profile. */
+  config?: Partial<MembershipConfig>;
+  /** Push-pull over another channel instead of UDP chunks. */
+  pushPull?: PushPullHook;
+  /** A bound transport to use instead of a UDP socket on `self.addr`; closed by `stop()`. */
+  transport?: PacketTransport;
+}
+
+/** Counters and depths for `stk`. */
+export interface MembershipStats {
+  /** Remembered members by state, ourselves included. */
+  members: Record<MemberStatus, number>;
+  /** Our incarnation. */
+  incarnation: number;
+  /** Local health score (0 is healthy). */
+  awareness: number;
+  /** Suspicions of ourselves refuted. */
+  refutations: number;
+  /** The broadcast queue. */
+  queue: BroadcastQueueStats;
+  /** The probe cycle. */
+  probes: ProbeStats;
+  /** Datagrams. */
+  packets: PacketStats;
+  /** Push-pulls we started (`sent`, `failed`) and answered (`received`). */
+  syncs: PushPullStats;
+}
+
+/** A SWIM member list with Lifeguard's refinements. */
+export class Memberlist implements AsyncDisposable {
+  #o: MemberlistOptions;
+  #config: MembershipConfig;
+  #clock: Clock = SYSTEM_CLOCK;
+  #log: Logger;
+  #state: MemberStates;
+  #gossip: Gossip;
+  #awareness: Awareness;
+  #prober: Prober;
+  #order = new ProbeOrder();
+  #transport: PacketTransport | undefined;
+  #seq = 0;
+  #timers = new Set<number>();
+  #running = false;
+  #stopped = false;
+  #pushPull: PushPull;
+
+  /**
+   * Make a member list; nothing is bound or sent before {@linkcode Memberlist.start}.
+   *
+   * @param options ourselves, key, profile and overrides, optional push-pull hook
+   * @throws {CircuitError} `bad request` for a bad config
+   */
+  constructor(options: MemberlistOptions) {
+    this.#o = options;
+    this.#config = membershipConfig(options.profile, options.config);
+    this.#log = getLogger(["circuit", "membership"]).with({ self: options.self.id });
+    this.#awareness = new Awareness(this.#config.awarenessMaxMultiplier);
+    this.#gossip = new Gossip({
+      config: this.#config,
+      key: options.key,
+      liveCount: () => this.#state.liveCount(),
+      log: this.#log,
+    });
+    this.#state = new MemberStates({
+      self: { ...options.self, start: options.self.start ?? Date.now() },
+      config: this.#config,
+      clock: this.#clock,
+      broadcast: (msg, done) => this.#gossip.broadcast(msg, done),
+      healthMultiplier: () => this.#awareness.scale(1),
+      refuted: () => {
+        this.#awareness.apply(REFUTE_AWARENESS_DELTA);
+        this.#log.info(`refuted a suspicion of ourselves (${this.#state.self.incarnation})`);
+      },
+    });
+    this.#state.subscribe((e) =>
+      this.#log.debug(`member ${e.member.id} ${e.type === "join" ? "joined" : e.reason}`)
+    );
+    this.#prober = new Prober({
+      self: options.self.id,
+      config: this.#config,
+      clock: this.#clock,
+      awareness: this.#awareness,
+      nextSeq: () => ++this.#seq,
+      send: (to, msgs) => this.#send(to, msgs),
+      helpers: (k, exclude) => pickRandom(this.#others().filter((m) => m.id !== exclude), k),
+    });
+    this.#pushPull = new PushPull({
+      state: this.#state,
+      config: this.#config,
+      keyed: !!options.key,
+      hook: options.pushPull,
+      nextSeq: () => ++this.#seq,
+      send: (to, msgs) => this.#send(to, msgs),
+    });
+  }
+
+  /** The config in force. */
+  get config(): Readonly<MembershipConfig> {
+    return this.#config;
+  }
+
+  /** Ourselves, with our current incarnation and state. */
+  get self(): Member {
+    return this.#state.self;
+  }
+
+  /**
+   * Bind the socket (unless a transport was given) and start probing and gossiping.
+   *
+   * @throws {CircuitError} `busy` when the port is taken; `closed` after `stop()`
+   */
+  async start(): Promise<void> {
+    if (this.#stopped || this.#running) {
+      throw new CircuitError("closed", "Starting membership failed: it was started before");
+    }
+    this.#transport = this.#o.transport ?? await UdpTransport.bind(this.#o.self.addr);
+    if (this.#o.self.addr.port === 0) this.#state.bound(this.#transport.addr);
+    this.#gossip.attach(this.#transport, (msg, from) => this.#handle(msg, from));
+    this.#running = true;
+    this.#gossip.broadcast(this.#state.selfAlive);
+    this.#after(0, () => this.#probeTick());
+    this.#after(this.#config.gossipIntervalMs, () => this.#gossipTick());
+    if (this.#config.pushPullIntervalMs > 0) {
+      this.#after(this.#config.pushPullIntervalMs, () => this.#pushPullTick());
+    }
+  }
+
+  /**
+   * Join a cluster: exchange full state with each seed (in parallel).
+   *
+   * @param seeds membership addresses of some members
+   * @param options `timeoutMs` per seed (default `syncTimeoutMs`), `signal`
+   * @returns how many seeds answered
+   * @throws {CircuitError} `unreachable` when none answered; `aborted`; `closed`
+   */
+  async join(
+    seeds: readonly Addr[],
+    options: { signal?: AbortSignal; timeoutMs?: number } = {},
+  ): Promise<number> {
+    this.#assertRunning("Joining the cluster");
+    const mine = addrKey(this.#transport!.addr);
+    return await this.#pushPull.join(seeds.filter((a) => addrKey(a) !== mine), options);
+  }
+
+  /**
+   * Leave on purpose: send `left` to every member, gossip it, and wait until it has been
+   * gossiped enough or `leaveTimeoutMs` passed. Call {@linkcode Memberlist.stop} afterwards.
+   *
+   * @param options `signal` to stop waiting early
+   */
+  async leave(options: { signal?: AbortSignal } = {}): Promise<void> {
+    if (!this.#running || this.#state.leaving) return;
+    const sent = new Promise<void>((resolve) => this.#state.leaveSelf(resolve));
+    const others = this.#others();
+    if (others.length === 0) return;
+    // Leaving is rare and matters: tell everyone directly as well as through gossip.
+    const { id, incarnation: inc } = this.#state.self;
+    for (const m of others) this.#gossip.send(m.addr, [{ type: "left", id, inc }], false);
+    await waitFor(sent, this.#config.leaveTimeoutMs, options.signal, "Leaving").catch(() => {});
+  }
+
+  /**
+   * The members: alive and suspect ones, ourselves included unless we left.
+   *
+   * @returns the members, sorted by id
+   */
+  members(): Member[] {
+    return this.#state.list();
+  }
+
+  /**
+   * Look a member up in any state (dead and left ones until they are reaped).
+   *
+   * @param id member id
+   * @returns the member, or undefined
+   */
+  member(id: string): Member | undefined {
+    return this.#state.get(id);
+  }
+
+  /**
+   * Listen for joins and leaves. A throwing listener is logged, never breaks the table.
+   *
+   * @param fn called for each event, in order
+   * @returns a function that stops listening
+   */
+  subscribe(fn: (e: MemberEvent) => void): () => void {
+    return this.#state.subscribe((e) => {
+      try {
+        fn(e);
+      } catch (err) {
+        this.#log.error(`membership listener failed: ${(err as Error).message}`);
+      }
+    });
+  }
+
+  /**
+   * Serve a peer's push-pull that came over the hook's channel: merge, answer with ours.
+   * Malformed records are left out.
+   *
+   * @param remote the peer's state as it arrived (`MemberRecord[]`)
+   * @param from who sent it (for suspicion bookkeeping)
+   * @returns our state
+   */
+  handleSync(remote: unknown, from = "push-pull"): MemberRecord[] {
+    return this.#pushPull.handleRemote(remote, from);
+  }
+
+  /**
+   * Counters and queue depths, for `stk`.
+   *
+   * @returns a snapshot
+   */
+  stats(): MembershipStats {
+    const members: Record<MemberStatus, number> = { alive: 0, suspect: 0, dead: 0, left: 0 };
+    for (const m of this.#state.list(["alive", "suspect", "dead", "left"])) members[m.status]++;
+    return {
+      members,
+      incarnation: this.#state.self.incarnation,
+      awareness: this.#awareness.score,
+      refutations: this.#state.refutations,
+      queue: this.#gossip.queueStats(),
+      probes: { ...this.#prober.stats },
+      packets: this.#gossip.packetStats(),
+      syncs: { ...this.#pushPull.stats },
+    };
+  }
+
+  /** Stop every loop and timer and close the transport, without announcing anything. */
+  async stop(): Promise<void> {
+    if (this.#stopped) return;
+    this.#stopped = true;
+    this.#running = false;
+    for (const t of this.#timers) this.#clock.clearTimeout(t);
+    this.#timers.clear();
+    this.#prober.close();
+    this.#state.close();
+    this.#gossip.detach();
+    this.#pushPull.close();
+    await this.#transport?.close();
+  }
+
+  /** Same as {@linkcode Memberlist.stop}. */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.stop();
+  }
+
+  #assertRunning(what: string): void {
+    if (!this.#running) {
+      throw new CircuitError("closed", `${what} failed: membership is not running`);
+    }
+  }
+
+  /** Live members other than us, as probe targets. */
+  #others(): ProbeTarget[] {
+    const self = this.#o.self.id;
+    return this.#state.list().filter((m) => m.id !== self)
+      .map(({ id, addr, incarnation, status }) => ({ id, addr, incarnation, status }));
+  }
+
+  #after(ms: number, fn: () => void): void {
+    if (!this.#running) return;
+    const t = this.#clock.setTimeout(() => {
+      this.#timers.delete(t);
+      if (this.#running) fn();
+    }, ms);
+    this.#timers.add(t);
+  }
+
+  async #probeTick(): Promise<void> {
+    const started = this.#clock.now();
+    const target = this.#order.next(this.#others());
+    if (target) {
+      const r = await this.#prober.probe(target);
+      if (r.outcome === "failed" && this.#running) {
+        this.#log.debug(`probe of ${target.id} failed (${r.nacks}/${r.expectedNacks} nacks)`);
+        const { id, incarnation: inc } = target;
+        this.#state.suspectNode({ type: "suspect", id, inc, from: this.#o.self.id });
+      }
+    }
+    this.#state.reap();
+    const interval = this.#awareness.scale(this.#config.probeIntervalMs);
+    this.#after(interval - (this.#clock.now() - started), () => this.#probeTick());
+  }
+
+  /**
+   * Send queued gossip to a few live members. Then tell one member we hold suspect or dead
+   * so directly (Lifeguard's buddy system; gossip to the dead): if it is alive it refutes,
+   * even when our broadcast of the accusation was lost. The accused get no queued gossip:
+   * it would spend retransmits on members that are probably gone.
+   */
+  #gossipTick(): void {
+    this.#gossip.round(pickRandom(this.#others(), this.#config.gossipNodes).map((m) => m.addr));
+    const [accused] = pickRandom(this.#state.list(["suspect", "dead"]), 1);
+    if (accused) {
+      const { id, incarnation: inc, status } = accused;
+      const type = status === "dead" ? "dead" : "suspect";
+      this.#gossip.send(accused.addr, [{ type, id, inc, from: this.#o.self.id }], false);
+    }
+    this.#after(this.#config.gossipIntervalMs, () => this.#gossipTick());
+  }
+
+  #pushPullTick(): void {
+    const [peer] = pickRandom(this.#others(), 1);
+    if (peer) {
+      this.#pushPull.exchange(peer.addr).catch((err) =>
+        this.#log.debug(`push-pull with ${peer.id} failed: ${err.message}`)
+      );
+    }
+    const n = this.#state.liveCount();
+    this.#after(pushPullIntervalMs(this.#config.pushPullIntervalMs, n), () => this.#pushPullTick());
+  }
+
+  #send(to: Addr, messages: Message[]): void {
+    if (this.#running) this.#gossip.send(to, messages);
+  }
+
+  /** One handler per message kind: `suspect` → `suspectNode`, `ping` → `handlePing`, … */
+  #handle(msg: Message, from: Addr): void {
+    switch (msg.type) {
+      case "ping":
+        return this.#prober.handlePing(msg, from);
+      case "indirectPing":
+        return this.#prober.handleIndirectPing(msg, from);
+      case "ack":
+        return this.#prober.handleAck(msg);
+      case "nack":
+        return this.#prober.handleNack(msg);
+      case "alive":
+        return this.#state.aliveNode(msg);
+      case "suspect":
+        return this.#state.suspectNode(msg);
+      case "dead":
+        return this.#state.deadNode(msg);
+      case "left":
+        return this.#state.leftNode(msg);
+      case "sync":
+        return this.#pushPull.handleSync(msg, from);
+    }
+  }
+}

@@ -1,0 +1,294 @@
+/**
+ * Membership packets and the UDP socket that carries them.
+ *
+ * A packet is a compound: several encoded messages piggybacked in one datagram of at most
+ * `maxPacketBytes`. Its body is a msgpack map `{v, ts, n, m}`: protocol version, the
+ * sender's clock (ms since the epoch), a 12-byte random nonce, and the messages as an
+ * array of binaries. With a cluster key the datagram is `mac ‖ body`, where `mac` is the
+ * 32-byte HMAC-SHA256 of the label `circuit/1 membership` and the body; forged, stale
+ * (outside the skew window) and replayed (nonce seen) packets are dropped and counted,
+ * as in `net/discovery.ts`.
+ *
+ * The codec and the verifier are plain; the socket (node:dgram) is at the edge, behind
+ * {@linkcode PacketTransport} so tests can drop packets.
+ *
+ * @module
+ */
+
+import dgram from "node:dgram";
+import { createHmac, timingSafeEqual } from "node:crypto";
+import { Packr } from "msgpackr/pack";
+import { CircuitError } from "../errors.ts";
+import type { MembershipConfig } from "./config.ts";
+import { type Addr, addrKey, PROTOCOL_VERSION_MAX, PROTOCOL_VERSION_MIN } from "./messages.ts";
+
+const packr = new Packr({ useRecords: false, moreTypes: false });
+const LABEL = "circuit/1 membership";
+const MAC_BYTES = 32;
+const NONCE_BYTES = 12;
+/** Upper bound of the body bytes that are not messages: map, version, clock, nonce, array. */
+const ENVELOPE_BYTES = 40;
+/** How long closing waits for sends still in flight, in ms. */
+const CLOSE_DRAIN_MS = 200;
+
+/** Why a packet was dropped. */
+export type DropReason = "malformed" | "forged" | "stale" | "replayed";
+
+/**
+ * Bytes a message takes inside a packet: itself plus its binary header.
+ *
+ * @param bytes the encoded message
+ * @returns its cost in bytes
+ */
+export function messageCost(bytes: Uint8Array): number {
+  return bytes.length + (bytes.length < 256 ? 2 : bytes.length < 65_536 ? 3 : 5);
+}
+
+/**
+ * Bytes available for messages (by {@linkcode messageCost}) in one packet.
+ *
+ * @param maxPacketBytes the datagram bound
+ * @param keyed whether packets carry a MAC
+ * @returns the budget
+ */
+export function packetBudget(maxPacketBytes: number, keyed: boolean): number {
+  return maxPacketBytes - ENVELOPE_BYTES - (keyed ? MAC_BYTES : 0);
+}
+
+function macOf(key: Uint8Array, body: Uint8Array): Uint8Array {
+  return createHmac("sha256", key).update(LABEL).update(body).digest();
+}
+
+/**
+ * Build a datagram from encoded messages, signed when there is a key.
+ *
+ * @param messages encoded messages whose costs fit {@linkcode packetBudget}
+ * @param key the cluster key
+ * @param now our clock, ms since the epoch
+ * @returns the datagram
+ */
+export function encodePacket(
+  messages: Uint8Array[],
+  key?: Uint8Array,
+  now: number = Date.now(),
+): Uint8Array {
+  const nonce = crypto.getRandomValues(new Uint8Array(NONCE_BYTES));
+  const body: Uint8Array = packr.pack({ v: PROTOCOL_VERSION_MAX, ts: now, n: nonce, m: messages });
+  if (!key) return body;
+  const out = new Uint8Array(MAC_BYTES + body.length);
+  out.set(macOf(key, body));
+  out.set(body, MAC_BYTES);
+  return out;
+}
+
+/** Checks packets and remembers nonces; counts what it drops. */
+export class PacketVerifier {
+  #key: Uint8Array | undefined;
+  #skewMs: number;
+  #cacheSize: number;
+  #seen = new Map<string, number>();
+  /** Packets dropped, by reason. */
+  readonly dropped: Record<DropReason, number> = { malformed: 0, forged: 0, stale: 0, replayed: 0 };
+  /** Nonces forgotten early because the cache was full (replays of them would pass). */
+  evicted = 0;
+
+  /**
+   * Make a verifier with an empty nonce cache.
+   *
+   * @param key the cluster key; without one, packets carry no MAC
+   * @param config the replay window and the nonce cache bound
+   */
+  constructor(
+    key: Uint8Array | undefined,
+    config: Pick<MembershipConfig, "packetMaxSkewMs" | "nonceCacheSize">,
+  ) {
+    this.#key = key;
+    this.#skewMs = config.packetMaxSkewMs;
+    this.#cacheSize = config.nonceCacheSize;
+  }
+
+  /**
+   * Verify a datagram.
+   *
+   * @param bytes what arrived
+   * @param now our clock, ms since the epoch
+   * @returns the encoded messages it carries, or null when dropped (and counted)
+   */
+  verify(bytes: Uint8Array, now: number = Date.now()): Uint8Array[] | null {
+    let body = bytes;
+    if (this.#key) {
+      if (bytes.length <= MAC_BYTES) return this.#drop("forged");
+      body = bytes.subarray(MAC_BYTES);
+      const want = macOf(this.#key, body);
+      if (!timingSafeEqual(want, bytes.subarray(0, MAC_BYTES))) return this.#drop("forged");
+    }
+    let raw: Record<string, unknown>;
+    try {
+      raw = packr.unpack(body);
+    } catch {
+      return this.#drop("malformed");
+    }
+    if (
+      !raw || typeof raw !== "object" || typeof raw.v !== "number" ||
+      raw.v < PROTOCOL_VERSION_MIN || raw.v > PROTOCOL_VERSION_MAX || typeof raw.ts !== "number" ||
+      !(raw.n instanceof Uint8Array) || raw.n.length !== NONCE_BYTES || !Array.isArray(raw.m) ||
+      !raw.m.every((m) => m instanceof Uint8Array)
+    ) {
+      return this.#drop("malformed");
+    }
+    if (Math.abs(now - raw.ts) > this.#skewMs) return this.#drop("stale");
+    const id = Array.from(raw.n, (b) => b.toString(16).padStart(2, "0")).join("");
+    this.#forgetOld(now);
+    if (this.#seen.has(id)) return this.#drop("replayed");
+    this.#seen.set(id, now);
+    return raw.m as Uint8Array[];
+  }
+
+  /** A nonce can be replayed for up to two skew windows after it arrived. */
+  #forgetOld(now: number): void {
+    for (const [id, at] of this.#seen) {
+      if (at >= now - 2 * this.#skewMs && this.#seen.size < this.#cacheSize) break;
+      if (at >= now - 2 * this.#skewMs) this.evicted++;
+      this.#seen.delete(id);
+    }
+  }
+
+  #drop(reason: DropReason): null {
+    this.dropped[reason]++;
+    return null;
+  }
+}
+
+/** Sends and receives datagrams; an interface so tests can wrap it and drop packets. */
+export interface PacketTransport {
+  /** The address we are reachable at (the bound port when 0 was asked for). */
+  readonly addr: Addr;
+  /**
+   * Send one datagram; failures are counted, never thrown.
+   *
+   * @param to where
+   * @param bytes the datagram
+   */
+  send(to: Addr, bytes: Uint8Array): void;
+  /**
+   * Set the receiver of every datagram.
+   *
+   * @param fn called with the bytes and the sender's address
+   */
+  listen(fn: (bytes: Uint8Array, from: Addr) => void): void;
+  /** Stop and release the socket. */
+  close(): Promise<void>;
+}
+
+/** A {@linkcode PacketTransport} over a node:dgram UDP socket. */
+export class UdpTransport implements PacketTransport {
+  #socket: dgram.Socket;
+  #addr: Addr;
+  #closed: Promise<void> | undefined;
+  #inflight = 0;
+  #drained: (() => void) | undefined;
+  /** Sends that failed (unresolvable host, socket errors). */
+  sendErrors = 0;
+
+  /**
+   * Bind a UDP socket.
+   *
+   * @param addr host and port to bind (port 0 picks a free one)
+   * @returns the transport, listening
+   * @throws {CircuitError} `busy` when the port is in use, `bad request` otherwise
+   */
+  static async bind(addr: Addr): Promise<UdpTransport> {
+    const socket = dgram.createSocket({ type: addr.host.includes(":") ? "udp6" : "udp4" });
+    try {
+      await new Promise<void>((resolve, reject) => {
+        socket.once("error", reject);
+        socket.bind(addr.port, addr.host, () => {
+          socket.off("error", reject);
+          resolve();
+        });
+      });
+    } catch (err) {
+      try {
+        socket.close();
+      } catch { /* never bound */ }
+      const inUse = (err as { code?: string }).code === "EADDRINUSE";
+      throw new CircuitError(
+        inUse ? "busy" : "bad request",
+        `Binding membership UDP socket failed: cannot bind "${addrKey(addr)}": ${
+          (err as Error).message
+        }`,
+        { cause: err },
+      );
+    }
+    return new UdpTransport(socket, { host: addr.host, port: socket.address().port });
+  }
+
+  private constructor(socket: dgram.Socket, addr: Addr) {
+    this.#socket = socket;
+    this.#addr = addr;
+    socket.on("error", () => this.sendErrors++);
+  }
+
+  /** The bound address. */
+  get addr(): Addr {
+    return this.#addr;
+  }
+
+  /**
+   * Send one datagram; failures are counted in `sendErrors`.
+   *
+   * @param to where
+   * @param bytes the datagram
+   */
+  send(to: Addr, bytes: Uint8Array): void {
+    if (this.#closed) return;
+    this.#inflight++;
+    try {
+      this.#socket.send(bytes, to.port, to.host, (err) => {
+        if (err) this.sendErrors++;
+        if (--this.#inflight === 0) this.#drained?.();
+      });
+    } catch {
+      this.sendErrors++;
+      this.#inflight--;
+    }
+  }
+
+  /**
+   * Set the receiver of every datagram (replacing any earlier one).
+   *
+   * @param fn called with the bytes and the sender's address
+   */
+  listen(fn: (bytes: Uint8Array, from: Addr) => void): void {
+    this.#socket.removeAllListeners("message");
+    this.#socket.on("message", (msg, rinfo) => {
+      fn(new Uint8Array(msg.buffer, msg.byteOffset, msg.byteLength), {
+        host: rinfo.address,
+        port: rinfo.port,
+      });
+    });
+  }
+
+  /** Let sends already handed over leave (a `left` just before stopping), then close. */
+  close(): Promise<void> {
+    this.#closed ??= (async () => {
+      if (this.#inflight > 0) {
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, CLOSE_DRAIN_MS);
+          this.#drained = () => {
+            clearTimeout(timer);
+            resolve();
+          };
+        });
+      }
+      await new Promise<void>((resolve) => {
+        try {
+          this.#socket.close(() => resolve());
+        } catch {
+          resolve();
+        }
+      });
+    })();
+    return this.#closed;
+  }
+}

@@ -1,0 +1,127 @@
+import { assert, assertEquals } from "./_testing.ts";
+import { membershipConfig } from "./config.ts";
+import { encodeMessage, type Message } from "./messages.ts";
+import {
+  encodePacket,
+  messageCost,
+  packetBudget,
+  PacketVerifier,
+  UdpTransport,
+} from "./transport.ts";
+import { CircuitError } from "../errors.ts";
+
+const KEY = new Uint8Array(32).fill(7);
+const CONFIG = membershipConfig("lan");
+const NOW = 1_700_000_000_000;
+const ping: Message = { type: "ping", seq: 1, id: "a" };
+
+Deno.test("encodePacket() and PacketVerifier round-trip signed compound packets", () => {
+  const msgs = [encodeMessage(ping), encodeMessage({ type: "ack", seq: 9 })];
+  const v = new PacketVerifier(KEY, CONFIG);
+  assertEquals(v.verify(encodePacket(msgs, KEY, NOW), NOW), msgs);
+  const plain = new PacketVerifier(undefined, CONFIG);
+  assertEquals(plain.verify(encodePacket(msgs, undefined, NOW), NOW), msgs);
+});
+
+Deno.test("PacketVerifier drops forged packets: wrong key, tampered body or MAC, no MAC", () => {
+  const v = new PacketVerifier(KEY, CONFIG);
+  const good = encodePacket([encodeMessage(ping)], KEY, NOW);
+  const wrongKey = encodePacket([encodeMessage(ping)], new Uint8Array(32).fill(8), NOW);
+  const body = good.slice();
+  body[body.length - 1] ^= 1;
+  const mac = good.slice();
+  mac[0] ^= 1;
+  const unsigned = encodePacket([encodeMessage(ping)], undefined, NOW);
+  for (const p of [wrongKey, body, mac, unsigned, good.subarray(0, 32), new Uint8Array(0)]) {
+    assertEquals(v.verify(p, NOW), null);
+  }
+  assertEquals(v.dropped, { malformed: 0, forged: 6, stale: 0, replayed: 0 });
+});
+
+Deno.test("PacketVerifier drops replayed packets and packets outside the skew window", () => {
+  const v = new PacketVerifier(KEY, CONFIG);
+  const p = encodePacket([encodeMessage(ping)], KEY, NOW);
+  assert(v.verify(p, NOW));
+  assertEquals(v.verify(p, NOW + 1000), null);
+  const old = encodePacket([encodeMessage(ping)], KEY, NOW - CONFIG.packetMaxSkewMs - 1);
+  const future = encodePacket([encodeMessage(ping)], KEY, NOW + CONFIG.packetMaxSkewMs + 1);
+  assertEquals(v.verify(old, NOW), null);
+  assertEquals(v.verify(future, NOW), null);
+  assertEquals(v.dropped, { malformed: 0, forged: 0, stale: 2, replayed: 1 });
+});
+
+Deno.test("PacketVerifier drops malformed packets", () => {
+  const v = new PacketVerifier(undefined, CONFIG);
+  assertEquals(v.verify(new Uint8Array([0xc1, 0xff, 0x00]), NOW), null);
+  assertEquals(v.verify(new TextEncoder().encode("hello"), NOW), null);
+  assertEquals(v.dropped.malformed, 2);
+});
+
+Deno.test("PacketVerifier forgets nonces past two skew windows, and counts early evictions", () => {
+  const v = new PacketVerifier(KEY, { packetMaxSkewMs: 1000, nonceCacheSize: 2 });
+  const packets = [0, 1, 2].map(() => encodePacket([encodeMessage(ping)], KEY, NOW));
+  for (const p of packets) assert(v.verify(p, NOW));
+  assertEquals(v.evicted, 1, "the cache bound forced one nonce out early");
+  // Long after, the first packet would be stale anyway.
+  assertEquals(v.verify(packets[0], NOW + 2001), null);
+  assertEquals(v.dropped.stale, 1);
+});
+
+Deno.test("a packet filled to its budget stays within maxPacketBytes", () => {
+  for (const key of [KEY, undefined]) {
+    for (const size of [5, 40, 300]) {
+      const msg = encodeMessage({
+        type: "alive",
+        id: "x".repeat(16),
+        url: "u".repeat(size),
+        addr: { host: "127.0.0.1", port: 7000 },
+        inc: 2 ** 40,
+        start: NOW,
+      });
+      const budget = packetBudget(CONFIG.maxPacketBytes, !!key);
+      const msgs: Uint8Array[] = [];
+      let used = 0;
+      while (used + messageCost(msg) <= budget) {
+        msgs.push(msg);
+        used += messageCost(msg);
+      }
+      const p = encodePacket(msgs, key, NOW);
+      assert(p.length <= CONFIG.maxPacketBytes, `${p.length} bytes with size ${size}`);
+      assert(p.length > CONFIG.maxPacketBytes - messageCost(msg) - 48, "the budget is not wasted");
+    }
+  }
+});
+
+Deno.test("UdpTransport sends and receives datagrams on 127.0.0.1", async () => {
+  const a = await UdpTransport.bind({ host: "127.0.0.1", port: 0 });
+  const b = await UdpTransport.bind({ host: "127.0.0.1", port: 0 });
+  try {
+    assert(a.addr.port > 0 && a.addr.port !== b.addr.port);
+    const got = new Promise<[Uint8Array, number]>((resolve) =>
+      b.listen((bytes, from) => resolve([bytes, from.port]))
+    );
+    a.send(b.addr, new Uint8Array([1, 2, 3]));
+    assertEquals(await got, [new Uint8Array([1, 2, 3]), a.addr.port]);
+  } finally {
+    await a.close();
+    await b.close();
+  }
+});
+
+Deno.test("UdpTransport.bind() fails as busy when the port is taken", async () => {
+  const a = await UdpTransport.bind({ host: "127.0.0.1", port: 0 });
+  try {
+    await UdpTransport.bind(a.addr).then(
+      async (b) => {
+        await b.close();
+        throw new Error("bound twice");
+      },
+      (err) => {
+        assert(err instanceof CircuitError);
+        assertEquals(err.code, "busy");
+      },
+    );
+  } finally {
+    await a.close();
+  }
+});
