@@ -505,16 +505,7 @@ async function chanFlood(job: ChanFloodJob): Promise<RateResult> {
     if (job.role !== "send") ws.push(receiver());
   }
   await Promise.all(ws);
-  const seconds = (last - start) / 1000;
-  return {
-    ops: job.count,
-    seconds,
-    perS: job.count / seconds,
-    start,
-    end: last,
-    bytes,
-    cpus: allowedCpus(),
-  };
+  return floodResult(job.count, start, last, bytes);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -596,16 +587,7 @@ async function redisFlood(job: RedisFloodJob): Promise<RateResult> {
   } finally {
     for (const c of conns) c.close();
   }
-  const seconds = (last - start) / 1000;
-  return {
-    ops: job.count,
-    seconds,
-    perS: job.count / seconds,
-    start,
-    end: last,
-    bytes,
-    cpus: allowedCpus(),
-  };
+  return floodResult(job.count, start, last, bytes);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -729,4 +711,18 @@ if (import.meta.main) {
   const result = await runJob(job);
   Deno.stdout.writeSync(new TextEncoder().encode(JSON.stringify(result) + "\n"));
   Deno.exit(0);
+}
+
+/** The result of a flood: `count` operations between `start` and `last` (ms). */
+function floodResult(count: number, start: number, last: number, bytes: number) {
+  const seconds = (last - start) / 1000;
+  return {
+    ops: count,
+    seconds,
+    perS: count / seconds,
+    start,
+    end: last,
+    bytes,
+    cpus: allowedCpus(),
+  };
 }
