@@ -106,6 +106,11 @@ export const COMMANDS: Record<string, Command> = {
         value: "DURATION",
         help: "time between TERM and KILL when a process is scrubbed (default 5s)",
       },
+      membership: {
+        type: "string",
+        value: "PROFILE",
+        help: "failure-detection timings: lan (default), wan or test (ten times faster)",
+      },
     },
     client: false,
     run: async () => (await import("./start.ts")).runStart,

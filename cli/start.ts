@@ -7,6 +7,12 @@
 import { startServer } from "../server/mod.ts";
 import { type Parsed, UsageError } from "./args.ts";
 import { parseBytes, parseDuration } from "./dial.ts";
+import type { MembershipProfile } from "../net/membership/mod.ts";
+
+function membershipProfile(s: string): MembershipProfile {
+  if (s === "lan" || s === "wan" || s === "test") return s;
+  throw new UsageError(`--membership must be lan, wan or test, got "${s}"`);
+}
 
 /**
  * Start, print the URL, serve.
@@ -37,6 +43,7 @@ export async function runStart(p: Parsed): Promise<number> {
     scrubGraceMs: f["scrub-grace"]
       ? parseDuration(f["scrub-grace"] as string, "scrub-grace")
       : undefined,
+    membership: f.membership ? { profile: membershipProfile(f.membership as string) } : {},
     handleSignals: true,
   });
   Deno.stdout.writeSync(new TextEncoder().encode(server.url + "\n"));

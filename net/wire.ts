@@ -20,10 +20,11 @@ export const Op = {
   MAKE: "make",
   /** An element's own operation: {@linkcode ElementRequest} → the element's reply. */
   ELEMENT: "element",
-  /** Peer ↔ peer: exchange full member state: {@linkcode SyncMessage} both ways. */
+  /**
+   * Peer ↔ peer: a push-pull of the membership layer carried over a dialed connection
+   * (joins and partition healing): {@linkcode SyncMessage} both ways.
+   */
   SYNC: "member.sync",
-  /** Peer → peer: a member leaves gracefully: {@linkcode LeaveMessage} → null. */
-  LEAVE: "member.leave",
 } as const;
 
 /** Fields every routed request carries. */
@@ -81,14 +82,9 @@ export interface MemberInfo {
 
 /** `member.sync` request and reply. */
 export interface SyncMessage {
-  /** Every live member the sender knows, itself included. */
-  members: MemberInfo[];
-  /** Members the sender saw leave or fail recently. */
-  gone: string[];
-}
-
-/** `member.leave`. */
-export interface LeaveMessage {
-  /** The leaving server's id. */
-  id: string;
+  /**
+   * Every member the sender remembers, in any state, as membership records
+   * (`net/membership/messages.ts`: id, url, addr, inc, start, status); checked on receipt.
+   */
+  records: unknown[];
 }

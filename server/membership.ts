@@ -1,6 +1,7 @@
 /**
  * The member table: who is in the cluster, with join and leave events. This is the one
- * interface the rest of the server uses; the mesh (and later a SWIM detector) feeds it.
+ * interface the rest of the server uses (`ls /`, routing, `@join` and `@leave`); the SWIM
+ * layer (`net/membership/`) feeds it through `admit` and `remove`.
  *
  * @module
  */

@@ -1,7 +1,10 @@
 /**
- * The mesh: one dialed connection to every other member, full-state sync when a
- * connection opens, graceful leave, and failure detection through the connection
- * (EOF, or the keep-alive ping going silent). Feeds the {@linkcode MemberTable}.
+ * The mesh: one dialed connection to every member, used for calls between servers. The
+ * membership layer (SWIM, `net/membership/`) decides who is a member; the mesh follows
+ * its join and leave events, carries its push-pull when a server joins another, and hands
+ * it what connections reveal: a port that refuses (the process is gone) or a connection
+ * that went silent (suspect it). Failed members are re-dialed now and then, so a healed
+ * partition merges again with no command.
  *
  * Each server calls others only over connections it dialed itself, and serves calls on
  * connections others dialed, so two peers never race to pick one connection.
@@ -18,10 +21,26 @@ import { parseUrl } from "../net/url.ts";
 import { type MemberInfo, Op, type SyncMessage } from "../net/wire.ts";
 import { type MemberTable, TOMBSTONE_MS } from "./membership.ts";
 
+/** What the mesh needs from the membership layer (a `Memberlist` fits). */
+export interface MeshMembership {
+  /** Our full state, sent when we join through a connection. */
+  state(): unknown[];
+  /** Merge the state a peer answered with. */
+  merge(remote: unknown, from: string): void;
+  /** Serve a peer's join: merge its state, answer with ours. */
+  handleSync(remote: unknown, from: string): unknown[];
+  /** Direct evidence that a member's process is gone. */
+  failed(id: string): void;
+  /** A connection to a member went silent. */
+  suspect(id: string): void;
+}
+
 /** What the mesh needs. */
 export interface MeshOptions {
-  /** The member table it maintains. */
+  /** The member table it follows. */
   table: MemberTable;
+  /** The membership layer that feeds the table. */
+  membership: MeshMembership;
   /** The cluster key. */
   key?: Uint8Array;
   /** Serves calls a peer makes on a connection we dialed. */
@@ -30,8 +49,6 @@ export interface MeshOptions {
   log: Logger;
   /** Transport timings. */
   config?: Partial<TransportConfig>;
-  /** Time to wait for leave announcements at shutdown, in ms. @default {500} */
-  leaveTimeoutMs?: number;
   /** How often failed members are re-dialed (partition healing), in ms. @default {2000} */
   rejoinIntervalMs?: number;
   /** Time limit of the one redial after a connection is lost, in ms. @default {1000} */
@@ -59,8 +76,16 @@ export class Mesh {
     ) as unknown as number;
     Deno.unrefTimer(this.#rejoinTimer);
     options.table.subscribe((e) => {
-      if (e.type === "join") void this.#connect(e.member).catch(() => {});
-      else this.#retire(e.member.id);
+      if (e.type === "join") {
+        this.#retry.delete(e.member.id);
+        void this.#connect(e.member).catch(() => {});
+        return;
+      }
+      this.#retire(e.member.id);
+      // Keep re-dialing a failed member for a while: a partition that heals merges again.
+      if (e.reason === "failed" && !this.#stopping) {
+        this.#retry.set(e.member.id, { url: e.member.url, since: Date.now() });
+      }
     });
   }
 
@@ -106,12 +131,9 @@ export class Mesh {
       return;
     }
     const conn = await this.#dial(u.id, url, signal);
-    const reply = await this.#sync(conn, signal);
-    // We reached it ourselves: that is proof of life even for a member we had lost.
-    const self = reply.members.find((m) => m.id === u.id);
-    if (self && this.#o.table.admit({ id: self.id, url: self.url, joined: String(self.joined) })) {
-      this.#o.log.info(`member X${u.id} joined`);
-    }
+    const body: SyncMessage = { records: this.#o.membership.state() };
+    const reply = await conn.mux.request(Op.SYNC, body, { signal }) as SyncMessage;
+    this.#o.membership.merge(reply?.records, `X${u.id}`);
   }
 
   /**
@@ -150,44 +172,14 @@ export class Mesh {
    * Serve a peer's `member.sync`: merge its state, reply with ours.
    *
    * @param msg the peer's state
+   * @param from who sent it
    * @returns our state
    */
-  handleSync(msg: SyncMessage): SyncMessage {
-    this.#merge(msg);
-    return this.#state();
+  handleSync(msg: SyncMessage, from: string): SyncMessage {
+    return { records: this.#o.membership.handleSync(msg?.records, from) };
   }
 
-  /**
-   * Serve a peer's `member.leave`.
-   *
-   * @param id the leaving member
-   */
-  handleLeave(id: string): void {
-    this.#o.log.info(`member X${id} left`);
-    this.#o.table.remove(id, "left");
-  }
-
-  /**
-   * A peer connected to us: make sure we know it (which dials it back).
-   *
-   * @param peer its self-description
-   */
-  handleInbound(peer: MemberInfo): void {
-    if (this.#o.table.admit(peer)) this.#o.log.info(`member X${peer.id} joined`);
-  }
-
-  /** Announce our leave to every member, briefly, then close every connection. */
-  async leave(): Promise<void> {
-    this.#stopping = true;
-    const self = this.#o.table.self.id;
-    const signal = AbortSignal.timeout(this.#o.leaveTimeoutMs ?? 500);
-    await Promise.allSettled(
-      [...this.#conns.values()].map((c) => c.mux.request(Op.LEAVE, { id: self }, { signal })),
-    );
-    this.close();
-  }
-
-  /** Close every connection without announcing, flushing what is queued. */
+  /** Close every connection, flushing what is queued (the membership layer announces). */
   close(): void {
     this.#stopping = true;
     clearInterval(this.#rejoinTimer);
@@ -208,28 +200,6 @@ export class Mesh {
     void conn.closed.then(() => clearTimeout(t));
   }
 
-  #state(): SyncMessage {
-    return { members: this.#o.table.list(), gone: this.#o.table.gone() };
-  }
-
-  #merge(msg: SyncMessage): void {
-    if (!msg || !Array.isArray(msg.members)) {
-      throw new CircuitError("bad request", "Merging member state failed: malformed sync");
-    }
-    for (const m of msg.members) {
-      if (typeof m?.id !== "string" || typeof m.url !== "string") continue;
-      if (this.#o.table.add({ id: m.id, url: m.url, joined: String(m.joined) })) {
-        this.#o.log.info(`member X${m.id} joined`);
-      }
-    }
-  }
-
-  async #sync(conn: Connection, signal?: AbortSignal): Promise<SyncMessage> {
-    const reply = await conn.mux.request(Op.SYNC, this.#state(), { signal }) as SyncMessage;
-    this.#merge(reply);
-    return reply;
-  }
-
   #connect(m: MemberInfo): Promise<Connection> {
     const c = this.#conns.get(m.id);
     if (c && !c.mux.isClosed) return Promise.resolve(c);
@@ -237,9 +207,7 @@ export class Mesh {
     if (p) return p;
     p = (async () => {
       try {
-        const conn = await this.#dial(m.id, m.url);
-        await this.#sync(conn).catch(() => {});
-        return conn;
+        return await this.#dial(m.id, m.url);
       } catch (err) {
         this.#failed(m.id, err);
         throw err;
@@ -276,18 +244,24 @@ export class Mesh {
       // A quick redial: a crashed peer refuses at once, a frozen one never answers.
       await this.#dial(id, url, AbortSignal.timeout(this.#o.redialTimeoutMs ?? 1000));
     } catch (err) {
-      this.#failed(id, err, url);
+      this.#failed(id, err);
     }
   }
 
-  #failed(id: string, err: unknown, url?: string): void {
-    if (this.#stopping) return;
-    if (this.#o.table.remove(id, "failed")) {
-      this.#o.log.info(`member X${id} failed: ${(err as Error).message}`);
-    }
-    // Keep re-dialing a failed member for a while: a partition that heals merges again.
-    if (url && !(err instanceof CircuitError && err.code === "not found")) {
-      this.#retry.set(id, { url, since: Date.now() });
+  /**
+   * A member could not be reached. A refused port or a newer process at its address is
+   * proof that it is gone; anything else (a timeout, a reset) only makes it suspect, and
+   * the membership layer's probes decide.
+   */
+  #failed(id: string, err: unknown): void {
+    if (this.#stopping || !this.#o.table.get(id)) return;
+    const why = (err as Error).message;
+    if (isGone(err)) {
+      this.#o.log.info(`member X${id} is gone: ${why}`);
+      this.#o.membership.failed(id);
+    } else {
+      this.#o.log.debug(`member X${id} is unreachable, suspecting it: ${why}`);
+      this.#o.membership.suspect(id);
     }
   }
 
@@ -301,8 +275,8 @@ export class Mesh {
       }
       if (this.#joining.has(id)) continue;
       this.#joining.add(id);
+      // Success is not enough to stop: the membership layer decides whether it is back.
       void this.join(url, AbortSignal.timeout(this.#o.redialTimeoutMs ?? 1000))
-        .then(() => this.#retry.delete(id))
         .catch((err) => {
           // A URL that names an earlier incarnation will never answer again.
           if (err instanceof CircuitError && err.code === "not found") this.#retry.delete(id);
@@ -310,4 +284,11 @@ export class Mesh {
         .finally(() => this.#joining.delete(id));
     }
   }
+}
+
+/** Whether a dial error proves the process is gone: refused, or a newer one answers. */
+function isGone(err: unknown): boolean {
+  if (!(err instanceof CircuitError)) return false;
+  if (err.code === "not found") return true;
+  return err.cause instanceof Deno.errors.ConnectionRefused;
 }

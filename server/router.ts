@@ -13,7 +13,6 @@ import type { Handler, IncomingCall } from "../net/mux.ts";
 import { isServerName } from "../net/url.ts";
 import {
   type ElementRequest,
-  type LeaveMessage,
   type LsEntry,
   type LsRequest,
   type MakeRequest,
@@ -122,11 +121,10 @@ export class Router {
 
   async #serve(call: IncomingCall, remote: RemoteInfo): Promise<unknown> {
     const fromPeer = remote.role === "peer";
-    if (call.op === Op.SYNC || call.op === Op.LEAVE) {
+    if (call.op === Op.SYNC) {
       if (!fromPeer) throw new CircuitError("bad request", `"${call.op}" is for servers only`);
-      if (call.op === Op.SYNC) return this.#o.mesh.handleSync(call.body as SyncMessage);
-      this.#o.mesh.handleLeave(String((call.body as LeaveMessage)?.id));
-      return null;
+      const from = remote.peer ? `X${remote.peer.id}` : remote.addr;
+      return this.#o.mesh.handleSync(call.body as SyncMessage, from);
     }
     const path = checkPath(call.body);
     const body = call.body as { caller?: unknown };

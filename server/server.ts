@@ -24,6 +24,12 @@ import type { Announcer } from "../net/discovery.ts";
 import { logger, setupLogging } from "./log.ts";
 import { MemberTable } from "./membership.ts";
 import { Mesh } from "./mesh.ts";
+import {
+  Memberlist,
+  type MembershipConfig,
+  type MembershipProfile,
+  UdpTransport,
+} from "../net/membership/mod.ts";
 import { Namespace } from "./namespace.ts";
 import { OpLog } from "./oplog.ts";
 import { Router } from "./router.ts";
@@ -53,6 +59,11 @@ export interface ServerOptions {
   scrubGraceMs?: number;
   /** Largest channel message accepted, in bytes. @default {1 GiB} */
   maxMessageBytes?: number;
+  /**
+   * Failure detection and gossip: a timing profile (`lan`, `wan`, `test`) and overrides.
+   * @default {{ profile: "lan" }}
+   */
+  membership?: { profile?: MembershipProfile; config?: Partial<MembershipConfig> };
   /** Transport timings (tests pass faster ones). */
   transport?: Partial<TransportConfig>;
   /** Stop cleanly on SIGTERM and SIGINT (the CLI sets this). @default {false} */
@@ -118,22 +129,36 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   const closeLog = setupLogging(`${varDir.path}/server.log`);
   const log = logger("server");
   let listener: Deno.Listener;
+  let udp: UdpTransport;
   try {
-    listener = Deno.listen({ hostname: plan.hostname, port: plan.port });
+    [listener, udp] = await bindPorts(plan.hostname, plan.port);
   } catch (err) {
     closeLog();
     varDir.release();
-    const why = err instanceof Deno.errors.AddrInUse
-      ? "address already in use"
-      : (err as Error).message;
-    throw new CircuitError("bad request", `Binding ${plan.hostname}:${plan.port} failed: ${why}`, {
-      cause: err,
-    });
+    throw err;
   }
   const port = (listener.addr as Deno.NetAddr).port;
   const url = formatUrl({ host: plan.advertise, port, pid: Deno.pid, id });
   const joined = new Date().toISOString();
   const table = new MemberTable({ id, url, joined });
+  // The membership layer (SWIM) decides who is a member; the table follows it.
+  const ml = new Memberlist({
+    self: { id, url, addr: { host: plan.advertise, port }, start: Date.parse(joined) },
+    key,
+    profile: options.membership?.profile,
+    config: options.membership?.config,
+    transport: udp,
+  });
+  const memberLog = logger("membership");
+  ml.subscribe((e) => {
+    const m = e.member;
+    if (e.type === "join") {
+      const info = { id: m.id, url: m.url, joined: new Date(m.start).toISOString() };
+      if (table.admit(info)) memberLog.info(`member X${m.id} joined`);
+    } else if (table.remove(m.id, e.reason)) {
+      memberLog.info(`member X${m.id} ${e.reason === "left" ? "left" : "failed"}`);
+    }
+  });
   const oplog = new OpLog(`${varDir.path}/ops.log`);
   const conns = new Set<Connection>();
   let stopping: Promise<void> | null = null;
@@ -145,11 +170,13 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   let router: Router;
   const mesh = new Mesh({
     table,
+    membership: ml,
     key,
     handler: (call) => router.handlerFor({ role: "peer", addr: "mesh" })(call),
     log: logger("mesh"),
     config: options.transport,
   });
+  await ml.start();
   const serverElement: ServerElement = new ServerElement({
     url,
     joined,
@@ -169,7 +196,8 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       })),
       InFlight: router.inflight(),
       VarDir: varDir.path,
-      Queues: mesh.queues(),
+      Queues: { ...mesh.queues(), Broadcasts: ml.stats().queue.depth },
+      Membership: ml.stats(),
       Discovery: announcer
         ? { Group: options.discover, Sent: announcer.sent, Dropped: announcer.dropped }
         : null,
@@ -202,7 +230,6 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
         if (!conn) return;
         conns.add(conn);
         void conn.closed.then(() => conns.delete(conn));
-        if (conn.remote.peer) mesh.handleInbound(conn.remote.peer);
       });
     }
   };
@@ -212,7 +239,9 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     stopping ??= (async () => {
       if (!quiet) log.info("stopping");
       announcer?.stop();
-      await mesh.leave().catch(() => {});
+      if (!quiet) await ml.leave().catch(() => {});
+      await ml.stop().catch(() => {});
+      mesh.close();
       // End every element at once (processes get TERM, then KILL after the grace).
       await Promise.allSettled(namespace.elements().map(([, el]) => el.scrub()));
       try {
@@ -262,4 +291,42 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   }
   log.info(`serving ${url} (var ${varDir.path})`);
   return { url, id, stopped, stop };
+}
+
+/** Attempts at finding a port free for both TCP and UDP when any port will do. */
+const PORT_ATTEMPTS = 8;
+
+/**
+ * Bind the TCP listener and the membership's UDP socket on the same port number. With
+ * port 0 the kernel picks the TCP port; if that UDP port is taken, try another.
+ */
+async function bindPorts(
+  hostname: string,
+  port: number,
+): Promise<[Deno.Listener, UdpTransport]> {
+  for (let attempt = 1;; attempt++) {
+    let listener: Deno.Listener;
+    try {
+      listener = Deno.listen({ hostname, port });
+    } catch (err) {
+      const why = err instanceof Deno.errors.AddrInUse
+        ? "address already in use"
+        : (err as Error).message;
+      throw new CircuitError("bad request", `Binding ${hostname}:${port} failed: ${why}`, {
+        cause: err,
+      });
+    }
+    const bound = (listener.addr as Deno.NetAddr).port;
+    try {
+      return [listener, await UdpTransport.bind({ host: hostname, port: bound })];
+    } catch (err) {
+      listener.close();
+      if (port === 0 && attempt < PORT_ATTEMPTS) continue;
+      throw new CircuitError(
+        "bad request",
+        `Binding UDP ${hostname}:${bound} for membership failed: ${(err as Error).message}`,
+        { cause: err },
+      );
+    }
+  }
 }

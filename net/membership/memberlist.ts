@@ -16,16 +16,19 @@ import { Gossip, type PacketStats } from "./gossip.ts";
 import {
   type Addr,
   addrKey,
+  checkRecords,
   type MemberRecord,
   type MemberStatus,
   type Message,
 } from "./messages.ts";
 import { ProbeOrder, Prober, type ProbeStats, type ProbeTarget } from "./probe.ts";
 import {
+  mergeRemoteState,
   PushPull,
   type PushPullHook,
   pushPullIntervalMs,
   type PushPullStats,
+  stateRecords,
 } from "./push_pull.ts";
 import type { BroadcastQueueStats } from "./queue.ts";
 import { type Member, type MemberEvent, MemberStates } from "./state.ts";
@@ -249,6 +252,55 @@ export class Memberlist implements AsyncDisposable {
    */
   handleSync(remote: unknown, from = "push-pull"): MemberRecord[] {
     return this.#pushPull.handleRemote(remote, from);
+  }
+
+  /**
+   * Our full state, for a push-pull the caller carries itself (say, when joining through
+   * a connection it dialed); the peer answers with {@linkcode Memberlist.handleSync}.
+   *
+   * @returns every member we remember, in any state
+   */
+  state(): MemberRecord[] {
+    return stateRecords(this.#state);
+  }
+
+  /**
+   * Merge a peer's answer to a push-pull the caller carried. Malformed records are left
+   * out.
+   *
+   * @param remote the peer's state as it arrived (`MemberRecord[]`)
+   * @param from who sent it (for suspicion bookkeeping)
+   */
+  merge(remote: unknown, from: string): void {
+    if (this.#running) mergeRemoteState(this.#state, checkRecords(remote), from);
+  }
+
+  /**
+   * Direct evidence that a member's process is gone (its port refuses connections, or a
+   * newer process answers there): declare it dead now and gossip it, instead of waiting
+   * for probes and suspicion. If it was wrong the member refutes, as with any accusation.
+   *
+   * @param id member id
+   * @returns whether it was a member and is now dead
+   */
+  failed(id: string): boolean {
+    const m = this.#state.get(id);
+    if (!this.#running || !m || id === this.#o.self.id) return false;
+    if (m.status !== "alive" && m.status !== "suspect") return false;
+    this.#state.deadNode({ type: "dead", id, inc: m.incarnation, from: this.#o.self.id });
+    return this.#state.get(id)?.status === "dead";
+  }
+
+  /**
+   * Indirect evidence that a member is unreachable (a connection to it went silent):
+   * suspect it, exactly as a failed probe would; probes by others confirm or it refutes.
+   *
+   * @param id member id
+   */
+  suspect(id: string): void {
+    const m = this.#state.get(id);
+    if (!this.#running || !m || id === this.#o.self.id || m.status !== "alive") return;
+    this.#state.suspectNode({ type: "suspect", id, inc: m.incarnation, from: this.#o.self.id });
   }
 
   /**

@@ -27,15 +27,15 @@ Deno.test("remainingSuspicionMs() is the minimum when no confirmation is expecte
 });
 
 Deno.test("suspicionBounds() follows suspicionMult × max(1, log10(n)) × probeIntervalMs", () => {
-  const c = DEFAULT_MEMBERSHIP_CONFIG; // mult 4, max mult 6, interval 1000
+  const c = DEFAULT_MEMBERSHIP_CONFIG; // mult 4, max mult 6, interval 500
   // [n, minMs, maxMs, k]
   const table: [number, number, number, number][] = [
-    [1, 4000, 24_000, 0], // alone: nobody could confirm
-    [3, 4000, 24_000, 0], // one other member: fewer than k = 2 could confirm
-    [4, 4000, 24_000, 2],
-    [10, 4000, 24_000, 2],
-    [100, 8000, 48_000, 2], // log10(100) = 2
-    [1000, 12_000, 72_000, 2],
+    [1, 2000, 12_000, 0], // alone: nobody could confirm
+    [3, 2000, 12_000, 0], // one other member: fewer than k = 2 could confirm
+    [4, 2000, 12_000, 2],
+    [10, 2000, 12_000, 2],
+    [100, 4000, 24_000, 2], // log10(100) = 2
+    [1000, 6000, 36_000, 2],
   ];
   for (const [n, minMs, maxMs, k] of table) {
     assertEquals(suspicionBounds(c, n), { minMs, maxMs, k }, `n=${n}`);
