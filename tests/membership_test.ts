@@ -1,0 +1,314 @@
+/**
+ * SWIM membership between hosts in network namespaces: a frozen host, churn, a host
+ * under CPU load, and captured membership packets replayed or tampered with. Needs root
+ * and iproute2 (tcpdump for the capture test); otherwise SKIPPED with the reason (a
+ * failure under CI=true).
+ *
+ * "Reported left" is read from each server's log (`member X… failed` / `left`), which is
+ * what `@leave` subscribers and `ls /` see.
+ */
+
+import { assert, assertEquals, cli, keyFile, Server, TempDir, waitFor } from "./_harness.ts";
+import { type Host, Lan, netnsUnavailable } from "./_netns.ts";
+
+const ROOT = new URL("..", import.meta.url).pathname;
+const GROUP = "228.8.8.8:7711";
+const PORT = 7700;
+
+async function whyUnavailable(tools: string[]): Promise<string | null> {
+  const why = await netnsUnavailable();
+  if (why) return why;
+  for (const tool of tools) {
+    try {
+      await new Deno.Command(tool, { args: ["--version"], stdout: "null", stderr: "null" })
+        .output();
+    } catch {
+      return `${tool} is not installed`;
+    }
+  }
+  return null;
+}
+
+function skip(name: string, why: string): void {
+  Deno.test(`${name}: SKIPPED (${why})`, () => {
+    if (Deno.env.get("CI") === "true") throw new Error(`cannot skip under CI=true: ${why}`);
+    console.log(`SKIPPED: ${why}`);
+  });
+}
+
+/** A server on a host, with when it was killed (if it was). */
+interface Run {
+  host: Host;
+  server: Server;
+  id: string;
+  killedAt?: number;
+}
+
+function start(h: Host, key: string): Promise<Server> {
+  return Server.start({
+    prefix: h.prefix,
+    args: ["-a", `${h.addr}:${PORT}`, "--hmac", key, "--discover", GROUP],
+  });
+}
+
+async function startRun(h: Host, key: string): Promise<Run> {
+  const server = await start(h, key);
+  return { host: h, server, id: server.path.slice(2) };
+}
+
+async function listing(r: Run, key: string): Promise<string[]> {
+  const out = await cli(["ls", "-d", r.server.url, "--hmac", key, "/"], { prefix: r.host.prefix });
+  return out.stdout.split("\n").filter(Boolean).sort();
+}
+
+async function everyoneLists(runs: Run[], key: string, want: Run[] = runs): Promise<boolean> {
+  const expected = JSON.stringify(want.map((r) => r.server.path).sort());
+  const got = await Promise.all(runs.map((r) => listing(r, key)));
+  return got.every((l) => JSON.stringify(l) === expected);
+}
+
+/** A leave report from a server log: who reported whom, when (ms since the epoch). */
+interface LeaveReport {
+  by: string;
+  about: string;
+  at: number;
+  line: string;
+}
+
+const LEAVE_LINE = /^(\S+ \S+ [+-]\d\d:\d\d) .*member X([0-9a-f]{16}) (failed|left)/;
+
+async function leaveReports(runs: Run[]): Promise<LeaveReport[]> {
+  const out: LeaveReport[] = [];
+  for (const r of runs) {
+    const text = await Deno.readTextFile(`${r.server.varDir}/server.log`).catch(() => "");
+    for (const line of text.split("\n")) {
+      const m = LEAVE_LINE.exec(line);
+      if (!m) continue;
+      const at = Date.parse(m[1].replace(" ", "T").replace(" ", ""));
+      out.push({ by: r.id, about: m[2], at, line });
+    }
+  }
+  return out;
+}
+
+/** Reports about a server that was alive at the time: never killed, or before its kill. */
+async function falseLeaves(runs: Run[]): Promise<LeaveReport[]> {
+  const byId = new Map(runs.map((r) => [r.id, r]));
+  return (await leaveReports(runs)).filter((rep) => {
+    const victim = byId.get(rep.about);
+    return victim !== undefined && (victim.killedAt === undefined || rep.at < victim.killedAt);
+  });
+}
+
+async function disposeAll(runs: Run[]): Promise<void> {
+  await Promise.all(runs.map((r) => r.server[Symbol.asyncDispose]()));
+}
+
+const netns = await whyUnavailable([]);
+if (netns) {
+  skip("membership", netns);
+} else {
+  Deno.test("SIGSTOP: a frozen host is reported left within 5 s and returns after SIGCONT", async () => {
+    using tmp = new TempDir();
+    const key = await keyFile(tmp.path);
+    await using lan = await Lan.create(5);
+    const runs: Run[] = [];
+    try {
+      for (const h of lan.hosts) runs.push(await startRun(h, key));
+      await waitFor(() => everyoneLists(runs, key), "one cluster of five", 5000);
+      const frozen = runs[2];
+      const rest = runs.filter((r) => r !== frozen);
+      frozen.server.kill("SIGSTOP");
+      const t = Date.now();
+      try {
+        await waitFor(() => everyoneLists(rest, key), "the frozen host to be reported left", 5000);
+        console.log(`frozen host reported left everywhere after ${Date.now() - t} ms`);
+      } finally {
+        frozen.server.kill("SIGCONT");
+      }
+      const back = Date.now();
+      // It returns as the same server (same id, same elements), at a higher incarnation.
+      await waitFor(() => everyoneLists(runs, key), "the thawed host to return", 10_000);
+      console.log(`thawed host back everywhere after ${Date.now() - back} ms`);
+    } finally {
+      await disposeAll(runs);
+    }
+  });
+
+  Deno.test("churn: restarting 20 % of ten hosts every 2 s for 60 s ends with exactly the live set and no false leave", async () => {
+    using tmp = new TempDir();
+    const key = await keyFile(tmp.path);
+    await using lan = await Lan.create(10);
+    const all: Run[] = [];
+    const live: Run[] = [];
+    try {
+      for (const h of lan.hosts) {
+        const r = await startRun(h, key);
+        all.push(r);
+        live.push(r);
+      }
+      await waitFor(() => everyoneLists(live, key), "one cluster of ten", 10_000);
+      const end = Date.now() + 60_000;
+      let round = 0;
+      while (Date.now() < end) {
+        const tick = Date.now();
+        const victims = [...live].sort(() => Math.random() - 0.5).slice(0, 2);
+        await Promise.all(victims.map(async (v) => {
+          // Alternate crashes and clean stops: both must end the same way.
+          v.killedAt = Date.now();
+          v.server.kill(round % 2 === 0 ? "SIGKILL" : "SIGTERM");
+          await v.server.status;
+          live.splice(live.indexOf(v), 1);
+          const r = await startRun(v.host, key);
+          all.push(r);
+          live.push(r);
+        }));
+        round++;
+        await new Promise((r) => setTimeout(r, Math.max(0, 2000 - (Date.now() - tick))));
+      }
+      const quiet = Date.now();
+      await waitFor(
+        () => everyoneLists(live, key),
+        "every host to list exactly the live set",
+        15_000,
+      );
+      console.log(
+        `${round} rounds, ${all.length} servers; converged ${Date.now() - quiet} ms after`,
+      );
+      // Every server that was stopped was reported gone (so the log check below has teeth).
+      const reported = new Set((await leaveReports(all)).map((r) => r.about));
+      const unreported = all.filter((r) => r.killedAt !== undefined && !reported.has(r.id));
+      assertEquals(unreported.map((r) => r.id), [], "stopped servers nobody reported gone");
+      const wrong = await falseLeaves(all);
+      assertEquals(wrong.map((w) => `X${w.by}: ${w.line}`), [], "a live host was reported left");
+    } finally {
+      await disposeAll(all);
+    }
+  });
+
+  Deno.test("a host pinned under full CPU load causes no false leave", async () => {
+    using tmp = new TempDir();
+    const key = await keyFile(tmp.path);
+    await using lan = await Lan.create(5);
+    const runs: Run[] = [];
+    const hogs: Deno.ChildProcess[] = [];
+    try {
+      for (const h of lan.hosts) runs.push(await startRun(h, key));
+      await waitFor(() => everyoneLists(runs, key), "one cluster of five", 5000);
+      const loaded = runs[0];
+      // Pin the server and three busy loops to one core: it gets a quarter of it.
+      const pin = await new Deno.Command("taskset", {
+        args: ["-pc", "0", String(loaded.server.child.pid)],
+        stdout: "null",
+      }).output();
+      assert(pin.success, "taskset failed");
+      for (let i = 0; i < 3; i++) {
+        hogs.push(
+          new Deno.Command("taskset", {
+            args: ["-c", "0", ...loaded.host.prefix, "sh", "-c", "while :; do :; done"],
+            stdout: "null",
+            stderr: "null",
+          }).spawn(),
+        );
+      }
+      await new Promise((r) => setTimeout(r, 20_000));
+      for (const h of hogs) h.kill("SIGKILL");
+      await Promise.all(hogs.map((h) => h.status));
+      hogs.length = 0;
+      assertEquals((await leaveReports(runs)).map((w) => w.line), [], "false leaves");
+      assert(await everyoneLists(runs, key), "every host still lists all five");
+    } finally {
+      for (const h of hogs) h.kill("SIGKILL");
+      await Promise.all(hogs.map((h) => h.status));
+      await disposeAll(runs);
+    }
+  });
+
+  const noTcpdump = await whyUnavailable(["tcpdump"]);
+  if (noTcpdump) {
+    skip("membership packets replayed from a capture", noTcpdump);
+  } else {
+    Deno.test("membership packets replayed from a capture or tampered with are dropped and counted", async () => {
+      using tmp = new TempDir();
+      const key = await keyFile(tmp.path);
+      await using lan = await Lan.create(3);
+      const runs: Run[] = [];
+      try {
+        for (const h of lan.hosts) runs.push(await startRun(h, key));
+        await waitFor(() => everyoneLists(runs, key), "one cluster of three", 5000);
+        const target = runs[1];
+        const pcap = `${tmp.path}/capture.pcap`;
+        const dump = await new Deno.Command(target.host.prefix[0], {
+          args: [
+            ...target.host.prefix.slice(1),
+            ...["timeout", "5", "tcpdump", "-i", target.host.iface, "-U", "-w", pcap, "-c", "8"],
+            ...["udp", "and", "dst", "host", target.host.addr, "and", "dst", "port", `${PORT}`],
+          ],
+          stdout: "null",
+          stderr: "null",
+        }).output();
+        assert(dump.code === 0 || dump.code === 124, `tcpdump exited ${dump.code}`);
+        const captured = udpPayloads(await Deno.readFile(pcap));
+        assert(captured.length >= 4, `captured only ${captured.length} membership packets`);
+        const tampered = captured.map((p) => {
+          const t = p.slice();
+          t[t.length - 1] ^= 0x01; // inside the signed body
+          return t;
+        });
+        const before = await packetStats(target, key);
+        const hex = (b: Uint8Array) => [...b].map((x) => x.toString(16).padStart(2, "0")).join("");
+        const sender = runs[0].host;
+        const sent = await new Deno.Command(sender.prefix[0], {
+          args: [
+            ...sender.prefix.slice(1),
+            Deno.execPath(),
+            ...["run", "-A", `${ROOT}tests/_udp_send.ts`, target.host.addr, `${PORT}`],
+            ...[...captured, ...tampered].map(hex),
+          ],
+          stdout: "null",
+        }).output();
+        assert(sent.success, "sending the replay failed");
+        await waitFor(
+          async () => {
+            const after = await packetStats(target, key);
+            return after.dropped.replayed - before.dropped.replayed >= captured.length &&
+              after.dropped.forged - before.dropped.forged >= tampered.length;
+          },
+          "replayed and tampered packets to be counted",
+          5000,
+        );
+        assert(await everyoneLists(runs, key), "the cluster is unharmed");
+        assertEquals((await leaveReports(runs)).map((w) => w.line), [], "false leaves");
+      } finally {
+        await disposeAll(runs);
+      }
+    });
+  }
+}
+
+async function packetStats(
+  r: Run,
+  key: string,
+): Promise<{ dropped: Record<string, number> }> {
+  const out = await cli(["stk", "-d", r.server.url, "--hmac", key, r.server.path], {
+    prefix: r.host.prefix,
+  });
+  return JSON.parse(out.stdout).Membership.packets;
+}
+
+/** UDP payloads of the IPv4 packets in a pcap file of Ethernet frames. */
+function udpPayloads(file: Uint8Array): Uint8Array[] {
+  const view = new DataView(file.buffer, file.byteOffset, file.byteLength);
+  const little = view.getUint32(0, true) === 0xa1b2c3d4;
+  const out: Uint8Array[] = [];
+  for (let at = 24; at + 16 <= file.length;) {
+    const len = view.getUint32(at + 8, little);
+    const frame = file.subarray(at + 16, at + 16 + len);
+    at += 16 + len;
+    if (frame.length < 14 + 20 + 8 || frame[12] !== 0x08 || frame[13] !== 0x00) continue;
+    const ihl = (frame[14] & 0x0f) * 4;
+    if (frame[14 + 9] !== 17) continue;
+    out.push(frame.slice(14 + ihl + 8));
+  }
+  return out;
+}
