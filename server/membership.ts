@@ -18,14 +18,16 @@ export interface MembershipEvent {
   reason?: "left" | "failed";
 }
 
-/** How long a departed id is remembered so stale gossip cannot revive it, in ms. */
-export const TOMBSTONE_MS = 10 * 60 * 1000;
+/** How long a failed member is re-dialed (partition healing), in ms. */
+export const REJOIN_MS = 10 * 60 * 1000;
 
-/** Live members, tombstones for departed ones, and listeners for changes. */
+/**
+ * Live members and listeners for changes. Which departed members may return is the
+ * membership layer's decision (incarnation numbers), so the table keeps no tombstones.
+ */
 export class MemberTable {
   #self: MemberInfo;
   #members = new Map<string, MemberInfo>();
-  #gone = new Map<string, number>();
   #listeners = new Set<(e: MembershipEvent) => void>();
 
   /** @param self this server */
@@ -49,16 +51,6 @@ export class MemberTable {
   }
 
   /**
-   * Ids that left or failed recently.
-   *
-   * @returns the ids
-   */
-  gone(): string[] {
-    this.#expire();
-    return [...this.#gone.keys()];
-  }
-
-  /**
    * Look a member up.
    *
    * @param id server id
@@ -69,34 +61,20 @@ export class MemberTable {
   }
 
   /**
-   * Add a member unless it is known or departed.
+   * Add a member (the membership layer saw it join or return).
    *
    * @param m the member
-   * @returns whether it was added (and a join event sent)
+   * @returns whether it was added (and a join event sent); false when already a member
    */
-  add(m: MemberInfo): boolean {
-    // Guard: known, departed, or ourselves.
-    if (this.#members.has(m.id) || this.#gone.has(m.id)) return false;
+  admit(m: MemberInfo): boolean {
+    if (this.#members.has(m.id)) return false;
     this.#members.set(m.id, m);
     this.#emit({ type: "join", member: m });
     return true;
   }
 
   /**
-   * Add a member on direct evidence that it is alive (it connected to us, or we dialed
-   * it), even if it was recorded as departed: after a partition heals, each side hears
-   * from the other itself. Gossip from third parties never does this.
-   *
-   * @param m the member
-   * @returns whether it was added (and a join event sent)
-   */
-  admit(m: MemberInfo): boolean {
-    this.#gone.delete(m.id);
-    return this.add(m);
-  }
-
-  /**
-   * Remove a member and remember its id.
+   * Remove a member.
    *
    * @param id server id
    * @param reason announced or detected
@@ -104,7 +82,6 @@ export class MemberTable {
    */
   remove(id: string, reason: "left" | "failed"): boolean {
     const m = this.#members.get(id);
-    this.#gone.set(id, Date.now());
     if (!m || id === this.#self.id) return false;
     this.#members.delete(id);
     this.#emit({ type: "leave", member: m, reason });
@@ -124,10 +101,5 @@ export class MemberTable {
 
   #emit(e: MembershipEvent): void {
     for (const fn of this.#listeners) fn(e);
-  }
-
-  #expire(): void {
-    const cutoff = Date.now() - TOMBSTONE_MS;
-    for (const [id, t] of this.#gone) if (t < cutoff) this.#gone.delete(id);
   }
 }

@@ -19,7 +19,10 @@ import type { Handler } from "../net/mux.ts";
 import type { TransportConfig } from "../net/config.ts";
 import { parseUrl } from "../net/url.ts";
 import { type MemberInfo, Op, type SyncMessage } from "../net/wire.ts";
-import { type MemberTable, TOMBSTONE_MS } from "./membership.ts";
+import { type MemberTable, REJOIN_MS } from "./membership.ts";
+
+/** Most failed members re-dialed at once. */
+export const MAX_REJOINING = 1024;
 
 /** What the mesh needs from the membership layer (a `Memberlist` fits). */
 export interface MeshMembership {
@@ -85,6 +88,8 @@ export class Mesh {
       // Keep re-dialing a failed member for a while: a partition that heals merges again.
       if (e.reason === "failed" && !this.#stopping) {
         this.#retry.set(e.member.id, { url: e.member.url, since: Date.now() });
+        // Bounded: the oldest failure is forgotten first.
+        if (this.#retry.size > MAX_REJOINING) this.#retry.delete(this.#retry.keys().next().value!);
       }
     });
   }
@@ -267,7 +272,7 @@ export class Mesh {
 
   /** Re-dial failed members; drop those that are back, restarted, or gone too long. */
   #rejoin(): void {
-    const cutoff = Date.now() - TOMBSTONE_MS;
+    const cutoff = Date.now() - REJOIN_MS;
     for (const [id, { url, since }] of this.#retry) {
       if (this.#stopping || since < cutoff || this.#o.table.get(id)) {
         this.#retry.delete(id);
