@@ -294,6 +294,8 @@ export interface AcceptOptions {
   handlerFor(remote: RemoteInfo): Handler;
   /** Transport limits and timings. */
   config?: Partial<TransportConfig>;
+  /** Timings for connections from peer servers, merged over `config`. */
+  peerConfig?: Partial<TransportConfig>;
   /** One-line event log. */
   log?: ConnLog;
   /** Handshake time limit in milliseconds. @default {5000} */
@@ -348,7 +350,10 @@ export async function accept(conn: Deno.Conn, options: AcceptOptions): Promise<C
       addr,
       ...(hello.role === "peer" && hello.from ? { peer: hello.from } : {}),
     };
-    return new Connection(io, remote, 2, config, options.handlerFor(remote), options.log);
+    const cfg = remote.role === "peer" && options.peerConfig
+      ? transportConfig({ ...options.config, ...options.peerConfig })
+      : config;
+    return new Connection(io, remote, 2, cfg, options.handlerFor(remote), options.log);
   } catch (err) {
     const why = err instanceof Error ? err.message : String(err);
     options.log?.(`handshake with ${addr} failed: ${why}`);

@@ -21,6 +21,15 @@ import { parseUrl } from "../net/url.ts";
 import { type MemberInfo, Op, type SyncMessage } from "../net/wire.ts";
 import { type MemberTable, REJOIN_MS } from "./membership.ts";
 
+/**
+ * Keep-alive of connections between servers: the membership layer watches members, so
+ * these only need to notice a dead socket eventually, not quickly.
+ */
+export const PEER_KEEPALIVE: Partial<TransportConfig> = Object.freeze({
+  pingIntervalMs: 5000,
+  deadAfterMs: 12_500,
+});
+
 /** Most failed members re-dialed at once. */
 export const MAX_REJOINING = 1024;
 
@@ -68,16 +77,11 @@ export class Mesh {
   #stopping = false;
   #retry = new Map<string, { url: string; since: number }>();
   #joining = new Set<string>();
-  #rejoinTimer: number;
+  #rejoinTimer: number | undefined;
 
   /** @param options table, key, handler, log */
   constructor(options: MeshOptions) {
     this.#o = options;
-    this.#rejoinTimer = setInterval(
-      () => this.#rejoin(),
-      options.rejoinIntervalMs ?? 2000,
-    ) as unknown as number;
-    Deno.unrefTimer(this.#rejoinTimer);
     options.table.subscribe((e) => {
       if (e.type === "join") {
         this.#retry.delete(e.member.id);
@@ -90,6 +94,7 @@ export class Mesh {
         this.#retry.set(e.member.id, { url: e.member.url, since: Date.now() });
         // Bounded: the oldest failure is forgotten first.
         if (this.#retry.size > MAX_REJOINING) this.#retry.delete(this.#retry.keys().next().value!);
+        this.#armRejoin();
       }
     });
   }
@@ -187,7 +192,7 @@ export class Mesh {
   /** Close every connection, flushing what is queued (the membership layer announces). */
   close(): void {
     this.#stopping = true;
-    clearInterval(this.#rejoinTimer);
+    clearTimeout(this.#rejoinTimer);
     for (const c of this.#conns.values()) void c.mux.goAway("server stopping");
     this.#conns.clear();
   }
@@ -231,7 +236,7 @@ export class Mesh {
       from: this.#o.table.self,
       handler: this.#o.handler,
       signal,
-      config: this.#o.config,
+      config: { ...this.#o.config, ...PEER_KEEPALIVE },
       log: (m) => this.#o.log.warn(m),
     });
     this.#conns.get(id)?.close();
@@ -268,6 +273,18 @@ export class Mesh {
       this.#o.log.debug(`member X${id} is unreachable, suspecting it: ${why}`);
       this.#o.membership.suspect(id);
     }
+  }
+
+  /** Run the re-dial round later, unless one is due; idle servers wake for nothing. */
+  #armRejoin(): void {
+    if (this.#rejoinTimer !== undefined || this.#stopping) return;
+    const timer = setTimeout(() => {
+      this.#rejoinTimer = undefined;
+      this.#rejoin();
+      if (this.#retry.size > 0) this.#armRejoin();
+    }, this.#o.rejoinIntervalMs ?? 2000) as unknown as number;
+    this.#rejoinTimer = timer;
+    Deno.unrefTimer(timer);
   }
 
   /** Re-dial failed members; drop those that are back, restarted, or gone too long. */

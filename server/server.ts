@@ -23,7 +23,7 @@ import { isLoopback, planBind, readDefaultIface, readInterfaces } from "./addr.t
 import type { Announcer } from "../net/discovery.ts";
 import { logger, setupLogging } from "./log.ts";
 import { MemberTable } from "./membership.ts";
-import { Mesh } from "./mesh.ts";
+import { Mesh, PEER_KEEPALIVE } from "./mesh.ts";
 import {
   Memberlist,
   type MembershipConfig,
@@ -225,6 +225,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
         self: { pid: Deno.pid, id, url },
         handlerFor: (remote) => router.handlerFor(remote),
         config: options.transport,
+        peerConfig: PEER_KEEPALIVE,
         log: (m) => netLog.warn(m),
       }).then((conn) => {
         if (!conn) return;

@@ -89,6 +89,7 @@ export class Memberlist implements AsyncDisposable {
   #seq = 0;
   #timers = new Set<number>();
   #running = false;
+  #gossipArmed = false;
   #stopped = false;
   #pushPull: PushPull;
 
@@ -113,7 +114,10 @@ export class Memberlist implements AsyncDisposable {
       self: { ...options.self, start: options.self.start ?? Date.now() },
       config: this.#config,
       clock: this.#clock,
-      broadcast: (msg, done) => this.#gossip.broadcast(msg, done),
+      broadcast: (msg, done) => {
+        this.#gossip.broadcast(msg, done);
+        this.#wakeGossip();
+      },
       healthMultiplier: () => this.#awareness.scale(1),
       refuted: () => {
         this.#awareness.apply(REFUTE_AWARENESS_DELTA);
@@ -167,7 +171,7 @@ export class Memberlist implements AsyncDisposable {
     this.#running = true;
     this.#gossip.broadcast(this.#state.selfAlive);
     this.#after(0, () => this.#probeTick());
-    this.#after(this.#config.gossipIntervalMs, () => this.#gossipTick());
+    this.#wakeGossip();
     if (this.#config.pushPullIntervalMs > 0) {
       this.#after(this.#config.pushPullIntervalMs, () => this.#pushPullTick());
     }
@@ -387,6 +391,7 @@ export class Memberlist implements AsyncDisposable {
    * it would spend retransmits on members that are probably gone.
    */
   #gossipTick(): void {
+    this.#gossipArmed = false;
     this.#gossip.round(pickRandom(this.#others(), this.#config.gossipNodes).map((m) => m.addr));
     const [accused] = pickRandom(this.#state.list(["suspect", "dead"]), 1);
     if (accused) {
@@ -394,6 +399,16 @@ export class Memberlist implements AsyncDisposable {
       const type = status === "dead" ? "dead" : "suspect";
       this.#gossip.send(accused.addr, [{ type, id, inc, from: this.#o.self.id }], false);
     }
+    // Idle when there is nothing to say: the next broadcast wakes the loop.
+    if (this.#gossip.depth > 0 || this.#state.list(["suspect", "dead"]).length > 0) {
+      this.#wakeGossip();
+    }
+  }
+
+  /** Arm the gossip loop unless it is armed. */
+  #wakeGossip(): void {
+    if (this.#gossipArmed || !this.#running) return;
+    this.#gossipArmed = true;
     this.#after(this.#config.gossipIntervalMs, () => this.#gossipTick());
   }
 
