@@ -38,6 +38,7 @@ class FrameIO {
   #ready: Uint8Array[] = [];
   #buf = new Uint8Array(READ_BUFFER_BYTES);
   #maxFrameBytes: number;
+  #closed = false;
 
   constructor(conn: Deno.Conn, maxFrameBytes: number) {
     this.#conn = conn;
@@ -46,6 +47,9 @@ class FrameIO {
   }
 
   rekey(tx: DirectionKeys | undefined, rx: DirectionKeys | undefined): void {
+    if (this.#closed) return; // a handshake that timed out: make no ciphers to leak
+    this.#sealer.close();
+    this.#opener.close();
     this.#sealer = new FrameSealer(tx);
     this.#opener = new FrameOpener(rx, this.#maxFrameBytes);
   }
@@ -79,9 +83,12 @@ class FrameIO {
   }
 
   close(): void {
+    this.#closed = true;
     try {
       this.#conn.close();
     } catch { /* already closed */ }
+    this.#sealer.close();
+    this.#opener.close();
   }
 }
 

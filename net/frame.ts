@@ -3,19 +3,27 @@
  *
  * A frame on the wire is `length (u32, big-endian) | body | mac`. Without keys the body
  * is plain and there is no MAC (loopback-only mode). With keys the body is
- * ChaCha20 (RFC 8439) ciphertext under the direction's encryption key, block counter 0
- * and 96-bit nonce `seq (u64) | 0 (u32)`, and the MAC is HMAC-SHA256 under the
- * direction's MAC key over `length (u32) | ciphertext | seq (u64)` (encrypt-then-MAC).
- * `seq` is implicit: both sides count frames, so a replayed, dropped or reordered frame
- * fails its MAC. The MAC input is contiguous (the sequence number is written where the
+ * ChaCha20 (RFC 8439) ciphertext under the direction's encryption key, and the MAC is
+ * HMAC-SHA256 under the direction's MAC key over `length (u32) | ciphertext | seq (u64)`
+ * (encrypt-then-MAC). `seq` is implicit: both sides count frames, so a replayed, dropped
+ * or reordered frame fails its MAC.
+ *
+ * The bodies of one direction are encrypted as one continuous ChaCha20 key stream: the
+ * first body takes the first bytes of the stream, the next body the bytes after them,
+ * and so on (both sides see the same frames in the same order, so they stay in step).
+ * That needs one cipher set-up per connection instead of one per frame. The stream's
+ * 96-bit nonce is `epoch (u64) | 0 (u32)` with block counter 0; before a body would take
+ * the epoch past {@link EPOCH_BYTES} of key stream, both sides move to the next epoch, so
+ * no (key, nonce, counter) block is ever used twice and the 32-bit block counter never
+ * wraps. The MAC input is contiguous (the sequence number is written where the
  * MAC then goes) and the HMAC's inner and outer pad states are computed once per key,
  * so each frame costs two hash updates instead of an HMAC set-up and three updates.
  *
  * @module
  */
 
-import { createCipheriv, createDecipheriv, createHash, timingSafeEqual } from "node:crypto";
-import type { Hash } from "node:crypto";
+import { createCipheriv, createHash, timingSafeEqual } from "node:crypto";
+import type { Cipheriv, Hash } from "node:crypto";
 
 /** Bytes of the length prefix. */
 export const LENGTH_BYTES = 4;
@@ -51,11 +59,61 @@ export class FrameError extends Error {
 
 const CIPHER = "chacha20";
 
+/**
+ * Key stream bytes one nonce (epoch) covers before both sides move to the next: 64 GiB,
+ * a quarter of what ChaCha20's 32-bit block counter allows.
+ */
+export const EPOCH_BYTES = 2 ** 36;
+
 /** OpenSSL's ChaCha20 IV: 32-bit block counter (0), then the 96-bit nonce. */
-function counterBlock(seq: bigint): Uint8Array {
+function counterBlock(epoch: bigint): Uint8Array {
   const iv = new Uint8Array(16);
-  new DataView(iv.buffer).setBigUint64(4, seq);
+  new DataView(iv.buffer).setBigUint64(4, epoch);
   return iv;
+}
+
+/**
+ * One direction's ChaCha20 key stream, applied to bodies in order (encryption and
+ * decryption are the same XOR).
+ */
+class KeyStream {
+  #key: Uint8Array;
+  #epoch = 0n;
+  #used = 0;
+  #cipher: Cipheriv | undefined;
+  #closed = false;
+  #epochBytes: number;
+
+  constructor(key: Uint8Array, epochBytes: number) {
+    this.#key = key;
+    this.#epochBytes = epochBytes;
+  }
+
+  /** XOR the next `src.length` key stream bytes into `dst` at `at`. */
+  apply(src: Uint8Array, dst: Uint8Array, at: number): void {
+    if (this.#closed) throw new Error("The frame codec is closed");
+    if (src.length === 0) return;
+    if (!this.#cipher || this.#used + src.length > this.#epochBytes) {
+      if (this.#cipher) this.#epoch++;
+      this.#release();
+      this.#cipher = createCipheriv(CIPHER, this.#key, counterBlock(this.#epoch));
+      this.#used = 0;
+    }
+    this.#used += src.length;
+    dst.set(this.#cipher.update(src), at);
+  }
+
+  /** Release the cipher's native resource. Idempotent. */
+  close(): void {
+    this.#closed = true;
+    this.#release();
+  }
+
+  #release(): void {
+    const c = this.#cipher;
+    this.#cipher = undefined;
+    c?.final(); // a stream cipher has no tail; final() frees the context
+  }
 }
 
 const SEQ_BYTES = 8;
@@ -96,14 +154,27 @@ function macOf(mac: Hmac, seq: bigint, buf: Uint8Array, at: number, n: number): 
 
 /** Turns frame bodies into wire bytes, counting frames. */
 export class FrameSealer {
-  #keys: DirectionKeys | undefined;
+  #stream: KeyStream | undefined;
   #mac: Hmac | undefined;
   #seq = 0n;
 
-  /** @param keys this direction's keys, or none for plain frames */
-  constructor(keys?: DirectionKeys) {
-    this.#keys = keys;
+  /**
+   * @param keys this direction's keys, or none for plain frames
+   * @param epochBytes key stream bytes per nonce (tests make it small)
+   */
+  constructor(keys?: DirectionKeys, epochBytes: number = EPOCH_BYTES) {
+    this.#stream = keys ? new KeyStream(keys.encKey, epochBytes) : undefined;
     this.#mac = keys ? new Hmac(keys.macKey) : undefined;
+  }
+
+  /** Release the cipher; the sealer must not be used after. Idempotent. */
+  close(): void {
+    this.#stream?.close();
+  }
+
+  /** Same as {@linkcode FrameSealer.close}. */
+  [Symbol.dispose](): void {
+    this.close();
   }
 
   /**
@@ -113,18 +184,16 @@ export class FrameSealer {
    * @returns the bytes to write
    */
   seal(body: Uint8Array): Uint8Array {
-    const keys = this.#keys;
-    const macLen = keys ? MAC_BYTES : 0;
+    const stream = this.#stream;
+    const macLen = stream ? MAC_BYTES : 0;
     const out = new Uint8Array(LENGTH_BYTES + body.length + macLen);
     new DataView(out.buffer).setUint32(0, body.length);
-    if (!keys) {
+    if (!stream) {
       out.set(body, LENGTH_BYTES);
       return out;
     }
     const seq = this.#seq++;
-    const c = createCipheriv(CIPHER, keys.encKey, counterBlock(seq));
-    out.set(c.update(body), LENGTH_BYTES);
-    c.final(); // releases the cipher's resource; a stream cipher has no tail
+    stream.apply(body, out, LENGTH_BYTES);
     out.set(macOf(this.#mac!, seq, out, 0, body.length), LENGTH_BYTES + body.length);
     return out;
   }
@@ -132,7 +201,7 @@ export class FrameSealer {
 
 /** Turns wire bytes into frame bodies, checking length and MAC. */
 export class FrameOpener {
-  #keys: DirectionKeys | undefined;
+  #stream: KeyStream | undefined;
   #mac: Hmac | undefined;
   #maxFrameBytes: number;
   #seq = 0n;
@@ -142,11 +211,26 @@ export class FrameOpener {
   /**
    * @param keys this direction's keys, or none for plain frames
    * @param maxFrameBytes the largest body accepted
+   * @param epochBytes key stream bytes per nonce (tests make it small)
    */
-  constructor(keys: DirectionKeys | undefined, maxFrameBytes: number) {
-    this.#keys = keys;
+  constructor(
+    keys: DirectionKeys | undefined,
+    maxFrameBytes: number,
+    epochBytes: number = EPOCH_BYTES,
+  ) {
+    this.#stream = keys ? new KeyStream(keys.encKey, epochBytes) : undefined;
     this.#mac = keys ? new Hmac(keys.macKey) : undefined;
     this.#maxFrameBytes = maxFrameBytes;
+  }
+
+  /** Release the cipher; the opener must not be used after. Idempotent. */
+  close(): void {
+    this.#stream?.close();
+  }
+
+  /** Same as {@linkcode FrameOpener.close}. */
+  [Symbol.dispose](): void {
+    this.close();
   }
 
   /** Bytes buffered that do not yet make a whole frame. */
@@ -164,7 +248,7 @@ export class FrameOpener {
   push(chunk: Uint8Array): Uint8Array[] {
     this.#append(chunk);
     const out: Uint8Array[] = [];
-    const macLen = this.#keys ? MAC_BYTES : 0;
+    const macLen = this.#stream ? MAC_BYTES : 0;
     let off = 0;
     while (this.#len - off >= LENGTH_BYTES) {
       const view = new DataView(this.#buf.buffer, this.#buf.byteOffset + off, LENGTH_BYTES);
@@ -203,9 +287,9 @@ export class FrameOpener {
 
   /** Check and decrypt the frame at `#buf[at]` with an `n`-byte body. */
   #open(at: number, n: number): Uint8Array {
-    const keys = this.#keys;
+    const stream = this.#stream;
     const body = this.#buf.subarray(at + LENGTH_BYTES, at + LENGTH_BYTES + n);
-    if (!keys) return body.slice();
+    if (!stream) return body.slice();
     const seq = this.#seq++;
     const macAt = at + LENGTH_BYTES + n;
     const got = this.#buf.slice(macAt, macAt + MAC_BYTES); // before the seq overwrites it
@@ -213,9 +297,8 @@ export class FrameOpener {
     if (!timingSafeEqual(want, got)) {
       throw new FrameError("bad mac", `Reading frame ${seq} failed: MAC mismatch`);
     }
-    const d = createDecipheriv(CIPHER, keys.encKey, counterBlock(seq));
-    const pt = new Uint8Array(d.update(body));
-    d.final();
+    const pt = new Uint8Array(n);
+    stream.apply(body, pt, 0);
     return pt;
   }
 

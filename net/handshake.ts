@@ -20,10 +20,13 @@
 import { createHmac, hkdfSync, timingSafeEqual } from "node:crypto";
 import type { DirectionKeys } from "./frame.ts";
 
+/**
+ * Protocol versions this build speaks. Version 2 encrypts each direction's frame bodies as one
+ * continuous key stream (version 1 started a new nonce for every frame).
+ */
+export const PROTOCOL_VERSION_MIN = 2;
 /** Protocol versions this build speaks. */
-export const PROTOCOL_VERSION_MIN = 1;
-/** Protocol versions this build speaks. */
-export const PROTOCOL_VERSION_MAX = 1;
+export const PROTOCOL_VERSION_MAX = 2;
 /** Bytes of each nonce. */
 export const NONCE_BYTES = 32;
 
