@@ -10,11 +10,15 @@
  * 6. process start→exit of `/bin/true` through the library, and starts/s (beside the local
  *    spawn floor and ssh),
  * 7. stdout streaming through the library and `circuit stdout` (beside ssh),
- * 8. channel ping-pong and messages/s (beside Redis and etcd).
+ * 8. channel ping-pong and messages/s (beside Redis and etcd),
+ * 9. DNS lookups (beside nsd),
+ * 10. membership in network namespaces: join convergence, failure detection, false leaves
+ *    under load and loss, idle cost (beside serf; needs root).
  *
  * `--quick` shrinks every section; `--only 6,8` runs only the sections named.
- * Peers (sshd, redis-server, etcd) run privately on loopback ports in temp directories
- * and are stopped with the servers; one that cannot be set up is recorded as skipped.
+ * Peers (sshd, redis-server, etcd, nsd) run privately on loopback ports in temp directories
+ * (serf in section 10's namespaces) and are stopped with the servers; one that cannot be set
+ * up is recorded as skipped.
  *
  * Writes `bench/out/report.json` and `bench/out/report.md` and prints the Markdown.
  * Every subprocess is stopped with SIGTERM before it exits, also on failure or Ctrl-C.
@@ -41,6 +45,7 @@ import { type Figure, figure, type FigureInput, type Report, writeReport } from 
 import { summarize, type Summary } from "./_stats.ts";
 import { channels, S8 } from "./_chans.ts";
 import { dnsBench, S_DNS } from "./_dns.ts";
+import { membershipBench, S_MEMBERSHIP } from "./_membership.ts";
 import type { SectionContext } from "./_context.ts";
 import { removeScratch } from "./_peers.ts";
 import { procStart, S6, S7, stdoutStream } from "./_procs.ts";
@@ -60,8 +65,8 @@ function onlySections(args: string[]): Set<number> | null {
   const i = args.findIndex((a) => a === "--only" || a.startsWith("--only="));
   if (i < 0) return null;
   const v = args[i].includes("=") ? args[i].slice("--only=".length) : args[i + 1] ?? "";
-  const nums = v.split(",").map((x) => Number(x.trim())).filter((n) => n >= 1 && n <= 9);
-  if (nums.length === 0) throw new Error(`--only wants section numbers 1-9, got "${v}"`);
+  const nums = v.split(",").map((x) => Number(x.trim())).filter((n) => n >= 1 && n <= 10);
+  if (nums.length === 0) throw new Error(`--only wants section numbers 1-10, got "${v}"`);
   return new Set(nums);
 }
 const MiB = 1024 * 1024;
@@ -777,6 +782,7 @@ async function main(): Promise<number> {
     await section(S7, () => stdoutStream(ctx));
     await section(S8, () => channels(ctx));
     await section(S_DNS, () => dnsBench(ctx));
+    await section(S_MEMBERSHIP, () => membershipBench(ctx));
   } finally {
     await stopAll();
     removeScratch();
