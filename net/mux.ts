@@ -416,8 +416,15 @@ export class Mux {
     }
     const ms = options.timeoutMs ?? 0;
     if (ms > 0) {
-      const timeout = new CircuitError("timeout", `Call "${op}" timed out after ${ms} ms`);
-      const t = setTimeout(() => this.#cancelOut(id, st, timeout), ms);
+      const t = setTimeout(
+        () =>
+          this.#cancelOut(
+            id,
+            st,
+            new CircuitError("timeout", `Call "${op}" timed out after ${ms} ms`),
+          ),
+        ms,
+      );
       cleanups.push(() => clearTimeout(t));
     }
     st.unlisten = () => cleanups.forEach((f) => f());
