@@ -77,7 +77,7 @@ const P = QUICK
     cliRuns: 10,
     cliWarmup: 2,
     peekN: 1000,
-    peekWarmup: 200,
+    peekWarmup: 2000,
     bigCluster: 20,
     lsN: 20,
     idleS: 5,
@@ -90,7 +90,7 @@ const P = QUICK
     cliRuns: 30,
     cliWarmup: 3,
     peekN: 5000,
-    peekWarmup: 500,
+    peekWarmup: 3000,
     bigCluster: 20,
     lsN: 50,
     idleS: 30,
@@ -404,7 +404,9 @@ async function peeks(tmp: string, keyFile: string, pinnable: boolean): Promise<v
         value: r.us.p50,
         unit: "µs",
         goal,
-        notes: `${j.note}; ${r.us.n} sequential after ${warmup} warm-up; client CPUs ${r.cpus}`,
+        notes: `${j.note}; ${r.us.n} sequential after ${warmup} warm-up (steady state: V8 ` +
+          `optimizes the call path after a few thousand calls; a long-lived client runs there); ` +
+          `client CPUs ${r.cpus}`,
       });
       add({
         section: S,
