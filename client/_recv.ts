@@ -66,13 +66,43 @@ export async function receiveAll(
   anchor: ElementAnchor,
   options: CallOptions = {},
 ): Promise<{ bytes: Uint8Array; reply: unknown }> {
-  const { readable, done } = receive(anchor, options);
-  let bytes: Uint8Array;
+  // The same protocol as receive(), without a stream around the download: a message is
+  // usually one small chunk, and each stream layer costs more than the bytes.
+  const call = anchor.open("recv", null, { ...options, upload: true, download: true });
+  call.result.catch(() => {});
+  const from = call.download!.getReader();
+  const chunks: Uint8Array[] = [];
+  let size = 0;
   try {
-    bytes = new Uint8Array(await new Response(readable).arrayBuffer());
+    for (;;) {
+      const r = await from.read();
+      if (r.done) break;
+      chunks.push(r.value);
+      size += r.value.length;
+    }
   } catch (err) {
-    await done; // the call's own error explains the broken stream
+    await call.upload!.abort(err).catch(() => {});
+    await call.result; // the call's own error explains the broken stream
     throw err instanceof CircuitError ? err : new CircuitError("closed", String(err));
   }
-  return { bytes, reply: await done };
+  // The whole message is in: acknowledge it; the reply says it was consumed.
+  await call.upload!.close().catch(() => {});
+  const reply = await call.result;
+  return { bytes: concat(chunks, size), reply };
+}
+
+function concat(chunks: Uint8Array[], size: number): Uint8Array {
+  // A lone chunk is usually a view into a larger frame: copy it so that keeping the
+  // message does not keep the frame.
+  if (chunks.length === 1) {
+    const c = chunks[0];
+    return c.byteLength === c.buffer.byteLength ? c : c.slice();
+  }
+  const out = new Uint8Array(size);
+  let off = 0;
+  for (const c of chunks) {
+    out.set(c, off);
+    off += c.length;
+  }
+  return out;
 }

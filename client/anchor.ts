@@ -318,13 +318,14 @@ export class Anchor implements ElementAnchor {
    *
    * @param op operation name
    * @param args its arguments
-   * @param options streams wanted, signal, timeout (0 or absent: none)
+   * @param options streams wanted (`upload` may be the whole upload as bytes), signal,
+   *   timeout (0 or absent: none)
    * @returns the reply promise and the streams asked for
    */
   open(
     op: string,
     args: unknown,
-    options: CallOptions & { upload?: boolean; download?: boolean } = {},
+    options: CallOptions & { upload?: boolean | Uint8Array; download?: boolean } = {},
   ): OutgoingCall {
     const body: ElementRequest = { path: [...this.components], op, args };
     return this.#t.mux().call(Op.ELEMENT, body, {

@@ -61,21 +61,20 @@ export class Chan implements AsyncIterable<Uint8Array> {
     message: Uint8Array | string | ReadableStream<Uint8Array>,
     options: CallOptions = {},
   ): Promise<void> {
+    const body = typeof message === "string" ? new TextEncoder().encode(message) : message;
+    if (body instanceof Uint8Array) {
+      // Bytes go out with the request: no stream to drive.
+      await this.anchor.open("send", null, { timeoutMs: 0, ...options, upload: body }).result;
+      return;
+    }
     const call = this.anchor.open("send", null, { timeoutMs: 0, ...options, upload: true });
     call.result.catch(() => {});
-    const body = typeof message === "string" ? new TextEncoder().encode(message) : message;
     try {
-      if (body instanceof Uint8Array) {
-        const w = call.upload!.getWriter();
-        await w.write(body);
-        await w.close();
-      } else {
-        // A call that fails (aborted, refused, scrubbed) stops the pipe at once, even while
-        // the source has nothing to read: the source is canceled and the error reported.
-        const stop = new AbortController();
-        call.result.catch((err) => stop.abort(err));
-        await body.pipeTo(call.upload!, { signal: stop.signal });
-      }
+      // A call that fails (aborted, refused, scrubbed) stops the pipe at once, even while
+      // the source has nothing to read: the source is canceled and the error reported.
+      const stop = new AbortController();
+      call.result.catch((err) => stop.abort(err));
+      await body.pipeTo(call.upload!, { signal: stop.signal });
     } catch (err) {
       await call.result; // the server's reason beats the stream's
       throw err;

@@ -31,6 +31,6 @@ export interface ElementAnchor {
   open(
     op: string,
     args: unknown,
-    options?: CallOptions & { upload?: boolean; download?: boolean },
+    options?: CallOptions & { upload?: boolean | Uint8Array; download?: boolean },
   ): OutgoingCall;
 }

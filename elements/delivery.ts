@@ -26,9 +26,7 @@ export async function deliver(
     await write(w);
     await w.close();
     // The acknowledgement: the receiver ends its upload once it has read everything.
-    const ack = call.upload.getReader();
-    const r = await ack.read();
-    ack.releaseLock();
+    const r = await call.upload.getReader().read();
     return r.done === true && !call.signal.aborted;
   } catch {
     await w.abort().catch(() => {});

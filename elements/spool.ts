@@ -66,8 +66,9 @@ export class Spool {
       await reader.cancel(err).catch(() => {}); // the sender stops sending
       throw err;
     } finally {
+      // The lock is kept: nobody else reads this stream, and releasing it costs an error
+      // object (with its stack) per message.
       this.#reader = null;
-      reader.releaseLock();
     }
   }
 

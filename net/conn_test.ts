@@ -1016,3 +1016,63 @@ Deno.test({
     }
   },
 });
+
+bothModes(
+  "Connection.mux.call() sends a whole upload given as bytes, small or large",
+  async (key) => {
+    const srv = startServer({
+      key,
+      handler: async (call) => sha256(await readAll(call.upload!, 8 * INITIAL_WINDOW_BYTES)),
+    });
+    try {
+      const c = await dialTo(srv.url, key);
+      for (const n of [0, 100, 3 * INITIAL_WINDOW_BYTES + 7]) {
+        const bytes = randomBytes(n);
+        const call = c.mux.call("sum", null, { upload: bytes });
+        assertEq(call.upload, null, "no writer for a whole upload:");
+        assertEq(await within(call.result, 10_000, `upload of ${n}`), await sha256(bytes));
+      }
+      assertEq(c.mux.stats.callsOut, 0, "calls left open:");
+      await closeConn(c);
+    } finally {
+      await srv.close();
+    }
+  },
+);
+
+bothModes("Mux puts a request, its small upload and the END in one frame", async (key) => {
+  let seen = 0;
+  const srv = startServer({
+    key,
+    handler: async (call) => {
+      // The reply and the download's bytes and END also go back in one frame.
+      const got = await readAll(call.upload!, 1024);
+      const w = call.download!.getWriter();
+      await w.write(got);
+      await w.close();
+      seen++;
+      return got.length;
+    },
+  });
+  try {
+    const c = await dialTo(srv.url, key);
+    await c.mux.request("warm", null).catch(() => {});
+    const s = srv.conns[0].mux;
+    const out0 = c.mux.stats.framesOut, in0 = s.stats.framesIn, back0 = s.stats.framesOut;
+    // A stream written then closed, as a caller would.
+    const call = c.mux.call("echo", null, { upload: true, download: true });
+    const w = call.upload!.getWriter();
+    await w.write(new Uint8Array(64));
+    await w.close();
+    const back = await readAll(call.download!, 1024);
+    assertEq(await call.result, 64);
+    assertEq(back.length, 64);
+    assertEq(c.mux.stats.framesOut - out0, 1, "frames from the caller:");
+    assertEq(s.stats.framesIn - in0, 1, "frames the callee read:");
+    assert(s.stats.framesOut - back0 <= 2, `callee wrote ${s.stats.framesOut - back0} frames`);
+    assertEq(seen, 1);
+    await closeConn(c);
+  } finally {
+    await srv.close();
+  }
+});

@@ -63,8 +63,12 @@ export interface CallOptions {
   signal?: AbortSignal;
   /** Cancels the call with a `timeout` error after this many ms; 0 or absent: never. */
   timeoutMs?: number;
-  /** Open an upload stream. */
-  upload?: boolean;
+  /**
+   * Open an upload stream. Bytes instead of `true` are the whole upload: they go out with
+   * the request and the call has no upload writer (cheaper than a stream for a small
+   * message; flow control still applies to a large one).
+   */
+  upload?: boolean | Uint8Array;
   /** Open a download stream. */
   download?: boolean;
 }
@@ -117,6 +121,11 @@ export interface MuxOptions {
 
 const packr = new Packr({ useRecords: false, moreTypes: false, bundleStrings: false });
 
+/** Most promise turns the writer waits for more messages before cutting a frame. */
+const SETTLE_TURNS = 32;
+/** Turns without a new message after which the writer stops waiting. */
+const SETTLE_QUIET_TURNS = 6;
+
 /**
  * One keep-alive timer per process per interval, however many connections: idle
  * servers wake once per interval instead of once per connection.
@@ -150,20 +159,30 @@ class SendSide {
   done = false;
   #wake: (() => void) | null = null;
   #error: CircuitError | null = null;
-  readonly writable: WritableStream<Uint8Array>;
+  #writable: WritableStream<Uint8Array> | null = null;
 
   #mux: Mux;
   #id: number;
   #dir: number;
+  #chunkBytes: number;
   #onDone: () => void;
 
   constructor(mux: Mux, id: number, dir: number, chunkBytes: number, onDone: () => void) {
     this.#mux = mux;
     this.#id = id;
     this.#dir = dir;
+    this.#chunkBytes = chunkBytes;
     this.#onDone = onDone;
-    const finish = () => this.#finish();
-    this.writable = new WritableStream<Uint8Array>({
+  }
+
+  /** The stream's writer side, made on first use (a whole upload never needs one). */
+  get writable(): WritableStream<Uint8Array> {
+    return this.#writable ??= this.#makeWritable();
+  }
+
+  #makeWritable(): WritableStream<Uint8Array> {
+    const mux = this.#mux, id = this.#id, dir = this.#dir, chunkBytes = this.#chunkBytes;
+    return new WritableStream<Uint8Array>({
       write: async (chunk) => {
         let off = 0;
         while (off < chunk.length) {
@@ -180,14 +199,19 @@ class SendSide {
       close: () => {
         if (this.#error) throw this.#error;
         mux.send([Tag.END, id]);
-        finish();
+        this.#finish();
       },
       abort: () => {
         if (!this.#error) mux.send([Tag.RESET, id, dir]);
         this.fail(new CircuitError("aborted", "Stream was aborted by the writer"));
-        finish();
+        this.#finish();
       },
     });
+  }
+
+  /** The whole stream was sent (with END) outside the writable. */
+  markDone(): void {
+    this.#finish();
   }
 
   grant(n: number): void {
@@ -433,6 +457,21 @@ export class Mux {
     if (!this.send([Tag.REQ, id, op, body, flags])) {
       this.#settleOut(id, st, new CircuitError("bad request", `Call "${op}" request is too large`));
     }
+    const whole = options.upload instanceof Uint8Array ? options.upload : null;
+    if (whole && st.up) {
+      if (whole.length <= Math.min(this.#o.config.maxChunkBytes, st.up.credit)) {
+        // One DATA and the END, no stream machinery.
+        if (whole.length > 0) this.send([Tag.DATA, id, whole]);
+        this.send([Tag.END, id]);
+        st.up.credit -= whole.length;
+        st.up.markDone();
+      } else {
+        const w = st.up.writable.getWriter();
+        w.write(whole).catch(() => {});
+        w.close().catch(() => {});
+      }
+      return { result, upload: null, download: st.down?.readable ?? null };
+    }
     return { result, upload: st.up?.writable ?? null, download: st.down?.readable ?? null };
   }
 
@@ -544,6 +583,7 @@ export class Mux {
 
   async #pump(): Promise<void> {
     try {
+      await this.#settle();
       while (this.#outbox.length > 0 && !this.#closed) {
         const max = this.#o.config.coalesceBytes;
         let n = 0, size = 0;
@@ -571,6 +611,25 @@ export class Mux {
       );
     } finally {
       this.#pumping = false;
+    }
+  }
+
+  /**
+   * Let the microtasks already under way queue their messages before the first frame is
+   * cut: a stream's DATA and the END that follows it a few promise turns later, or a reply
+   * and its stream's last bytes, then share one frame. Waits while the outbox still grows,
+   * at most {@linkcode SETTLE_TURNS} turns (well under a microsecond each); no timer, so no
+   * event-loop turn is added.
+   */
+  async #settle(): Promise<void> {
+    let seen = this.#outbox.length, quiet = 0;
+    for (let i = 0; i < SETTLE_TURNS && quiet < SETTLE_QUIET_TURNS; i++) {
+      await undefined;
+      if (this.#outbox.length === seen) quiet++;
+      else {
+        seen = this.#outbox.length;
+        quiet = 0;
+      }
     }
   }
 
@@ -671,9 +730,11 @@ export class Mux {
     if (this.#in.get(id) !== st) return; // canceled or closed meanwhile
     // The call ends with its handler: a stream it left open is reset, so the caller's
     // reader or writer fails instead of waiting forever.
-    const over = new CircuitError("closed", "The call ended before its stream did");
-    st.up?.reset(over);
-    st.down?.reset(over);
+    if ((st.up && !st.up.done) || (st.down && !st.down.done)) {
+      const over = new CircuitError("closed", "The call ended before its stream did");
+      st.up?.reset(over);
+      st.down?.reset(over);
+    }
     if (!this.send([Tag.RES, id, err, value ?? null])) {
       this.send([
         Tag.RES,
