@@ -2,6 +2,9 @@
  * DNS section of the benchmark: A lookups over UDP with dnsperf against a DNS element,
  * beside nsd serving the same zone on another loopback port.
  *
+ * A third responder shows the runtime's ceiling: `bench/_udp_floor.ts` answers every
+ * query with a fixed record on the same socket API as the element, parsing nothing.
+ *
  * Each server gets two dnsperf runs over the same query list: a closed loop with 100
  * queries outstanding (queries/s at saturation) and a paced run at a fixed rate with
  * `-v`, whose per-query latencies give the p50 and p99. A peer that cannot run is recorded
@@ -11,7 +14,7 @@
  */
 
 import { connect, readKeyFile } from "../mod.ts";
-import { Cluster, run, spawnDaemon } from "./_cluster.ts";
+import { Cluster, denoArgv, ROOT, run, spawnDaemon, spawnService } from "./_cluster.ts";
 import type { SectionContext } from "./_context.ts";
 import { sparePort } from "./_peers.ts";
 import { summarize } from "./_stats.ts";
@@ -154,6 +157,19 @@ export async function dnsBench(ctx: SectionContext): Promise<void> {
   const port = Number((await ns.peek()).Address.split(":").pop());
   await measure("circuit dns element", port, true);
   await ns.scrub();
+
+  // The runtime's own ceiling: the same socket API answering without parsing anything.
+  try {
+    const floor = await spawnService(denoArgv(`${ROOT}bench/_udp_floor.ts`, []));
+    try {
+      await measure("floor: canned-reply UDP responder in Deno", Number(floor.line), false);
+    } finally {
+      await floor.stop();
+    }
+  } catch (err) {
+    const msg = err instanceof Error ? err.message : String(err);
+    ctx.add({ section: S, name: "floor (failed)", value: null, unit: "", notes: msg });
+  }
 
   if ((await run("sh", ["-c", "command -v nsd"])).code !== 0) {
     ctx.add({ section: S, name: "nsd (skipped)", value: null, unit: "", notes: "no nsd" });

@@ -9,6 +9,7 @@ import { CircuitError } from "../../net/errors.ts";
 import type { Element, ElementCall, ElementContext, ElementKind } from "../element.ts";
 import { DEFAULT_DNS_CONFIG, type DnsConfig } from "./config.ts";
 import { respond } from "./message.ts";
+import { ReplyCache, type Rotation } from "./cache.ts";
 import { DnsServer, formatAddress } from "./server.ts";
 import { RecordStore } from "./store.ts";
 import { formatRecord } from "./record.ts";
@@ -98,6 +99,7 @@ export class DnsElement implements Element {
   ): Promise<DnsElement> {
     const { hostname, port } = parseDnsAddr(spec.addr);
     const store = new RecordStore(config.maxRecords);
+    const cache = new ReplyCache();
     let el: DnsElement | null = null;
     const server = await DnsServer.listen({
       hostname,
@@ -105,13 +107,18 @@ export class DnsElement implements Element {
       maxTcpConnections: config.maxTcpConnections,
       tcpIdleMs: config.tcpIdleMs,
       bindAttempts: config.bindAttempts,
-      handle: (bytes, transport) =>
-        respond(bytes, store, {
-          transport,
-          maxUdpPayloadBytes: config.maxUdpPayloadBytes,
-          maxCnameChain: config.maxCnameChain,
-          turn: el ? el.#turn++ : 0,
-        }),
+      handle: (bytes, transport) => {
+        const turn = el ? el.#turn++ : 0;
+        const build = (turn: number, rotation?: Rotation) =>
+          respond(bytes, store, {
+            transport,
+            maxUdpPayloadBytes: config.maxUdpPayloadBytes,
+            maxCnameChain: config.maxCnameChain,
+            turn,
+            rotation,
+          });
+        return transport === "udp" ? cache.answer(bytes, store.version, turn, build) : build(turn);
+      },
     });
     const shown = isWildcard(hostname) ? advertiseHost : hostname;
     el = new DnsElement(server, store, config, formatAddress(shown, server.port));

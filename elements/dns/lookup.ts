@@ -35,6 +35,8 @@ export interface LookupResult {
   authorities: ResourceRecord[];
   /** Addresses of targets named in the answers. */
   additionals: ResourceRecord[];
+  /** How many answer orders round robin cycles through (1: the answer has one order). */
+  period: number;
 }
 
 /** Options of {@linkcode lookup}. */
@@ -69,6 +71,7 @@ export function lookup(store: RecordStore, q: Query, options: LookupOptions): Lo
   let owner = q.name;
   let rcode: LookupResult["rcode"] = "NOERROR";
   let negative = false;
+  let period = 1;
   for (let hop = 0; hop <= options.maxCnameChain; hop++) {
     const key = nameKey(owner);
     if (seen.has(key)) break; // a CNAME loop: answer what we have
@@ -77,6 +80,7 @@ export function lookup(store: RecordStore, q: Query, options: LookupOptions): Lo
     const withOwner = (rrs: ResourceRecord[]) => rrs.map((r) => ({ ...r, name: owner }));
     const wanted = q.type === "ANY" ? all : all.filter((r) => r.type === q.type);
     if (wanted.length > 0) {
+      period = wanted.length;
       answers.push(...withOwner(rotate(wanted, options.turn)));
       break;
     }
@@ -98,6 +102,7 @@ export function lookup(store: RecordStore, q: Query, options: LookupOptions): Lo
     answers,
     authorities: soa ? [soa] : [],
     additionals: q.type === "ANY" ? [] : targetAddresses(store, answers, q.class),
+    period,
   };
 }
 

@@ -23,6 +23,7 @@ import { CLASSIC_UDP_PAYLOAD_BYTES } from "./config.ts";
 import { lookup } from "./lookup.ts";
 import type { RecordStore } from "./store.ts";
 import type { ResourceRecord } from "./record.ts";
+import type { Rotation } from "./cache.ts";
 
 /** RCODE values (RFC 1035, 2671). */
 export const RCODE = Object.freeze({
@@ -53,6 +54,8 @@ export interface RespondOptions {
   maxCnameChain: number;
   /** Round-robin turn. */
   turn: number;
+  /** When given, set to how many answer orders round robin cycles through. */
+  rotation?: Rotation;
 }
 
 /**
@@ -180,6 +183,7 @@ function answerInto(
   if (q.type === "AXFR" || q.type === "IXFR") return RCODE.REFUSED;
   const name = q.name === "." ? "." : q.name + ".";
   const r = lookup(store, { name, type: q.type, class: qclass }, options);
+  if (options.rotation) options.rotation.period = r.period;
   reply.answers.push(...r.answers.map(toAnswer));
   reply.authorities.push(...r.authorities.map(toAnswer));
   reply.additionals.push(...r.additionals.map(toAnswer));

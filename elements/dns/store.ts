@@ -33,6 +33,7 @@ export class RecordStore {
   /** How many names with records are at or below each name (for empty non-terminals). */
   #below = new Map<string, number>();
   #size = 0;
+  #version = 0;
   #maxRecords: number;
 
   /** @param maxRecords the most records held */
@@ -43,6 +44,11 @@ export class RecordStore {
   /** Records held. */
   get size(): number {
     return this.#size;
+  }
+
+  /** Changes with every add or remove (replies built before a change are stale). */
+  get version(): number {
+    return this.#version;
   }
 
   /**
@@ -62,6 +68,7 @@ export class RecordStore {
     );
     if (same >= 0) {
       list[same] = rr;
+      this.#version++; // the TTL may have changed
       return false;
     }
     if (rr.type === "CNAME" && list.length > 0) {
@@ -84,6 +91,7 @@ export class RecordStore {
     }
     list.push(rr);
     this.#size++;
+    this.#version++;
     if (list.length === 1) {
       this.#byName.set(key, list);
       this.#count(key, 1);
@@ -103,6 +111,7 @@ export class RecordStore {
     if (!list) return 0;
     this.#byName.delete(key);
     this.#size -= list.length;
+    this.#version++;
     this.#count(key, -1);
     return list.length;
   }
