@@ -104,7 +104,11 @@ export class DnsServer {
    * @returns the running server
    * @throws {CircuitError} `bad request` when the address cannot be bound
    */
-  static async listen(o: ListenOptions): Promise<DnsServer> {
+  static listen(o: ListenOptions): Promise<DnsServer> {
+    return new Promise((resolve) => resolve(DnsServer.#bind(o)));
+  }
+
+  static #bind(o: ListenOptions): DnsServer {
     const attempts = o.port === 0 ? o.bindAttempts : 1;
     let last: unknown;
     for (let i = 0; i < attempts; i++) {
