@@ -694,3 +694,51 @@ Deno.test("the operation log records make proc, signal and scrub", async () => {
   assert(ops.indexOf("signal") < ops.indexOf("scrub"), "in order");
   assert(recs.every((r) => r.outcome === "ok"), JSON.stringify(recs));
 });
+
+for (const launch of ["setsid", "detached"] as const) {
+  Deno.test(`processes started the ${launch} way: own session and group, exec errors, early signals`, async () => {
+    await using s = await Server.start(
+      launch === "detached" ? { env: { CIRCUIT_NO_SETSID: "1" } } : {},
+    );
+    await using client = await connect(s.url);
+    // Its own session and process group, led by the program itself (same PID).
+    const p = await client.walk(`${s.path}/own`).makeProc({ Path: "/bin/sleep", Args: ["30"] });
+    const pid = (await p.peek()).Pid!;
+    await waitFor(() => procStat(pid)?.comm === "sleep", "sleep running");
+    const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
+    const [, , pgrp, session] = stat.slice(stat.lastIndexOf(")") + 2).split(" ").map(Number);
+    assertEquals([pgrp, session], [pid, pid], "process group and session");
+    await p.scrub();
+
+    // The common exec failures are exec errors, worded as the runtime words them.
+    const plain = await Deno.makeTempFile();
+    await Deno.chmod(plain, 0o644);
+    const cases: Array<[string, Record<string, unknown>, RegExp]> = [
+      ["nodir", { Path: "/bin/true", Dir: "/no/such/dir" }, /No such cwd/],
+      ["missing", { Path: "/no/such/program" }, /No such file or directory/],
+      ["notexec", { Path: plain }, /Permission denied/],
+      ["dir", { Path: "/tmp" }, /Permission denied/],
+      ["relative", { Path: "true", Dir: "/bin" }, /^$/],
+    ];
+    for (const [name, cmd, want] of cases) {
+      const got = await client.walk(`${s.path}/${name}`).makeProc(cmd as never).then(
+        async (proc) => (await proc.wait(), ""),
+        (e: Error) => e.message,
+      );
+      if (want.source === "^$") assertEquals(got, "", name);
+      else assert(got.startsWith("exec error: ") && want.test(got), `${name}: ${got}`);
+    }
+    await Deno.remove(plain);
+
+    // A signal sent the moment makeProc returns reaches the process.
+    for (let i = 0; i < 10; i++) {
+      const q = await client.walk(`${s.path}/early${i}`).makeProc({
+        Path: "/bin/sleep",
+        Args: ["30"],
+      });
+      await q.signal("TERM");
+      const st = await q.wait({ timeoutMs: 5000 });
+      assertEquals([st.Phase, st.Signal], ["signaled", "SIGTERM"], `early signal ${i}`);
+    }
+  });
+}

@@ -10,6 +10,7 @@ import type { Element, ElementCall, ElementContext, ElementKind } from "../eleme
 import { abortable, Stdio } from "../stdio.ts";
 import { type Cmd, envObject, parseCmd, spawnPath } from "./spec.ts";
 import { parseSignal, signalText } from "./signals.ts";
+import { execProblem, setsidPath } from "./launch.ts";
 
 /** A process's lifecycle phase, as `peek` shows it. */
 export type Phase = "running" | "exited" | "signaled" | "stopped" | "continued" | "unknown";
@@ -55,16 +56,21 @@ export class ProcElement implements Element {
     this.#ctx = ctx;
     this.#cmd = cmd;
     this.#stdio = new Stdio(ctx.path, ctx.settings.outputBoundBytes);
+    const path = spawnPath(cmd.Path);
+    const launcher = setsidPath();
     try {
-      this.#child = new Deno.Command(spawnPath(cmd.Path), {
-        args: cmd.Args ?? [],
+      const problem = launcher ? execProblem(path, cmd.Dir || undefined) : null;
+      if (problem) throw new Error(problem);
+      // Own session and process group, so signals reach its children (launch.ts).
+      this.#child = new Deno.Command(launcher ?? path, {
+        args: launcher ? [path, ...cmd.Args ?? []] : cmd.Args ?? [],
         cwd: cmd.Dir || undefined,
         env: cmd.Env ? envObject(cmd.Env) : undefined,
         clearEnv: cmd.Env !== null,
         stdin: "piped",
         stdout: "piped",
         stderr: "piped",
-        detached: true, // own session and process group, so signals reach its children
+        detached: launcher === null,
       }).spawn();
     } catch (err) {
       this.#execError = `exec error: ${(err as Error).message}`;
@@ -112,14 +118,14 @@ export class ProcElement implements Element {
     this.#scrubbing ??= (async () => {
       const child = this.#child;
       if (child) {
-        signalGroup(child.pid, "SIGTERM");
+        signalGroup(child.pid, "SIGTERM", this.#status === null);
         const grace = new Promise<"late">((r) => {
           const t = setTimeout(() => r("late"), this.#ctx.settings.scrubGraceMs);
           void this.#exited.then(() => clearTimeout(t));
         });
         await Promise.race([this.#exited, grace]);
         // KILL what is left: a process that ignored TERM, or children it left behind.
-        signalGroup(child.pid, "SIGKILL");
+        signalGroup(child.pid, "SIGKILL", false);
         await this.#exited;
         await this.#stdio.closeStdin();
       }
@@ -159,15 +165,29 @@ export class ProcElement implements Element {
         `Signaling ${this.#ctx.path} failed: the process has already exited`,
       );
     }
-    signalGroup(this.#child.pid, sig);
+    signalGroup(this.#child.pid, sig, true);
     return null;
   }
 }
 
-function signalGroup(pid: number, sig: Deno.Signal): void {
+/**
+ * Signal a process group.
+ *
+ * @param pid the group's leader
+ * @param sig the signal
+ * @param running the leader has not been reaped (its PID cannot belong to another process)
+ */
+function signalGroup(pid: number, sig: Deno.Signal, running: boolean): void {
   try {
     Deno.kill(-pid, sig);
-  } catch { /* the group is gone */ }
+  } catch {
+    // No such group: gone, or started through setsid a moment ago and not yet its own
+    // group; then the process itself (setsid, about to exec) takes the signal.
+    if (!running) return;
+    try {
+      Deno.kill(pid, sig);
+    } catch { /* gone */ }
+  }
 }
 
 function isStopped(pid: number): boolean {
