@@ -8,6 +8,10 @@
  * The rules, after hashicorp/memberlist `state.go`:
  * - A higher incarnation wins; news at or below the known incarnation is stale. Stale news
  *   never revives a dead or left member (only the member itself raises its incarnation).
+ *   A stale `dead` is still an accusation: it confirms or starts a suspicion at the known
+ *   incarnation (memberlist drops it; here a member that saw a port refuse may have
+ *   missed a refutation, and would otherwise leave others suspecting for the longest
+ *   timeout).
  * - Suspicion or death of ourselves is refuted by raising our incarnation above it.
  * - A suspicion turns into death after a Lifeguard timeout that confirmations shorten,
  *   scaled by our local health multiplier (an unhealthy node is slow to accuse).
@@ -251,8 +255,17 @@ export class MemberStates {
     // Guard: about ourselves.
     if (d.id === this.#self.id) return this.#accused(d.inc);
     const m = this.#members.get(d.id);
-    // Guards: unknown, older news, or already departed.
-    if (!m || d.inc < m.incarnation || !isMember(m)) return;
+    // Guards: unknown, or already departed.
+    if (!m || !isMember(m)) return;
+    if (d.inc < m.incarnation) {
+      // Older than what we know, so it cannot kill; but a member that saw the process go
+      // (its port refused) may simply have missed a refutation. Take it as an accusation
+      // at the incarnation we know: a suspicion we hold is confirmed (shortening it), one
+      // we do not hold starts; a live member refutes either, as any accusation.
+      if (m.status === "suspect") this.#suspicions.confirm(m.id, d.from);
+      else this.suspectNode({ type: "suspect", id: m.id, inc: m.incarnation, from: d.from });
+      return;
+    }
     this.#depart(m, "dead", d.inc);
     this.#o.broadcast(d);
     this.#emit({ type: "leave", member: view(m), reason: "failed" });

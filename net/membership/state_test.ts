@@ -206,3 +206,27 @@ Deno.test("close() cancels every suspicion timer", async () => {
   await clock.advance(10_000);
   assertEquals(states.get("a")?.status, "suspect");
 });
+
+Deno.test("a stale dead is an accusation: it starts or confirms a suspicion, and can be refuted", async () => {
+  const { states, clock, events } = setup();
+  for (const id of ["a", "b", "c", "d"]) states.aliveNode(alive(id, 1));
+  states.aliveNode(alive("a", 3)); // a refuted something; the accusers below missed it
+  states.deadNode({ type: "dead", id: "a", inc: 2, from: "b" });
+  assertEquals([states.get("a")?.status, states.get("a")?.incarnation], ["suspect", 3]);
+  // Two more independent accusers (k = 2) bring the timeout down to its minimum, 400 ms.
+  states.deadNode({ type: "dead", id: "a", inc: 2, from: "c" });
+  states.deadNode({ type: "dead", id: "a", inc: 1, from: "d" });
+  await clock.advance(399);
+  assertEquals(states.get("a")?.status, "suspect");
+  await clock.advance(1);
+  assertEquals(states.get("a")?.status, "dead");
+  assertEquals(events.at(-1), "leave a failed");
+  // A member that is alive refutes the accusation as any other.
+  states.aliveNode(alive("e", 5));
+  states.deadNode({ type: "dead", id: "e", inc: 4, from: "b" });
+  assertEquals(states.get("e")?.status, "suspect");
+  states.aliveNode(alive("e", 6));
+  assertEquals(states.get("e")?.status, "alive");
+  await clock.advance(10_000);
+  assertEquals(states.get("e")?.status, "alive", "the refutation ended the suspicion");
+});
