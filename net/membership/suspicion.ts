@@ -26,7 +26,7 @@ export interface SuspicionBounds {
 /**
  * The bounds for a suspicion in a cluster of `n` live members:
  * `minMs = suspicionMult × max(1, log10(n)) × probeIntervalMs`,
- * `maxMs = suspicionMaxTimeoutMult × minMs`, and `k = suspicionMult − 2` expected
+ * `maxMs = suspicionMaxTimeoutMult × minMs`, and `k = suspicionConfirmations` expected
  * confirmations, or 0 when fewer than `k` others (not us, not the suspect) could confirm.
  *
  * @param config the multipliers and the probe interval
@@ -34,12 +34,15 @@ export interface SuspicionBounds {
  * @returns the bounds
  */
 export function suspicionBounds(
-  config: Pick<MembershipConfig, "suspicionMult" | "suspicionMaxTimeoutMult" | "probeIntervalMs">,
+  config: Pick<
+    MembershipConfig,
+    "suspicionMult" | "suspicionConfirmations" | "suspicionMaxTimeoutMult" | "probeIntervalMs"
+  >,
   n: number,
 ): SuspicionBounds {
   const nodeScale = Math.max(1, Math.log10(Math.max(1, n)));
   const minMs = Math.floor(config.suspicionMult * nodeScale * config.probeIntervalMs);
-  const wanted = config.suspicionMult - 2;
+  const wanted = config.suspicionConfirmations;
   return {
     minMs,
     maxMs: config.suspicionMaxTimeoutMult * minMs,
@@ -144,7 +147,10 @@ export class Suspicion {
 /** What {@linkcode Suspicions} needs. */
 export interface SuspicionsOptions {
   /** Suspicion multipliers and the probe interval. */
-  config: Pick<MembershipConfig, "suspicionMult" | "suspicionMaxTimeoutMult" | "probeIntervalMs">;
+  config: Pick<
+    MembershipConfig,
+    "suspicionMult" | "suspicionConfirmations" | "suspicionMaxTimeoutMult" | "probeIntervalMs"
+  >;
   /** The timers. */
   clock: Clock;
   /**

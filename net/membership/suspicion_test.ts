@@ -27,15 +27,15 @@ Deno.test("remainingSuspicionMs() is the minimum when no confirmation is expecte
 });
 
 Deno.test("suspicionBounds() follows suspicionMult × max(1, log10(n)) × probeIntervalMs", () => {
-  const c = DEFAULT_MEMBERSHIP_CONFIG; // mult 4, max mult 6, interval 500
+  const c = DEFAULT_MEMBERSHIP_CONFIG; // mult 3, 2 confirmations, max mult 6, interval 500
   // [n, minMs, maxMs, k]
   const table: [number, number, number, number][] = [
-    [1, 2000, 12_000, 0], // alone: nobody could confirm
-    [3, 2000, 12_000, 0], // one other member: fewer than k = 2 could confirm
-    [4, 2000, 12_000, 2],
-    [10, 2000, 12_000, 2],
-    [100, 4000, 24_000, 2], // log10(100) = 2
-    [1000, 6000, 36_000, 2],
+    [1, 1500, 9000, 0], // alone: nobody could confirm
+    [3, 1500, 9000, 0], // one other member: fewer than k = 2 could confirm
+    [4, 1500, 9000, 2],
+    [10, 1500, 9000, 2],
+    [100, 3000, 18_000, 2], // log10(100) = 2
+    [1000, 4500, 27_000, 2],
   ];
   for (const [n, minMs, maxMs, k] of table) {
     assertEquals(suspicionBounds(c, n), { minMs, maxMs, k }, `n=${n}`);
@@ -125,7 +125,12 @@ Deno.test("Suspicion starts at the minimum when no confirmation is expected", as
 
 Deno.test("Suspicions keeps one timer per member, scaled by the health multiplier", async () => {
   const clock = new ManualClock();
-  const config = { suspicionMult: 4, suspicionMaxTimeoutMult: 6, probeIntervalMs: 100 };
+  const config = {
+    suspicionMult: 4,
+    suspicionConfirmations: 2,
+    suspicionMaxTimeoutMult: 6,
+    probeIntervalMs: 100,
+  };
   const dead: string[] = [];
   const s = new Suspicions({ config, clock, healthMultiplier: () => 2 });
   s.start("a", { from: "x", n: 3, onTimeout: () => dead.push("a") }); // k = 0: 2 × 400 ms
