@@ -1,10 +1,14 @@
 /**
- * The mesh: one dialed connection to every member, used for calls between servers. The
- * membership layer (SWIM, `net/membership/`) decides who is a member; the mesh follows
- * its join and leave events, carries its push-pull when a server joins another, and hands
- * it what connections reveal: a port that refuses (the process is gone) or a connection
- * that went silent (suspect it). Failed members are re-dialed now and then, so a healed
- * partition merges again with no command.
+ * The mesh: connections to members, dialed the first time a call needs one, used for
+ * calls between servers. The membership layer (SWIM, `net/membership/`) decides who is a
+ * member; the mesh follows its leave events, carries its push-pull when a server joins
+ * another, and hands it what TCP reveals: a port that refuses (the process is gone) or a
+ * connection that went silent (suspect it). A member that misses a probe and has no open
+ * connection here gets its port knocked on, so a crashed process is declared failed as
+ * soon as anyone's probe misses it, without every server holding a connection to every
+ * other (which cost a keyed handshake per pair at join and grew idle memory and traffic
+ * with the cluster). Failed members are re-dialed now and then, so a healed partition
+ * merges again with no command.
  *
  * Each server calls others only over connections it dialed itself, and serves calls on
  * connections others dialed, so two peers never race to pick one connection.
@@ -13,7 +17,7 @@
  */
 
 import type { Logger } from "@logtape/logtape";
-import { type Connection, dial } from "../net/conn.ts";
+import { type Connection, dial, knock } from "../net/conn.ts";
 import { CircuitError } from "../net/errors.ts";
 import type { Handler } from "../net/mux.ts";
 import type { TransportConfig } from "../net/config.ts";
@@ -25,9 +29,9 @@ import { type MemberTable, REJOIN_MS } from "./membership.ts";
  * Keep-alive of connections between servers. The membership layer watches members (and a
  * member it declares failed has its connection closed), so a ping here only has to catch
  * a TCP path that died silently between two live members: rare on a LAN, and then a call
- * over it times out anyway. Every server holds two connections to every other member, so
- * a ping every few seconds made the mesh's idle traffic grow with the cluster (at 5 s:
- * about 1.0 KB/s per server with 10 members, 3.5 KB/s with 50); every 30 s it is a sixth.
+ * over it times out anyway. A ping every few seconds on every connection made idle
+ * traffic grow with the cluster (at 5 s, when every pair was connected: about 1.0 KB/s
+ * per server with 10 members, 3.5 KB/s with 50); every 30 s it is a sixth.
  */
 export const PEER_KEEPALIVE: Partial<TransportConfig> = Object.freeze({
   pingIntervalMs: 30_000,
@@ -73,7 +77,7 @@ export interface MeshOptions {
   retireGraceMs?: number;
 }
 
-/** Dialed connections to every member. */
+/** Connections to members, dialed on first use. */
 export class Mesh {
   #o: MeshOptions;
   #conns = new Map<string, Connection>();
@@ -81,6 +85,7 @@ export class Mesh {
   #stopping = false;
   #retry = new Map<string, { url: string; since: number }>();
   #joining = new Set<string>();
+  #knocking = new Set<string>();
   #rejoinTimer: number | undefined;
 
   /** @param options table, key, handler, log */
@@ -89,7 +94,6 @@ export class Mesh {
     options.table.subscribe((e) => {
       if (e.type === "join") {
         this.#retry.delete(e.member.id);
-        void this.#connect(e.member).catch(() => {});
         return;
       }
       this.#retire(e.member.id);
@@ -127,6 +131,34 @@ export class Mesh {
       return Promise.reject(new CircuitError("not found", `Server "X${id}" is not a member`));
     }
     return this.#connect(m);
+  }
+
+  /**
+   * A member missed a direct probe. With a connection open to it, that connection's end
+   * will tell; without one, knock on its port: a refusal proves the process gone and it
+   * is declared failed at once. An answer proves nothing (a frozen process's kernel still
+   * accepts), so the probes and suspicion go on either way.
+   *
+   * @param id the member
+   */
+  check(id: string): void {
+    if (this.#stopping || this.#knocking.has(id)) return;
+    const c = this.#conns.get(id);
+    if (c && !c.mux.isClosed) return;
+    const m = this.#o.table.get(id);
+    if (!m) return;
+    let u;
+    try {
+      u = parseUrl(m.url);
+    } catch {
+      return;
+    }
+    this.#knocking.add(id);
+    void knock(u, this.#o.redialTimeoutMs ?? 1000).then((r) => {
+      if (r !== "refused" || this.#stopping || !this.#o.table.get(id)) return;
+      this.#o.log.info(`member X${id} is gone: its port refuses connections`);
+      this.#o.membership.failed(id);
+    }).finally(() => this.#knocking.delete(id));
   }
 
   /**

@@ -148,6 +148,8 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     profile: options.membership?.profile,
     config: options.membership?.config,
     transport: udp,
+    // A member that missed a probe: a refused TCP port proves it gone (the mesh knocks).
+    onUnanswered: (id) => mesh.check(id),
   });
   const memberLog = logger("membership");
   ml.subscribe((e) => {

@@ -52,6 +52,11 @@ export interface MemberlistOptions {
   pushPull?: PushPullHook;
   /** A bound transport to use instead of a UDP socket on `self.addr`; closed by `stop()`. */
   transport?: PacketTransport;
+  /**
+   * Told when a member missed a direct probe (before the indirect probes): evidence found
+   * elsewhere (a refused port) can then be reported through `failed()`.
+   */
+  onUnanswered?: (id: string) => void;
 }
 
 /** Counters and depths for `stk`. */
@@ -135,6 +140,7 @@ export class Memberlist implements AsyncDisposable {
       nextSeq: () => ++this.#seq,
       send: (to, msgs) => this.#send(to, msgs),
       helpers: (k, exclude) => pickRandom(this.#others().filter((m) => m.id !== exclude), k),
+      unanswered: options.onUnanswered,
     });
     this.#pushPull = new PushPull({
       state: this.#state,

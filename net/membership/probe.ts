@@ -60,6 +60,11 @@ export interface ProberOptions {
   send(to: Addr, messages: Message[]): void;
   /** Up to `k` random live members other than us and `exclude`. */
   helpers(k: number, exclude: string): ProbeTarget[];
+  /**
+   * Told when a member missed its direct ack, as the indirect pings go out: a hook for a
+   * cheaper proof (the server knocks on the member's TCP port).
+   */
+  unanswered?(id: string): void;
 }
 
 /** Probe counters for `stk`. */
@@ -131,6 +136,7 @@ export class Prober {
       await this.#wait(entry, awareness.scale(config.probeTimeoutMs));
       if (this.#closed) return result;
       if (!entry.acked) {
+        this.#o.unanswered?.(target.id);
         const helpers = this.#o.helpers(config.indirectChecks, target.id);
         result.expectedNacks = helpers.length;
         const req: IndirectPing = {
