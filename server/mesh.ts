@@ -1,14 +1,13 @@
 /**
- * The mesh: connections to members, dialed the first time a call needs one, used for
- * calls between servers. The membership layer (SWIM, `net/membership/`) decides who is a
- * member; the mesh follows its leave events, carries its push-pull when a server joins
- * another, and hands it what TCP reveals: a port that refuses (the process is gone) or a
- * connection that went silent (suspect it). A member that misses a probe and has no open
- * connection here gets its port knocked on, so a crashed process is declared failed as
- * soon as anyone's probe misses it, without every server holding a connection to every
- * other (which cost a keyed handshake per pair at join and grew idle memory and traffic
- * with the cluster). Failed members are re-dialed now and then, so a healed partition
- * merges again with no command.
+ * The mesh: one dialed connection to every member, used for calls between servers. The
+ * membership layer (SWIM, `net/membership/`) decides who is a member; the mesh follows
+ * its join and leave events, carries its push-pull when a server joins another, and hands
+ * it what TCP reveals: a port that refuses (the process is gone) or a connection that
+ * went silent (suspect it). The connections are what make a `kill -9` visible everywhere
+ * within milliseconds (every holder sees the close, and the redial is refused). A member
+ * that misses a probe while no connection to it is open (its dial failed or was lost)
+ * gets its port knocked on instead. Failed members are re-dialed now and then, so a
+ * healed partition merges again with no command.
  *
  * Each server calls others only over connections it dialed itself, and serves calls on
  * connections others dialed, so two peers never race to pick one connection.
@@ -77,7 +76,7 @@ export interface MeshOptions {
   retireGraceMs?: number;
 }
 
-/** Connections to members, dialed on first use. */
+/** Dialed connections to every member. */
 export class Mesh {
   #o: MeshOptions;
   #conns = new Map<string, Connection>();
@@ -94,6 +93,7 @@ export class Mesh {
     options.table.subscribe((e) => {
       if (e.type === "join") {
         this.#retry.delete(e.member.id);
+        void this.#connect(e.member).catch(() => {});
         return;
       }
       this.#retire(e.member.id);

@@ -1,0 +1,64 @@
+import { getLogger } from "@logtape/logtape";
+import { Mesh } from "./mesh.ts";
+import { MemberTable } from "./membership.ts";
+
+function assertEquals<T>(got: T, want: T, msg = ""): void {
+  const g = JSON.stringify(got), w = JSON.stringify(want);
+  if (g !== w) throw new Error(`${msg} expected ${w}, got ${g}`);
+}
+
+async function until(cond: () => boolean, what: string, ms = 5000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+const url = (port: number, id: string) => `circuit://127.0.0.1:${port}/1/Q${id}`;
+
+Deno.test("Mesh.check() declares failed a member whose port refuses, and only that one", async () => {
+  const self = { id: "0".repeat(16), url: url(1, "0".repeat(16)), joined: "" };
+  const table = new MemberTable(self);
+  const failed: string[] = [], suspected: string[] = [];
+  const mesh = new Mesh({
+    table,
+    membership: {
+      state: () => [],
+      merge: () => {},
+      handleSync: () => [],
+      failed: (id) => void failed.push(id),
+      suspect: (id) => void suspected.push(id),
+    },
+    handler: () => Promise.resolve(null),
+    log: getLogger(["circuit", "test"]),
+  });
+  // A port nobody listens on, and one where something accepts but speaks no circuit.
+  const gone = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const gonePort = (gone.addr as Deno.NetAddr).port;
+  gone.close();
+  const mute = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const accepting = (async () => {
+    for await (const c of mute) c.close();
+  })();
+  const deadId = "d".repeat(16), muteId = "e".repeat(16);
+  try {
+    // Joining dials at once: the refused dial is the first proof, the garbled one only a
+    // suspicion.
+    table.admit({ id: deadId, url: url(gonePort, deadId), joined: "" });
+    table.admit({ id: muteId, url: url((mute.addr as Deno.NetAddr).port, muteId), joined: "" });
+    await until(() => failed.length === 1 && suspected.length === 1, "the join dials to fail");
+    assertEquals([failed, suspected], [[deadId], [muteId]]);
+    // A missed probe with no open connection: the knock finds the refused port again; a
+    // port that accepts proves nothing.
+    mesh.check(deadId);
+    mesh.check(muteId);
+    await until(() => failed.length === 2, "the knock on the closed port");
+    await new Promise((r) => setTimeout(r, 200));
+    assertEquals(failed, [deadId, deadId]);
+  } finally {
+    mesh.close();
+    mute.close();
+    await accepting;
+  }
+});
