@@ -73,6 +73,15 @@ export interface MembershipConfig {
    */
   pushPullIntervalMs: number;
   /**
+   * After a member joins our view, one extra full-state exchange with a random member
+   * this long after, in ms (one at a time: a burst of joins makes one). Gossip of a join
+   * storm is sent a bounded number of times; a member too busy to read its socket then can
+   * miss several joins and would otherwise wait for the periodic push-pull (30–60 s).
+   * 0 turns it off.
+   * @default {2000}
+   */
+  pushPullAfterJoinMs: number;
+  /**
    * Time to wait for a peer's state in a push-pull (join or periodic), in ms.
    * @default {2000}
    */
@@ -139,6 +148,7 @@ export const DEFAULT_MEMBERSHIP_CONFIG: Readonly<MembershipConfig> = Object.free
   gossipIntervalMs: 200,
   gossipNodes: 3,
   pushPullIntervalMs: 30_000,
+  pushPullAfterJoinMs: 2000,
   syncTimeoutMs: 2000,
   awarenessMaxMultiplier: 8,
   deadReapMs: 30_000,
@@ -180,6 +190,7 @@ export const MEMBERSHIP_PROFILES: Readonly<
     suspicionMaxTimeoutMult: 4,
     gossipIntervalMs: 20,
     pushPullIntervalMs: 2000,
+    pushPullAfterJoinMs: 200,
     syncTimeoutMs: 500,
     deadReapMs: 3000,
     leaveTimeoutMs: 300,
@@ -202,6 +213,7 @@ const INTEGER_FIELDS: ReadonlySet<keyof MembershipConfig> = new Set([
 /** Fields that may be zero (the feature is off). */
 const ZERO_ALLOWED: ReadonlySet<keyof MembershipConfig> = new Set([
   "indirectChecks",
+  "pushPullAfterJoinMs",
   "suspicionConfirmations",
   "pushPullIntervalMs",
   "gossipNodes",

@@ -97,6 +97,7 @@ export class Memberlist implements AsyncDisposable {
   #gossipArmed = false;
   #stopped = false;
   #pushPull: PushPull;
+  #catchUpArmed = false;
 
   /**
    * Make a member list; nothing is bound or sent before {@linkcode Memberlist.start}.
@@ -129,9 +130,10 @@ export class Memberlist implements AsyncDisposable {
         this.#log.info(`refuted a suspicion of ourselves (${this.#state.self.incarnation})`);
       },
     });
-    this.#state.subscribe((e) =>
-      this.#log.debug(`member ${e.member.id} ${e.type === "join" ? "joined" : e.reason}`)
-    );
+    this.#state.subscribe((e) => {
+      this.#log.debug(`member ${e.member.id} ${e.type === "join" ? "joined" : e.reason}`);
+      if (e.type === "join") this.#catchUpSoon();
+    });
     this.#prober = new Prober({
       self: options.self.id,
       config: this.#config,
@@ -416,6 +418,21 @@ export class Memberlist implements AsyncDisposable {
     if (this.#gossipArmed || !this.#running) return;
     this.#gossipArmed = true;
     this.#after(this.#config.gossipIntervalMs, () => this.#gossipTick());
+  }
+
+  /** One push-pull `pushPullAfterJoinMs` from now, unless one is already due. */
+  #catchUpSoon(): void {
+    const ms = this.#config.pushPullAfterJoinMs;
+    if (ms <= 0 || this.#catchUpArmed || !this.#running) return;
+    this.#catchUpArmed = true;
+    this.#after(ms, () => {
+      this.#catchUpArmed = false;
+      const [peer] = pickRandom(this.#others(), 1);
+      if (!peer) return;
+      this.#pushPull.exchange(peer.addr).catch((err) =>
+        this.#log.debug(`push-pull after a join with ${peer.id} failed: ${err.message}`)
+      );
+    });
   }
 
   #pushPullTick(): void {

@@ -5,6 +5,7 @@ import type { PushPullHook } from "./push_pull.ts";
 import type { Addr } from "./messages.ts";
 import type { MemberEvent } from "./state.ts";
 import { suspicionBounds } from "./suspicion.ts";
+import type { MembershipConfig } from "./config.ts";
 import { type PacketTransport, UdpTransport } from "./transport.ts";
 
 /** A transport that can be "paused": while paused every packet in or out is dropped. */
@@ -46,13 +47,14 @@ function newId(): string {
     .join("");
 }
 
-async function startNode(port = 0): Promise<Node> {
+async function startNode(port = 0, config: Partial<MembershipConfig> = {}): Promise<Node> {
   const transport = new PausableTransport(await UdpTransport.bind({ host: "127.0.0.1", port }));
   const id = newId();
   const ml = new Memberlist({
     self: { id, url: `circuit://127.0.0.1:7000/1/Q${id}`, addr: transport.addr },
     key: KEY,
     profile: "test",
+    config,
     transport,
   });
   const events: MemberEvent[] = [];
@@ -300,4 +302,40 @@ Deno.test("Memberlist.start() refuses a second start; stop() is idempotent", asy
   assert(again instanceof CircuitError && again.code === "closed");
   const s = a.ml.stats();
   assertEquals(s.members, { alive: 1, suspect: 0, dead: 0, left: 0 });
+});
+
+Deno.test("Memberlist: a member that missed a join catches up at its next join, not at the periodic sync", async () => {
+  // No periodic push-pull: only the exchange after a join can repair what gossip missed.
+  const config = { pushPullIntervalMs: 0 };
+  const [a, b, c] = [
+    await startNode(0, config),
+    await startNode(0, config),
+    await startNode(0, config),
+  ];
+  const nodes = [a, b, c];
+  try {
+    await Promise.all([b, c].map((n) => n.ml.join([a.ml.self.addr])));
+    await waitUntil(() => nodes.every((n) => n.ml.members().length === 3), 3000, "3 members");
+    // c hears nothing while d joins and the news of it is gossiped and retired.
+    c.transport.paused = true;
+    const d = await startNode(0, config);
+    nodes.push(d);
+    await d.ml.join([a.ml.self.addr]);
+    await waitUntil(() => [a, b, d].every((n) => n.ml.members().length === 4), 3000, "d known");
+    await new Promise((r) => setTimeout(r, 1500)); // every broadcast about d retired
+    c.transport.paused = false;
+    // c hears of e (a join at c), then exchanges full state and learns of d too.
+    const e = await startNode(0, config);
+    nodes.push(e);
+    await e.ml.join([a.ml.self.addr]);
+    const ms = await waitUntil(
+      () => c.ml.members().length === 5,
+      3000,
+      `c to list 5 (lists ${c.ml.members().length})`,
+    );
+    assert(c.ml.member(d.ml.self.id)?.status === "alive", "c learned of d");
+    console.log(`caught up ${ms} ms after e joined`);
+  } finally {
+    await Promise.all(nodes.map((n) => n.ml.stop()));
+  }
 });
