@@ -2,21 +2,10 @@ import fc from "fast-check";
 // @ts-types="./_dns_packet.d.ts"
 import * as packet from "dns-packet";
 import { REPLY_CACHE_ENTRIES, ReplyCache, type Rotation } from "./cache.ts";
-import { respond, type RespondOptions } from "./message.ts";
+import { respond } from "./message.ts";
 import { RecordStore } from "./store.ts";
 import { parseRecord } from "./zone.ts";
-
-function eq(actual: unknown, expected: unknown, msg = ""): void {
-  const a = JSON.stringify(actual), e = JSON.stringify(expected);
-  if (a !== e) throw new Error(`${msg ? msg + ": " : ""}expected ${e}, got ${a}`);
-}
-
-const UDP: RespondOptions = {
-  transport: "udp",
-  maxUdpPayloadBytes: 4096,
-  maxCnameChain: 8,
-  turn: 0,
-};
+import { eq, UDP } from "./_testing.ts";
 
 function query(id: number, name: string, type: string): Uint8Array {
   return packet.encode({

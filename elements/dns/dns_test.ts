@@ -1,10 +1,6 @@
 import { CircuitError } from "../../net/errors.ts";
 import { parseDnsAddr } from "./dns.ts";
-
-function eq(actual: unknown, expected: unknown, msg = ""): void {
-  const a = JSON.stringify(actual), e = JSON.stringify(expected);
-  if (a !== e) throw new Error(`${msg ? msg + ": " : ""}expected ${e}, got ${a}`);
-}
+import { eq } from "./_testing.ts";
 
 Deno.test("parseDnsAddr() reads HOST:PORT, :PORT, HOST and nothing (any interface, any port)", () => {
   const cases: Array<[unknown, { hostname: string; port: number }]> = [

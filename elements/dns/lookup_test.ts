@@ -3,11 +3,7 @@ import { lookup, type Query } from "./lookup.ts";
 import { RecordStore } from "./store.ts";
 import { formatRecord } from "./record.ts";
 import { parseRecord } from "./zone.ts";
-
-function eq(actual: unknown, expected: unknown, msg = ""): void {
-  const a = JSON.stringify(actual), e = JSON.stringify(expected);
-  if (a !== e) throw new Error(`${msg ? msg + ": " : ""}expected ${e}, got ${a}`);
-}
+import { eq } from "./_testing.ts";
 
 function storeOf(...rrs: string[]): RecordStore {
   const s = new RecordStore(1000);

@@ -6,18 +6,8 @@ import type { Answer, Packet } from "./_dns_packet.d.ts";
 import { RCODE, respond, type RespondOptions } from "./message.ts";
 import { RecordStore } from "./store.ts";
 import { parseRecord } from "./zone.ts";
+import { eq, UDP } from "./_testing.ts";
 
-function eq(actual: unknown, expected: unknown, msg = ""): void {
-  const a = JSON.stringify(actual), e = JSON.stringify(expected);
-  if (a !== e) throw new Error(`${msg ? msg + ": " : ""}expected ${e}, got ${a}`);
-}
-
-const UDP: RespondOptions = {
-  transport: "udp",
-  maxUdpPayloadBytes: 4096,
-  maxCnameChain: 8,
-  turn: 0,
-};
 const TCP: RespondOptions = { ...UDP, transport: "tcp" };
 
 function store(): RecordStore {

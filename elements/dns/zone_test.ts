@@ -2,11 +2,7 @@ import fc from "fast-check";
 import { CircuitError } from "../../net/errors.ts";
 import { absoluteName, parseRecord, parseTtl, tokenize } from "./zone.ts";
 import { formatRecord } from "./record.ts";
-
-function eq(actual: unknown, expected: unknown, msg = ""): void {
-  const a = JSON.stringify(actual), e = JSON.stringify(expected);
-  if (a !== e) throw new Error(`${msg ? msg + ": " : ""}expected ${e}, got ${a}`);
-}
+import { eq } from "./_testing.ts";
 
 function throwsBadRequest(fn: () => unknown, re: RegExp): void {
   try {
