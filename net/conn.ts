@@ -39,8 +39,6 @@ class FrameIO {
   #buf = new Uint8Array(READ_BUFFER_BYTES);
   #maxFrameBytes: number;
   #closed = false;
-  /** Bytes read from the socket so far. */
-  received = 0;
 
   constructor(conn: Deno.Conn, maxFrameBytes: number) {
     this.#conn = conn;
@@ -67,7 +65,6 @@ class FrameIO {
     if (this.#ready.length) return this.#ready.splice(0);
     for (;;) {
       const n = await this.#conn.read(this.#buf);
-      if (n !== null) this.received += n;
       if (n === null) {
         this.#opener.end();
         return [];
@@ -365,39 +362,11 @@ export async function accept(conn: Deno.Conn, options: AcceptOptions): Promise<C
       : config;
     return new Connection(io, remote, 2, cfg, options.handlerFor(remote), options.log);
   } catch (err) {
-    // A connection closed before sending a byte is a port check (see knock()): not news.
-    if (io.received > 0) {
-      const why = err instanceof Error ? err.message : String(err);
-      options.log?.(`handshake with ${addr} failed: ${why}`);
-    }
+    const why = err instanceof Error ? err.message : String(err);
+    options.log?.(`handshake with ${addr} failed: ${why}`);
     io.close();
     return null;
   } finally {
     clearTimeout(timer);
-  }
-}
-
-/** What knocking on a server's port showed. */
-export type KnockResult = "refused" | "open" | "unknown";
-
-/**
- * Connect to a server's port and close at once, sending nothing: a refusal proves that no
- * process listens there any more; a connection proves little (a frozen process's kernel
- * still accepts); anything else (a timeout, an unreachable network) proves nothing.
- *
- * @param url the server
- * @param timeoutMs give up after this long
- * @returns what it showed
- */
-export async function knock(url: CircuitUrl, timeoutMs: number): Promise<KnockResult> {
-  const signal = AbortSignal.timeout(timeoutMs);
-  try {
-    const conn = await Deno.connect(
-      { hostname: hostOf(url), port: url.port, signal } as Deno.ConnectOptions,
-    );
-    conn.close();
-    return "open";
-  } catch (err) {
-    return err instanceof Deno.errors.ConnectionRefused ? "refused" : "unknown";
   }
 }

@@ -1,4 +1,4 @@
-import { accept, type Connection, dial, type DialOptions, knock } from "./conn.ts";
+import { accept, type Connection, dial, type DialOptions } from "./conn.ts";
 import { type Handler, INITIAL_WINDOW_BYTES } from "./mux.ts";
 import { CircuitError, type ErrorCode } from "./errors.ts";
 import { DEFAULT_TRANSPORT_CONFIG } from "./config.ts";
@@ -1072,24 +1072,6 @@ bothModes("Mux puts a request, its small upload and the END in one frame", async
     assert(s.stats.framesOut - back0 <= 2, `callee wrote ${s.stats.framesOut - back0} frames`);
     assertEq(seen, 1);
     await closeConn(c);
-  } finally {
-    await srv.close();
-  }
-});
-
-Deno.test("knock() tells a refused port from an open one, and the server logs nothing", async () => {
-  const srv = startServer({ handler: echoHandler });
-  try {
-    assertEq(await knock(srv.url, 2000), "open");
-    assertEq(await knock(srv.url, 2000), "open");
-    const free = Deno.listen({ hostname: HOST, port: 0 });
-    const port = (free.addr as Deno.NetAddr).port;
-    free.close();
-    assertEq(await knock({ ...srv.url, port }, 2000), "refused");
-    await assertServes(srv, undefined);
-    for (let i = 0; i < 200 && srv.refused < 2; i++) await new Promise((r) => setTimeout(r, 10));
-    assertEq(srv.refused, 2, "both knocks were dropped");
-    assertEq(srv.logs, [], "a knock is not a failed handshake");
   } finally {
     await srv.close();
   }

@@ -6,7 +6,7 @@
  * went silent (suspect it). The connections are what make a `kill -9` visible everywhere
  * within milliseconds (every holder sees the close, and the redial is refused). A member
  * that misses a probe while no connection to it is open (its dial failed or was lost)
- * gets its port knocked on instead. Failed members are re-dialed now and then, so a
+ * is dialed again then. Failed members are re-dialed now and then, so a
  * healed partition merges again with no command.
  *
  * Each server calls others only over connections it dialed itself, and serves calls on
@@ -16,7 +16,7 @@
  */
 
 import type { Logger } from "@logtape/logtape";
-import { type Connection, dial, knock } from "../net/conn.ts";
+import { type Connection, dial } from "../net/conn.ts";
 import { CircuitError } from "../net/errors.ts";
 import type { Handler } from "../net/mux.ts";
 import type { TransportConfig } from "../net/config.ts";
@@ -84,7 +84,6 @@ export class Mesh {
   #stopping = false;
   #retry = new Map<string, { url: string; since: number }>();
   #joining = new Set<string>();
-  #knocking = new Set<string>();
   #rejoinTimer: number | undefined;
 
   /** @param options table, key, handler, log */
@@ -135,30 +134,16 @@ export class Mesh {
 
   /**
    * A member missed a direct probe. With a connection open to it, that connection's end
-   * will tell; without one, knock on its port: a refusal proves the process gone and it
-   * is declared failed at once. An answer proves nothing (a frozen process's kernel still
-   * accepts), so the probes and suspicion go on either way.
+   * will tell; without one (its dial failed or was lost), dial it now: a refused port
+   * proves the process gone and it is declared failed at once, as for any dial. Anything
+   * else leaves it to the probes and suspicion.
    *
    * @param id the member
    */
   check(id: string): void {
-    if (this.#stopping || this.#knocking.has(id)) return;
-    const c = this.#conns.get(id);
-    if (c && !c.mux.isClosed) return;
     const m = this.#o.table.get(id);
-    if (!m) return;
-    let u;
-    try {
-      u = parseUrl(m.url);
-    } catch {
-      return;
-    }
-    this.#knocking.add(id);
-    void knock(u, this.#o.redialTimeoutMs ?? 1000).then((r) => {
-      if (r !== "refused" || this.#stopping || !this.#o.table.get(id)) return;
-      this.#o.log.info(`member X${id} is gone: its port refuses connections`);
-      this.#o.membership.failed(id);
-    }).finally(() => this.#knocking.delete(id));
+    if (this.#stopping || !m) return;
+    void this.#connect(m).catch(() => {}); // a failure is reported by #connect itself
   }
 
   /**

@@ -49,11 +49,11 @@ Deno.test("Mesh.check() declares failed a member whose port refuses, and only th
     table.admit({ id: muteId, url: url((mute.addr as Deno.NetAddr).port, muteId), joined: "" });
     await until(() => failed.length === 1 && suspected.length === 1, "the join dials to fail");
     assertEquals([failed, suspected], [[deadId], [muteId]]);
-    // A missed probe with no open connection: the knock finds the refused port again; a
-    // port that accepts proves nothing.
+    // A missed probe with no open connection: the redial finds the refused port again; a
+    // port that accepts but fails the handshake proves nothing.
     mesh.check(deadId);
     mesh.check(muteId);
-    await until(() => failed.length === 2, "the knock on the closed port");
+    await until(() => failed.length === 2, "the redial of the closed port");
     await new Promise((r) => setTimeout(r, 200));
     assertEquals(failed, [deadId, deadId]);
   } finally {

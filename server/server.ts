@@ -148,7 +148,8 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     profile: options.membership?.profile,
     config: options.membership?.config,
     transport: udp,
-    // A member that missed a probe: a refused TCP port proves it gone (the mesh knocks).
+    // A member that missed a probe with no connection open: the mesh dials it (a refused
+    // port proves it gone).
     onUnanswered: (id) => mesh.check(id),
   });
   const memberLog = logger("membership");

@@ -61,8 +61,8 @@ export interface ProberOptions {
   /** Up to `k` random live members other than us and `exclude`. */
   helpers(k: number, exclude: string): ProbeTarget[];
   /**
-   * Told when a member missed its direct ack, as the indirect pings go out: a hook for a
-   * cheaper proof (the server knocks on the member's TCP port).
+   * Told when a member missed its direct ack, as the indirect pings go out: a hook for
+   * other evidence (the server redials the member's TCP port if no connection is open).
    */
   unanswered?(id: string): void;
 }
