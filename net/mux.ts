@@ -463,7 +463,6 @@ export class Mux {
         // One DATA and the END, no stream machinery.
         if (whole.length > 0) this.send([Tag.DATA, id, whole]);
         this.send([Tag.END, id]);
-        st.up.credit -= whole.length;
         st.up.markDone();
       } else {
         const w = st.up.writable.getWriter();

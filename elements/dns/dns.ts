@@ -108,7 +108,7 @@ export class DnsElement implements Element {
       tcpIdleMs: config.tcpIdleMs,
       bindAttempts: config.bindAttempts,
       handle: (bytes, transport) => {
-        const turn = el ? el.#turn++ : 0;
+        const next = el ? el.#turn++ : 0;
         const build = (turn: number, rotation?: Rotation) =>
           respond(bytes, store, {
             transport,
@@ -117,7 +117,7 @@ export class DnsElement implements Element {
             turn,
             rotation,
           });
-        return transport === "udp" ? cache.answer(bytes, store.version, turn, build) : build(turn);
+        return transport === "udp" ? cache.answer(bytes, store.version, next, build) : build(next);
       },
     });
     const shown = isWildcard(hostname) ? advertiseHost : hostname;

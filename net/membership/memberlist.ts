@@ -427,21 +427,21 @@ export class Memberlist implements AsyncDisposable {
     this.#catchUpArmed = true;
     this.#after(ms, () => {
       this.#catchUpArmed = false;
-      const [peer] = pickRandom(this.#others(), 1);
-      if (!peer) return;
-      this.#pushPull.exchange(peer.addr).catch((err) =>
-        this.#log.debug(`push-pull after a join with ${peer.id} failed: ${err.message}`)
-      );
+      this.#pushPullRandom();
     });
   }
 
-  #pushPullTick(): void {
+  /** Exchange full state with one random live member, if there is one. */
+  #pushPullRandom(): void {
     const [peer] = pickRandom(this.#others(), 1);
-    if (peer) {
-      this.#pushPull.exchange(peer.addr).catch((err) =>
-        this.#log.debug(`push-pull with ${peer.id} failed: ${err.message}`)
-      );
-    }
+    if (!peer) return;
+    this.#pushPull.exchange(peer.addr).catch((err) =>
+      this.#log.debug(`push-pull with ${peer.id} failed: ${err.message}`)
+    );
+  }
+
+  #pushPullTick(): void {
+    this.#pushPullRandom();
     const n = this.#state.liveCount();
     this.#after(pushPullIntervalMs(this.#config.pushPullIntervalMs, n), () => this.#pushPullTick());
   }
