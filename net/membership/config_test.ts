@@ -25,6 +25,9 @@ Deno.test("validateMembershipConfig() names the bad field", () => {
     [{ suspicionMult: 1 }, "suspicionMult"],
     [{ maxPacketBytes: 100 }, "maxPacketBytes"],
     [{ deadReapMs: Number.NaN }, "deadReapMs"],
+    [{ suspicionConfirmations: -1 }, "suspicionConfirmations"],
+    [{ suspicionConfirmations: 1.5 }, "suspicionConfirmations"],
+    [{ pushPullAfterJoinMs: -5 }, "pushPullAfterJoinMs"],
   ];
   for (const [override, field] of bad) {
     const err = assertThrows(
@@ -35,4 +38,6 @@ Deno.test("validateMembershipConfig() names the bad field", () => {
   }
   assertThrows(() => membershipConfig("moon" as "lan"), "bad request");
   assertEquals(membershipConfig("lan", { pushPullIntervalMs: 0 }).pushPullIntervalMs, 0);
+  assertEquals(membershipConfig("lan", { suspicionConfirmations: 0 }).suspicionConfirmations, 0);
+  assertEquals(membershipConfig("lan", { pushPullAfterJoinMs: 0 }).pushPullAfterJoinMs, 0);
 });
