@@ -347,6 +347,10 @@ interface OutState {
   up: SendSide | null;
   down: RecvSide | null;
   unlisten(): void;
+  /** When the call times out (`performance.now()` ms); Infinity for never. */
+  deadline: number;
+  /** The timeout's error. */
+  timeout?: () => CircuitError;
 }
 
 interface InState {
@@ -369,6 +373,9 @@ export class Mux {
   #lastRecv = Date.now();
   #stopTicking: () => void;
   #pingSentAt = 0;
+  /** One timer for every call's time limit, armed for the earliest (Infinity: none). */
+  #deadlineAt = Infinity;
+  #deadlineTimer: number | undefined;
   #stats = { framesOut: 0, framesIn: 0, messagesOut: 0, rttMs: -1 };
 
   /** @param options the connection's hooks and config */
@@ -426,32 +433,24 @@ export class Mux {
       up: null,
       down: null,
       unlisten: () => {},
+      deadline: Infinity,
     };
     const gc = () => this.#gcOut(id, st);
     if (options.upload) {
       st.up = new SendSide(this, id, UP, this.#o.config.maxChunkBytes, gc);
     }
     if (options.download) st.down = new RecvSide(this, id, DOWN, gc);
-    const cleanups: Array<() => void> = [];
     if (signal) {
       const onAbort = () => this.#cancelOut(id, st, abortError(signal, `Call "${op}"`));
       signal.addEventListener("abort", onAbort, { once: true });
-      cleanups.push(() => signal.removeEventListener("abort", onAbort));
+      st.unlisten = () => signal.removeEventListener("abort", onAbort);
     }
     const ms = options.timeoutMs ?? 0;
     if (ms > 0) {
-      const t = setTimeout(
-        () =>
-          this.#cancelOut(
-            id,
-            st,
-            new CircuitError("timeout", `Call "${op}" timed out after ${ms} ms`),
-          ),
-        ms,
-      );
-      cleanups.push(() => clearTimeout(t));
+      st.deadline = performance.now() + ms;
+      st.timeout = () => new CircuitError("timeout", `Call "${op}" timed out after ${ms} ms`);
+      if (st.deadline < this.#deadlineAt) this.#armDeadline(st.deadline);
     }
-    st.unlisten = () => cleanups.forEach((f) => f());
     this.#out.set(id, st);
     const flags = (options.upload ? FLAG_UPLOAD : 0) | (options.download ? FLAG_DOWNLOAD : 0);
     if (!this.send([Tag.REQ, id, op, body, flags])) {
@@ -545,6 +544,8 @@ export class Mux {
     const err = reason ?? new CircuitError("closed", `Connection to ${this.#o.peerName} closed`);
     this.#closed = err;
     this.#stopTicking();
+    clearTimeout(this.#deadlineTimer);
+    this.#deadlineTimer = undefined;
     for (const [id, st] of this.#out) {
       st.up?.fail(err);
       st.down?.fail(err);
@@ -792,6 +793,34 @@ export class Mux {
     st.down?.fail(err);
     this.#settleOut(id, st, err);
     this.#out.delete(id);
+  }
+
+  /**
+   * Arm the deadline timer for `at`. Calls share one timer, so a call costs no timer
+   * operation unless it is due before every call already in flight (a timer set and
+   * cleared per call was a tenth of a small call's CPU).
+   */
+  #armDeadline(at: number): void {
+    if (this.#deadlineTimer !== undefined) clearTimeout(this.#deadlineTimer);
+    this.#deadlineAt = at;
+    this.#deadlineTimer = setTimeout(
+      () => this.#expire(),
+      Math.max(0, at - performance.now()),
+    ) as unknown as number;
+    Deno.unrefTimer(this.#deadlineTimer); // the connection keeps the process alive, not this
+  }
+
+  /** Time out every call that is due; re-arm for the next. */
+  #expire(): void {
+    this.#deadlineTimer = undefined;
+    this.#deadlineAt = Infinity;
+    const now = performance.now();
+    let next = Infinity;
+    for (const [id, st] of [...this.#out]) {
+      if (st.deadline <= now) this.#cancelOut(id, st, st.timeout!());
+      else if (st.deadline < next) next = st.deadline;
+    }
+    if (next < Infinity && !this.#closed) this.#armDeadline(next);
   }
 
   #settleOut(id: number, st: OutState, err: CircuitError | null, value?: unknown): void {
