@@ -95,6 +95,7 @@ export class Memberlist implements AsyncDisposable {
   #timers = new Set<number>();
   #running = false;
   #gossipArmed = false;
+  #lastGossipAt = -Infinity;
   #stopped = false;
   #pushPull: PushPull;
   #catchUpArmed = false;
@@ -400,6 +401,7 @@ export class Memberlist implements AsyncDisposable {
    */
   #gossipTick(): void {
     this.#gossipArmed = false;
+    this.#lastGossipAt = this.#clock.now();
     this.#gossip.round(pickRandom(this.#others(), this.#config.gossipNodes).map((m) => m.addr));
     const [accused] = pickRandom(this.#state.list(["suspect", "dead"]), 1);
     if (accused) {
@@ -413,11 +415,18 @@ export class Memberlist implements AsyncDisposable {
     }
   }
 
-  /** Arm the gossip loop unless it is armed. */
+  /**
+   * Arm the gossip loop unless it is armed. Rounds are at least `gossipIntervalMs` apart,
+   * but news that finds the loop idle goes out at once (after this turn, so what else this
+   * turn queues rides along): waiting an interval at every hop made each hop of a
+   * suspicion, a death or a refutation cost up to 200 ms.
+   */
   #wakeGossip(): void {
     if (this.#gossipArmed || !this.#running) return;
     this.#gossipArmed = true;
-    this.#after(this.#config.gossipIntervalMs, () => this.#gossipTick());
+    const since = this.#clock.now() - this.#lastGossipAt;
+    const wait = Math.max(0, this.#config.gossipIntervalMs - since);
+    this.#after(wait, () => this.#gossipTick());
   }
 
   /** One push-pull `pushPullAfterJoinMs` from now, unless one is already due. */
