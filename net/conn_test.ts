@@ -1076,3 +1076,35 @@ bothModes("Mux puts a request, its small upload and the END in one frame", async
     await srv.close();
   }
 });
+
+Deno.test({
+  name: "Mux times calls out by their own deadlines while they share one timer",
+  async fn() {
+    const srv = startServer({
+      // Never replies until the caller goes away.
+      handler: (call) => new Promise((_, reject) => call.signal.addEventListener("abort", reject)),
+    });
+    try {
+      const c = await dialTo(srv.url, undefined);
+      const outcome = (p: Promise<unknown>) =>
+        p.then(() => "resolved", (e) => (e instanceof CircuitError ? e.code : String(e)));
+      const t0 = performance.now();
+      // A long deadline arms the timer first; a shorter one after it must still fire on
+      // time, and one due later than that must be re-armed for when the timer fires.
+      const long = outcome(c.mux.call("slow", null, { timeoutMs: 60_000 }).result);
+      const shortP = outcome(c.mux.call("slow", null, { timeoutMs: 50 }).result);
+      const laterP = outcome(c.mux.call("slow", null, { timeoutMs: 150 }).result);
+      const short = await within(shortP, 5000, "the 50 ms call");
+      const shortMs = performance.now() - t0;
+      const later = await within(laterP, 5000, "the 150 ms call");
+      assertEq(short, "timeout", "the 50 ms call:");
+      assertEq(later, "timeout", "the 150 ms call:");
+      assert(shortMs >= 45 && shortMs < 2000, `the 50 ms call ended after ${shortMs} ms`);
+      assertEq(c.mux.stats.callsOut, 1, "calls in flight (the 60 s one):");
+      await closeConn(c);
+      assertEq(await long, "closed", "the 60 s call, at close:");
+    } finally {
+      await srv.close();
+    }
+  },
+});

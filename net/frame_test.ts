@@ -179,11 +179,11 @@ test("FrameSealer.seal() writes length|body without keys and length|ct|mac with 
   const body = new TextEncoder().encode("hello, circuit");
   const plain = newSealer().seal(body);
   assert(plain.length === LENGTH_BYTES + body.length);
-  assert(new DataView(plain.buffer).getUint32(0) === body.length);
+  assert(new DataView(plain.buffer, plain.byteOffset).getUint32(0) === body.length);
   assertBytesEqual(plain.subarray(LENGTH_BYTES), body);
   const sealed = newSealer(randomKeys()).seal(body);
   assert(sealed.length === LENGTH_BYTES + body.length + MAC_BYTES);
-  assert(new DataView(sealed.buffer).getUint32(0) === body.length);
+  assert(new DataView(sealed.buffer, sealed.byteOffset).getUint32(0) === body.length);
 });
 
 test("FrameSealer.seal() follows the documented wire format (ChaCha20, HMAC over len|ct|seq)", () => {
@@ -209,6 +209,18 @@ test("FrameSealer.seal() follows the documented wire format (ChaCha20, HMAC over
   } finally {
     d.final();
   }
+});
+
+test("FrameSealer.seal() output stays intact while later frames are sealed (shared slabs)", () => {
+  // Small frames are carved from 64 KiB slabs: 2000 frames of 100-300 bytes span several
+  // slabs, and each must still open after all the others were sealed.
+  const keys = randomKeys();
+  const s = newSealer(keys), o = newOpener(keys, MAX);
+  const bodies = Array.from({ length: 2000 }, (_, i) => new Uint8Array(100 + (i % 201)).fill(i));
+  const frames = bodies.map((b) => s.seal(b));
+  const opened = frames.flatMap((f) => o.push(f));
+  assert(opened.length === bodies.length, `opened ${opened.length} frames`);
+  opened.forEach((b, i) => assertBytesEqual(b, bodies[i], `frame ${i}`));
 });
 
 test("FrameSealer.seal() moves to the next nonce before a body would pass the epoch", () => {

@@ -339,3 +339,31 @@ Deno.test("Memberlist: a member that missed a join catches up at its next join, 
     await Promise.all(nodes.map((n) => n.ml.stop()));
   }
 });
+
+Deno.test("Memberlist: news that finds the gossip loop idle goes out at once, not an interval later", async () => {
+  // Long gossip interval, no probes or push-pulls in the window: the only quick way for b to
+  // hear of c is a's gossip round right after c joined a.
+  const config = {
+    probeIntervalMs: 10_000,
+    probeTimeoutMs: 200,
+    gossipIntervalMs: 400,
+    pushPullIntervalMs: 0,
+    pushPullAfterJoinMs: 0,
+  };
+  const [a, b] = [await startNode(0, config), await startNode(0, config)];
+  const nodes = [a, b];
+  try {
+    await b.ml.join([a.ml.self.addr]);
+    await waitUntil(() => nodes.every((n) => n.ml.members().length === 2), 3000, "2 members");
+    // The join's broadcasts go out 4 times, one member a round: retired after 1.6 s.
+    await new Promise((r) => setTimeout(r, 2500));
+    const c = await startNode(0, config);
+    nodes.push(c);
+    await c.ml.join([a.ml.self.addr]);
+    // An idle loop waiting its interval would tell b about 400 ms from now.
+    const ms = await waitUntil(() => b.ml.member(c.ml.self.id) !== undefined, 3000, "b hears of c");
+    assert(ms < 200, `b heard of c ${ms} ms after the join, not at once`);
+  } finally {
+    await Promise.all(nodes.map((n) => n.ml.stop()));
+  }
+});
