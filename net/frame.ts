@@ -175,10 +175,10 @@ function hexInto(hex: string, out: Uint8Array, at: number): void {
   }
 }
 
-/** Compare `a[ai..ai+n)` with `b[bi..bi+n)` in time independent of where they differ. */
-function equalAt(a: Uint8Array, ai: number, b: Uint8Array, bi: number, n: number): boolean {
+/** Compare two equally long arrays in time independent of where they differ. */
+function constantTimeEqual(a: Uint8Array, b: Uint8Array): boolean {
   let diff = 0;
-  for (let i = 0; i < n; i++) diff |= a[ai + i] ^ b[bi + i];
+  for (let i = 0; i < a.length; i++) diff |= a[i] ^ b[i];
   return diff === 0;
 }
 
@@ -369,7 +369,7 @@ export class FrameOpener {
     const got = this.#got;
     got.set(this.#buf.subarray(macAt, macAt + MAC_BYTES)); // before the seq overwrites it
     macInto(this.#mac!, seq, this.#buf, at, n, this.#want, 0);
-    if (!equalAt(this.#want, 0, got, 0, MAC_BYTES)) {
+    if (!constantTimeEqual(this.#want, got)) {
       throw new FrameError("bad mac", `Reading frame ${seq} failed: MAC mismatch`);
     }
     return stream.xor(body);
