@@ -28,6 +28,8 @@ Deno.test("validateMembershipConfig() names the bad field", () => {
     [{ suspicionConfirmations: -1 }, "suspicionConfirmations"],
     [{ suspicionConfirmations: 1.5 }, "suspicionConfirmations"],
     [{ pushPullAfterJoinMs: -5 }, "pushPullAfterJoinMs"],
+    [{ newsIntervalMs: 0 }, "newsIntervalMs"],
+    [{ newsIntervalMs: 201 }, "newsIntervalMs"],
   ];
   for (const [override, field] of bad) {
     const err = assertThrows(

@@ -77,6 +77,8 @@ export interface MembershipStats {
   packets: PacketStats;
   /** Push-pulls we started (`sent`, `failed`) and answered (`received`). */
   syncs: PushPullStats;
+  /** Gossip rounds run (the loop sleeps while there is nothing to say or nobody to tell). */
+  gossipRounds: number;
 }
 
 /** A SWIM member list with Lifeguard's refinements. */
@@ -96,6 +98,7 @@ export class Memberlist implements AsyncDisposable {
   #running = false;
   #gossipArmed = false;
   #lastGossipAt = -Infinity;
+  #gossipRounds = 0;
   #stopped = false;
   #pushPull: PushPull;
   #catchUpArmed = false;
@@ -333,6 +336,7 @@ export class Memberlist implements AsyncDisposable {
       probes: { ...this.#prober.stats },
       packets: this.#gossip.packetStats(),
       syncs: { ...this.#pushPull.stats },
+      gossipRounds: this.#gossipRounds,
     };
   }
 
@@ -401,31 +405,40 @@ export class Memberlist implements AsyncDisposable {
    */
   #gossipTick(): void {
     this.#gossipArmed = false;
+    this.#gossipRounds++;
     this.#lastGossipAt = this.#clock.now();
-    this.#gossip.round(pickRandom(this.#others(), this.#config.gossipNodes).map((m) => m.addr));
+    const others = this.#others();
+    this.#gossip.round(pickRandom(others, this.#config.gossipNodes).map((m) => m.addr));
     const [accused] = pickRandom(this.#state.list(["suspect", "dead"]), 1);
     if (accused) {
       const { id, incarnation: inc, status } = accused;
       const type = status === "dead" ? "dead" : "suspect";
       this.#gossip.send(accused.addr, [{ type, id, inc, from: this.#o.self.id }], false);
     }
-    // Idle when there is nothing to say: the next broadcast wakes the loop.
-    if (this.#gossip.depth > 0 || this.#state.list(["suspect", "dead"]).length > 0) {
+    // Idle when there is nothing to say or nobody to tell: the next broadcast wakes the loop.
+    if (
+      (this.#gossip.depth > 0 && others.length > 0) ||
+      this.#state.list(["suspect", "dead"]).length > 0
+    ) {
       this.#wakeGossip();
     }
   }
 
   /**
-   * Arm the gossip loop unless it is armed. Rounds are at least `gossipIntervalMs` apart,
-   * but news that finds the loop idle goes out at once (after this turn, so what else this
-   * turn queues rides along): waiting an interval at every hop made each hop of a
-   * suspicion, a death or a refutation cost up to 200 ms.
+   * Arm the gossip loop unless it is armed. While broadcasts are queued, rounds are
+   * `newsIntervalMs` apart, else `gossipIntervalMs`; news that finds the loop idle goes
+   * out at once (after this turn, so what else this turn queues rides along). Waiting a
+   * full interval at every hop made each hop of a join, a death or a refutation cost up
+   * to 200 ms, and a burst of joins (more news than one packet holds) several intervals.
    */
   #wakeGossip(): void {
     if (this.#gossipArmed || !this.#running) return;
     this.#gossipArmed = true;
     const since = this.#clock.now() - this.#lastGossipAt;
-    const wait = Math.max(0, this.#config.gossipIntervalMs - since);
+    const interval = this.#gossip.depth > 0
+      ? this.#config.newsIntervalMs
+      : this.#config.gossipIntervalMs;
+    const wait = Math.max(0, interval - since);
     this.#after(wait, () => this.#gossipTick());
   }
 

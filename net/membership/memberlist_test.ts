@@ -367,3 +367,47 @@ Deno.test("Memberlist: news that finds the gossip loop idle goes out at once, no
     await Promise.all(nodes.map((n) => n.ml.stop()));
   }
 });
+
+Deno.test("Memberlist: news queued right after a round goes out a news interval later, not a gossip interval", async () => {
+  // As above, the only quick way for b to hear of d is a's gossip. c joins a first, so a's
+  // round has just run when d joins: an idle-interval loop would tell b 400 ms later.
+  const config = {
+    probeIntervalMs: 10_000,
+    probeTimeoutMs: 200,
+    gossipIntervalMs: 400,
+    newsIntervalMs: 20,
+    pushPullIntervalMs: 0,
+    pushPullAfterJoinMs: 0,
+  };
+  const [a, b] = [await startNode(0, config), await startNode(0, config)];
+  const nodes = [a, b];
+  try {
+    await b.ml.join([a.ml.self.addr]);
+    await waitUntil(() => nodes.every((n) => n.ml.members().length === 2), 3000, "2 members");
+    await new Promise((r) => setTimeout(r, 2500)); // the join's broadcasts retire
+    const [c, d] = [await startNode(0, config), await startNode(0, config)];
+    nodes.push(c, d);
+    await c.ml.join([a.ml.self.addr]);
+    await waitUntil(() => b.ml.member(c.ml.self.id) !== undefined, 3000, "b hears of c");
+    const t0 = performance.now();
+    await d.ml.join([a.ml.self.addr]);
+    await waitUntil(() => b.ml.member(d.ml.self.id) !== undefined, 3000, "b hears of d");
+    const ms = performance.now() - t0;
+    assert(ms < 200, `b heard of d ${ms.toFixed(0)} ms after its join, not a news interval later`);
+  } finally {
+    await Promise.all(nodes.map((n) => n.ml.stop()));
+  }
+});
+
+Deno.test("Memberlist: a lone member's gossip loop sleeps, though its own news is queued", async () => {
+  const a = await startNode(0, { newsIntervalMs: 5 });
+  try {
+    assert(a.ml.stats().queue.depth > 0, "something is queued");
+    await new Promise((r) => setTimeout(r, 500));
+    // Looping on a queue nobody can be told would run a round every 5 ms: about 100 here.
+    const rounds = a.ml.stats().gossipRounds;
+    assert(rounds <= 2, `${rounds} gossip rounds with nobody to tell`);
+  } finally {
+    await a.ml.stop();
+  }
+});
