@@ -1,13 +1,18 @@
 /**
- * The mesh: one dialed connection to every member, used for calls between servers. The
- * membership layer (SWIM, `net/membership/`) decides who is a member; the mesh follows
- * its join and leave events, carries its push-pull when a server joins another, and hands
- * it what TCP reveals: a port that refuses (the process is gone) or a connection that
- * went silent (suspect it). The connections are what make a `kill -9` visible everywhere
- * within milliseconds (every holder sees the close, and the redial is refused). A member
- * that misses a probe while no connection to it is open (its dial failed or was lost)
- * is dialed again then. Failed members are re-dialed now and then, so a
- * healed partition merges again with no command.
+ * The mesh: dialed connections to other members, used for calls between servers and as
+ * evidence of failure. The membership layer (SWIM, `net/membership/`) decides who is a
+ * member; the mesh follows its join and leave events, carries its push-pull when a server
+ * joins another, and hands it what TCP reveals: a port that refuses (the process is gone)
+ * or a connection that went silent (suspect it).
+ *
+ * Each server keeps a connection to the next few members in id order (its watch ring,
+ * {@linkcode WATCHED}), so every member is watched by that many others: when one is
+ * killed, its watchers see the close, the redial is refused, and the death is gossiped
+ * within milliseconds. Other members are dialed when a call needs them. (A connection to
+ * every member made a join cost a keyed handshake per pair: at 25 members, most of the
+ * CPU of a join storm.) A member that misses a probe while no connection to it is open is
+ * dialed then. Failed members are re-dialed now and then, so a healed partition merges
+ * again with no command.
  *
  * Each server calls others only over connections it dialed itself, and serves calls on
  * connections others dialed, so two peers never race to pick one connection.
@@ -39,6 +44,12 @@ export const PEER_KEEPALIVE: Partial<TransportConfig> = Object.freeze({
 
 /** Most failed members re-dialed at once. */
 export const MAX_REJOINING = 1024;
+
+/**
+ * How many members each server watches through a connection (the next ones after it in
+ * id order), and so how many watchers each member has.
+ */
+export const WATCHED = 3;
 
 /** What the mesh needs from the membership layer (a `Memberlist` fits). */
 export interface MeshMembership {
@@ -74,6 +85,15 @@ export interface MeshOptions {
   redialTimeoutMs?: number;
   /** How long a departed member's connection stays open for late replies, in ms. @default {1000} */
   retireGraceMs?: number;
+  /** Members watched through a connection. @default {WATCHED} */
+  watched?: number;
+  /**
+   * The watch ring is updated once membership has not changed for this long, in ms, so a
+   * burst of joins dials once, not once per join. @default {100}
+   */
+  ringSettleMs?: number;
+  /** Longest wait for membership to settle before the watch ring is updated anyway, in ms. @default {1000} */
+  ringMaxWaitMs?: number;
 }
 
 /** Dialed connections to every member. */
@@ -85,16 +105,22 @@ export class Mesh {
   #retry = new Map<string, { url: string; since: number }>();
   #joining = new Set<string>();
   #rejoinTimer: number | undefined;
+  /** Members dialed for calls: their connections stay while they are members. */
+  #called = new Set<string>();
+  #watching = new Set<string>();
+  #ringTimer: number | undefined;
+  #ringDueSince = 0;
 
   /** @param options table, key, handler, log */
   constructor(options: MeshOptions) {
     this.#o = options;
     options.table.subscribe((e) => {
+      this.#updateRingSoon();
       if (e.type === "join") {
         this.#retry.delete(e.member.id);
-        void this.#connect(e.member).catch(() => {});
         return;
       }
+      this.#called.delete(e.member.id);
       this.#retire(e.member.id);
       // Keep re-dialing a failed member for a while: a partition that heals merges again.
       if (e.reason === "failed" && !this.#stopping) {
@@ -112,7 +138,11 @@ export class Mesh {
    * @returns one line per peer connection
    */
   describe(): Array<Record<string, unknown>> {
-    return [...this.#conns].map(([id, c]) => ({ Peer: `X${id}`, ...c.mux.stats }));
+    return [...this.#conns].map(([id, c]) => ({
+      Peer: `X${id}`,
+      Watched: this.#watching.has(id),
+      ...c.mux.stats,
+    }));
   }
 
   /**
@@ -129,6 +159,7 @@ export class Mesh {
     if (!m) {
       return Promise.reject(new CircuitError("not found", `Server "X${id}" is not a member`));
     }
+    this.#called.add(id);
     return this.#connect(m);
   }
 
@@ -214,12 +245,50 @@ export class Mesh {
   close(): void {
     this.#stopping = true;
     clearTimeout(this.#rejoinTimer);
+    clearTimeout(this.#ringTimer);
     for (const c of this.#conns.values()) void c.mux.goAway("server stopping");
     this.#conns.clear();
   }
 
   /**
-   * A member left: replies still in flight on its connection (say, to the `suicide`
+   * Update the watch ring once membership has been quiet for `ringSettleMs`, or
+   * `ringMaxWaitMs` after the first change, whichever comes first.
+   */
+  #updateRingSoon(): void {
+    if (this.#stopping) return;
+    const now = Date.now();
+    if (this.#ringTimer === undefined) this.#ringDueSince = now;
+    clearTimeout(this.#ringTimer);
+    const quiet = this.#o.ringSettleMs ?? 100;
+    const left = this.#ringDueSince + (this.#o.ringMaxWaitMs ?? 1000) - now;
+    const timer = setTimeout(() => {
+      this.#ringTimer = undefined;
+      this.#updateRing();
+    }, Math.max(0, Math.min(quiet, left))) as unknown as number;
+    this.#ringTimer = timer;
+    Deno.unrefTimer(timer);
+  }
+
+  /**
+   * Dial the members we watch (the next ones after us in id order); retire connections
+   * that neither watch a member nor carried calls to it.
+   */
+  #updateRing(): void {
+    if (this.#stopping) return;
+    const members = this.#o.table.list();
+    const at = members.findIndex((m) => m.id === this.#o.table.self.id);
+    const k = Math.min(this.#o.watched ?? WATCHED, members.length - 1);
+    const ring = new Set<string>();
+    for (let i = 1; i <= k; i++) ring.add(members[(at + i) % members.length].id);
+    this.#watching = ring;
+    for (const id of ring) void this.#connect(this.#o.table.get(id)!).catch(() => {});
+    for (const id of [...this.#conns.keys()]) {
+      if (!ring.has(id) && !this.#called.has(id)) this.#retire(id);
+    }
+  }
+
+  /**
+   * A member left, or we stopped watching it: replies still in flight on its connection (say, to the `suicide`
    * that made it leave) may arrive after its leave notice, so close after a grace.
    */
   #retire(id: string): void {

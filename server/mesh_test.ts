@@ -62,3 +62,45 @@ Deno.test("Mesh.check() declares failed a member whose port refuses, and only th
     await accepting;
   }
 });
+
+Deno.test("Mesh dials only the next members in id order (its watch ring), and moves on when one leaves", async () => {
+  const id = (c: string) => c.repeat(16);
+  const self = { id: id("0"), url: url(1, id("0")), joined: "" };
+  const table = new MemberTable(self);
+  const dialed: string[] = [];
+  const mesh = new Mesh({
+    table,
+    membership: {
+      state: () => [],
+      merge: () => {},
+      handleSync: () => [],
+      // Every port refuses: each dial the mesh makes ends here.
+      failed: (id) => void dialed.push(id),
+      suspect: () => {},
+    },
+    handler: () => Promise.resolve(null),
+    log: getLogger(["circuit", "test"]),
+    watched: 3,
+    ringSettleMs: 20,
+  });
+  const gone = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (gone.addr as Deno.NetAddr).port;
+  gone.close();
+  try {
+    // Admitted out of order, as gossip delivers them: the ring is by id, after ourselves.
+    for (const c of ["6", "2", "5", "1", "4", "3"]) {
+      table.admit({ id: id(c), url: url(port, id(c)), joined: "" });
+    }
+    await until(() => dialed.length === 3, "the ring's three dials");
+    await new Promise((r) => setTimeout(r, 200));
+    assertEquals(dialed.toSorted(), [id("1"), id("2"), id("3")], "watched first");
+    // The first watched member leaves: the ring now reaches the fourth.
+    dialed.length = 0;
+    table.remove(id("1"), "failed");
+    await until(() => dialed.includes(id("4")), "the next member to be dialed");
+    await new Promise((r) => setTimeout(r, 200));
+    assertEquals(dialed.filter((d) => d > id("4")), [], "members beyond the ring");
+  } finally {
+    mesh.close();
+  }
+});
