@@ -164,17 +164,20 @@ export class Mesh {
   }
 
   /**
-   * A member missed a direct probe. With a connection open to it, that connection's end
-   * will tell; without one (its dial failed or was lost), dial it now: a refused port
-   * proves the process gone and it is declared failed at once, as for any dial. Anything
-   * else leaves it to the probes and suspicion.
+   * A member missed a direct probe or is suspected. With a connection open to it, that
+   * connection's end will tell; without one, dial it now: a refused port proves the
+   * process gone and it is declared failed at once, as for any dial. Anything else leaves
+   * it to the probes and suspicion. A connection made only for this is closed again.
    *
    * @param id the member
    */
   check(id: string): void {
     const m = this.#o.table.get(id);
     if (this.#stopping || !m) return;
-    void this.#connect(m).catch(() => {}); // a failure is reported by #connect itself
+    // A failure is reported by #connect itself.
+    void this.#connect(m).then(() => {
+      if (!this.#watching.has(id) && !this.#called.has(id)) this.#retire(id);
+    }, () => {});
   }
 
   /**

@@ -151,6 +151,10 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     // A member that missed a probe with no connection open: the mesh dials it (a refused
     // port proves it gone).
     onUnanswered: (id) => mesh.check(id),
+    // A member suspected here, by a probe or by someone's word (a `dead` from a member
+    // that knew an older incarnation counts only as a suspicion): check its port too, so
+    // a crash is proven here at once rather than after the suspicion timeout.
+    onSuspected: (id) => mesh.check(id),
   });
   const memberLog = logger("membership");
   ml.subscribe((e) => {

@@ -411,3 +411,44 @@ Deno.test("Memberlist: a lone member's gossip loop sleeps, though its own news i
     await a.ml.stop();
   }
 });
+
+Deno.test("Memberlist: news that finds the loop waiting out a buddy interval goes out a news interval later", async () => {
+  // a remembers a dead member, so its loop wakes every gossip interval to tell it (400 ms
+  // here); the news of d's join must not wait for that round.
+  const config = {
+    probeIntervalMs: 10_000,
+    probeTimeoutMs: 200,
+    gossipIntervalMs: 400,
+    newsIntervalMs: 20,
+    pushPullIntervalMs: 0,
+    pushPullAfterJoinMs: 0,
+    deadReapMs: 60_000,
+  };
+  const [a, b, c] = [
+    await startNode(0, config),
+    await startNode(0, config),
+    await startNode(0, config),
+  ];
+  const nodes = [a, b, c];
+  try {
+    await b.ml.join([a.ml.self.addr]);
+    await c.ml.join([a.ml.self.addr]);
+    await waitUntil(() => nodes.every((n) => n.ml.members().length === 3), 3000, "3 members");
+    c.transport.paused = true; // c cannot refute
+    assert(a.ml.failed(c.ml.self.id), "a declares c dead");
+    await waitUntil(() => a.ml.stats().queue.depth === 0, 3000, "a's news to retire");
+    const d = await startNode(0, config);
+    nodes.push(d);
+    // Right after one of a's buddy rounds, so the next is a whole interval away.
+    const rounds = a.ml.stats().gossipRounds;
+    while (a.ml.stats().gossipRounds === rounds) await new Promise((r) => setTimeout(r, 1));
+    const t0 = performance.now();
+    await d.ml.join([a.ml.self.addr]);
+    const after = a.ml.stats().gossipRounds;
+    await waitUntil(() => a.ml.stats().gossipRounds > after, 3000, "a's next round");
+    const ms = performance.now() - t0;
+    assert(ms < 200, `a's round with d's join came ${ms.toFixed(0)} ms after it, not at once`);
+  } finally {
+    await Promise.all(nodes.map((n) => n.ml.stop()));
+  }
+});

@@ -77,6 +77,8 @@ export interface MemberStatesOptions {
   refuted?(): void;
   /** Our local health multiplier, which scales suspicion timeouts. @default {() => 1} */
   healthMultiplier?(): number;
+  /** A live member became suspect here (after the suspicion started and was queued). */
+  suspected?(id: string): void;
 }
 
 const isMember = (m: Member) => m.status === "alive" || m.status === "suspect";
@@ -244,6 +246,7 @@ export class MemberStates {
       onTimeout: () => this.deadNode({ type: "dead", id: m.id, inc: sus.inc, from: self }),
     });
     this.#o.broadcast(sus);
+    this.#o.suspected?.(m.id);
   }
 
   /**
