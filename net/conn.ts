@@ -26,6 +26,8 @@ import type { CircuitUrl } from "./url.ts";
 const packr = new Packr({ useRecords: false, moreTypes: false });
 const HANDSHAKE_MAX_FRAME_BYTES = 4096;
 const READ_BUFFER_BYTES = 256 * 1024;
+/** Why a handshake failed when the other end closed before a whole frame. */
+const CLOSED_IN_HANDSHAKE = "Connection closed during the handshake";
 
 /** A sink for one-line connection events (protocol violations, closes). */
 export type ConnLog = (message: string) => void;
@@ -78,7 +80,7 @@ class FrameIO {
   async readOne(): Promise<Uint8Array> {
     if (!this.#ready.length) this.#ready = await this.read();
     const f = this.#ready.shift();
-    if (!f) throw new CircuitError("unreachable", "Connection closed during the handshake");
+    if (!f) throw new CircuitError("unreachable", CLOSED_IN_HANDSHAKE);
     return f;
   }
 
@@ -305,6 +307,11 @@ export interface AcceptOptions {
   peerConfig?: Partial<TransportConfig>;
   /** One-line event log. */
   log?: ConnLog;
+  /**
+   * Where a connection closed or reset before sending a byte (a TCP health check, or a
+   * member checking that our port still answers) is reported instead of `log`.
+   */
+  quietLog?: ConnLog;
   /** Handshake time limit in milliseconds. @default {5000} */
   handshakeTimeoutMs?: number;
 }
@@ -331,8 +338,22 @@ export async function accept(conn: Deno.Conn, options: AcceptOptions): Promise<C
     io.close();
     return null;
   };
+  let first: Uint8Array;
   try {
-    const hello = packr.unpack(await io.readOne()) as Hello;
+    first = await io.readOne();
+  } catch (err) {
+    const why = err instanceof Error ? err.message : String(err);
+    // Closed (or reset) without sending a byte: a health check, not an attack.
+    const silent = err instanceof Deno.errors.ConnectionReset ||
+      (err instanceof CircuitError && err.message === CLOSED_IN_HANDSHAKE);
+    const log = silent ? options.quietLog ?? options.log : options.log;
+    log?.(`handshake with ${addr} failed: ${why}`);
+    io.close();
+    clearTimeout(timer);
+    return null;
+  }
+  try {
+    const hello = packr.unpack(first) as Hello;
     const bad = checkHello(hello, options.self, !!options.key);
     if (bad) return await refuse(bad.code, bad.message);
     const ns = newNonce();

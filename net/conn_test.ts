@@ -149,6 +149,8 @@ interface Server {
   /** Number of accept() calls that returned null (refused or failed handshakes). */
   refused: number;
   logs: string[];
+  /** What went to `quietLog`: connections closed before their first frame. */
+  quiet: string[];
   close(): Promise<void>;
 }
 
@@ -173,6 +175,7 @@ function startServer(opts: {
     conns: [],
     refused: 0,
     logs: [],
+    quiet: [],
     nextConn: () => waiterFor(taken++).promise,
     async close() {
       listener.close();
@@ -191,6 +194,7 @@ function startServer(opts: {
             self: { pid: Deno.pid, id: ID, url: `circuit://${HOST}:${port}/${Deno.pid}/Q${ID}` },
             handlerFor: () => opts.handler,
             log: (m) => srv.logs.push(m),
+            quietLog: (m) => srv.quiet.push(m),
             handshakeTimeoutMs: opts.handshakeTimeoutMs,
           }).then((conn) => {
             if (!conn) {
@@ -466,6 +470,25 @@ bothModes("accept() drops a raw client sending garbage and keeps serving", async
     await srv.close();
   }
 });
+
+bothModes(
+  "accept() reports a connection closed before its first frame quietly, garbage loudly",
+  async (key) => {
+    const srv = startServer({ key, handler: echoHandler });
+    try {
+      // A TCP health check: connect, close.
+      (await Deno.connect({ hostname: HOST, port: srv.port })).close();
+      await rawExchange(srv.port, cat(u32(16), randomBytes(16)), false);
+      await assertServes(srv, key);
+      assertEq(srv.refused, 2, "refused handshakes:");
+      assertEq(srv.quiet.length, 1, "quiet lines:");
+      assert(srv.quiet[0].includes("closed during the handshake"), srv.quiet[0]);
+      assertEq(srv.logs.length, 1, "logged lines:");
+    } finally {
+      await srv.close();
+    }
+  },
+);
 
 bothModes("accept() drops a raw client sending a huge length prefix", async (key) => {
   const srv = startServer({ key, handler: echoHandler });

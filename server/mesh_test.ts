@@ -104,3 +104,45 @@ Deno.test("Mesh dials only the next members in id order (its watch ring), and mo
     mesh.close();
   }
 });
+
+Deno.test("Mesh.checkPort() proves a member gone when its port refuses, without a handshake", async () => {
+  const id = (c: string) => c.repeat(16);
+  const table = new MemberTable({ id: id("0"), url: url(1, id("0")), joined: "" });
+  const failed: string[] = [];
+  const mesh = new Mesh({
+    table,
+    membership: {
+      state: () => [],
+      merge: () => {},
+      handleSync: () => [],
+      failed: (id) => void failed.push(id),
+      suspect: () => {},
+    },
+    handler: () => Promise.resolve(null),
+    log: getLogger(["circuit", "test"]),
+    watched: 0, // no watch dials: only the check can find out
+  });
+  const gone = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const gonePort = (gone.addr as Deno.NetAddr).port;
+  gone.close();
+  // A port that accepts and stays silent, like a live server that has not answered yet.
+  const live = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const accepting = (async () => {
+    for await (const c of live) c.close();
+  })();
+  try {
+    table.admit({ id: id("1"), url: url(gonePort, id("1")), joined: "" });
+    table.admit({ id: id("2"), url: url((live.addr as Deno.NetAddr).port, id("2")), joined: "" });
+    await new Promise((r) => setTimeout(r, 200));
+    assertEquals(failed, [], "nothing dialed before the check");
+    mesh.checkPort(id("1"));
+    mesh.checkPort(id("2"));
+    await until(() => failed.length === 1, "the refused port to prove member 1 gone");
+    await new Promise((r) => setTimeout(r, 200));
+    assertEquals(failed, [id("1")]);
+  } finally {
+    mesh.close();
+    live.close();
+    await accepting;
+  }
+});

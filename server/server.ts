@@ -151,10 +151,9 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     // A member that missed a probe with no connection open: the mesh dials it (a refused
     // port proves it gone).
     onUnanswered: (id) => mesh.check(id),
-    // A member suspected here, by a probe or by someone's word (a `dead` from a member
-    // that knew an older incarnation counts only as a suspicion): check its port too, so
-    // a crash is proven here at once rather than after the suspicion timeout.
-    onSuspected: (id) => mesh.check(id),
+    // A member accused here, by our probe or by someone's word: check that its port still
+    // answers, so a crash is proven here at once, not after the suspicion timeout.
+    onAccused: (id) => mesh.checkPort(id),
   });
   const memberLog = logger("membership");
   ml.subscribe((e) => {
@@ -234,6 +233,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
         config: options.transport,
         peerConfig: PEER_KEEPALIVE,
         log: (m) => netLog.warn(m),
+        quietLog: (m) => netLog.debug(m),
       }).then((conn) => {
         if (!conn) return;
         conns.add(conn);

@@ -58,11 +58,12 @@ export interface MemberlistOptions {
    */
   onUnanswered?: (id: string) => void;
   /**
-   * Told when a live member becomes suspect here, by our probe or by someone's accusation:
-   * evidence found elsewhere (a refused port) can then be reported through `failed()`
-   * instead of waiting out the suspicion.
+   * Told when a live member is accused here (it becomes suspect, by our probe or someone's
+   * word, or someone claims it dead at an older incarnation than we know): evidence found
+   * elsewhere (a refused port) can then be reported through `failed()` instead of waiting
+   * out the suspicion.
    */
-  onSuspected?: (id: string) => void;
+  onAccused?: (id: string) => void;
 }
 
 /** Counters and depths for `stk`. */
@@ -137,7 +138,7 @@ export class Memberlist implements AsyncDisposable {
         this.#wakeGossip();
       },
       healthMultiplier: () => this.#awareness.scale(1),
-      suspected: (id) => this.#o.onSuspected?.(id),
+      accused: (id) => this.#o.onAccused?.(id),
       refuted: () => {
         this.#awareness.apply(REFUTE_AWARENESS_DELTA);
         this.#log.info(`refuted a suspicion of ourselves (${this.#state.self.incarnation})`);
@@ -302,8 +303,10 @@ export class Memberlist implements AsyncDisposable {
 
   /**
    * Direct evidence that a member's process is gone (its port refuses connections, or a
-   * newer process answers there): declare it dead now and gossip it, instead of waiting
-   * for probes and suspicion. If it was wrong the member refutes, as with any accusation.
+   * newer process answers there): declare it dead now, tell every member directly and
+   * gossip it, instead of waiting for probes and suspicion. Like a leave, this is rare and
+   * matters: through gossip alone about one `kill -9` in twenty reached some member only
+   * after a second or more. If it was wrong the member refutes, as with any accusation.
    *
    * @param id member id
    * @returns whether it was a member and is now dead
@@ -312,8 +315,11 @@ export class Memberlist implements AsyncDisposable {
     const m = this.#state.get(id);
     if (!this.#running || !m || id === this.#o.self.id) return false;
     if (m.status !== "alive" && m.status !== "suspect") return false;
-    this.#state.deadNode({ type: "dead", id, inc: m.incarnation, from: this.#o.self.id });
-    return this.#state.get(id)?.status === "dead";
+    const dead = { type: "dead", id, inc: m.incarnation, from: this.#o.self.id } as const;
+    this.#state.deadNode(dead);
+    if (this.#state.get(id)?.status !== "dead") return false;
+    for (const o of this.#others()) this.#gossip.send(o.addr, [dead], false);
+    return true;
   }
 
   /**

@@ -452,3 +452,31 @@ Deno.test("Memberlist: news that finds the loop waiting out a buddy interval goe
     await Promise.all(nodes.map((n) => n.ml.stop()));
   }
 });
+
+Deno.test("Memberlist: a death proven here is told to every member directly, not only gossiped", async () => {
+  // No gossip rounds and no probes in the window: only direct messages can tell b and c.
+  const config = {
+    probeIntervalMs: 10_000,
+    probeTimeoutMs: 200,
+    gossipNodes: 0,
+    pushPullIntervalMs: 0,
+    pushPullAfterJoinMs: 0,
+  };
+  const nodes: Node[] = [];
+  for (let i = 0; i < 4; i++) nodes.push(await startNode(0, config));
+  const [a, b, c, d] = nodes;
+  try {
+    for (const n of [b, c, d]) await n.ml.join([a.ml.self.addr]);
+    for (const n of [b, c, d]) await n.ml.join([b.ml.self.addr, c.ml.self.addr, d.ml.self.addr]);
+    await waitUntil(() => nodes.every((n) => n.ml.members().length === 4), 3000, "4 members");
+    d.transport.paused = true;
+    assert(a.ml.failed(d.ml.self.id), "a declares d dead");
+    await waitUntil(
+      () => [b, c].every((n) => statusIn(n, d.ml.self.id) === "dead"),
+      1000,
+      "b and c to hear of d's death",
+    );
+  } finally {
+    await Promise.all(nodes.map((n) => n.ml.stop()));
+  }
+});

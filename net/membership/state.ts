@@ -77,8 +77,12 @@ export interface MemberStatesOptions {
   refuted?(): void;
   /** Our local health multiplier, which scales suspicion timeouts. @default {() => 1} */
   healthMultiplier?(): number;
-  /** A live member became suspect here (after the suspicion started and was queued). */
-  suspected?(id: string): void;
+  /**
+   * A live member was accused here: it became suspect, or someone claimed it dead at an
+   * older incarnation than ours (taken as a suspicion). A caller with other evidence (a
+   * refused port) can settle it at once.
+   */
+  accused?(id: string): void;
 }
 
 const isMember = (m: Member) => m.status === "alive" || m.status === "suspect";
@@ -246,7 +250,7 @@ export class MemberStates {
       onTimeout: () => this.deadNode({ type: "dead", id: m.id, inc: sus.inc, from: self }),
     });
     this.#o.broadcast(sus);
-    this.#o.suspected?.(m.id);
+    this.#o.accused?.(m.id);
   }
 
   /**
@@ -265,8 +269,10 @@ export class MemberStates {
       // (its port refused) may simply have missed a refutation. Take it as an accusation
       // at the incarnation we know: a suspicion we hold is confirmed (shortening it), one
       // we do not hold starts; a live member refutes either, as any accusation.
-      if (m.status === "suspect") this.#suspicions.confirm(m.id, d.from);
-      else this.suspectNode({ type: "suspect", id: m.id, inc: m.incarnation, from: d.from });
+      if (m.status === "suspect") {
+        this.#suspicions.confirm(m.id, d.from);
+        this.#o.accused?.(m.id);
+      } else this.suspectNode({ type: "suspect", id: m.id, inc: m.incarnation, from: d.from });
       return;
     }
     this.#depart(m, "dead", d.inc);

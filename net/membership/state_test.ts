@@ -18,7 +18,7 @@ function setup(healthMultiplier = 1) {
   const sent: Broadcast[] = [];
   const events: string[] = [];
   let refuted = 0;
-  const suspected: string[] = [];
+  const accused: string[] = [];
   const states = new MemberStates({
     self: { id: "self", url: "u-self", addr: SELF_ADDR, start: 100 },
     config,
@@ -26,12 +26,12 @@ function setup(healthMultiplier = 1) {
     broadcast: (m) => sent.push(m),
     refuted: () => refuted++,
     healthMultiplier: () => healthMultiplier,
-    suspected: (id) => suspected.push(id),
+    accused: (id) => accused.push(id),
   });
   states.subscribe((e: MemberEvent) =>
     events.push(`${e.type} ${e.member.id}${e.type === "leave" ? ` ${e.reason}` : ""}`)
   );
-  return { clock, config, sent, events, states, suspected, refutations: () => refuted };
+  return { clock, config, sent, events, states, accused, refutations: () => refuted };
 }
 
 Deno.test("aliveNode() adds a member once, with one join event, and keeps the newest incarnation", () => {
@@ -233,18 +233,23 @@ Deno.test("a stale dead is an accusation: it starts or confirms a suspicion, and
   assertEquals(states.get("e")?.status, "alive", "the refutation ended the suspicion");
 });
 
-Deno.test("a member that becomes suspect is reported once, whoever accused it, so its port can be checked", () => {
-  const { states, suspected } = setup();
+Deno.test("a member accused here is reported, so its port can be checked: new suspicions and older death claims", () => {
+  const { states, accused } = setup();
   states.aliveNode(alive("a", 2));
   states.aliveNode(alive("b", 1));
-  // A dead from a member that knew an older incarnation is only a suspicion: reported.
-  states.deadNode({ type: "dead", id: "a", inc: 1, from: "c" });
+  states.aliveNode(alive("c", 1));
+  // A dead at an older incarnation starts a suspicion, then confirms it: both reported.
+  states.deadNode({ type: "dead", id: "a", inc: 1, from: "x" });
   assertEquals(states.get("a")?.status, "suspect");
-  // A confirmation of the same suspicion is not a new one.
-  states.suspectNode({ type: "suspect", id: "a", inc: 2, from: "d" });
-  states.suspectNode({ type: "suspect", id: "b", inc: 1, from: "c" });
-  // Stale news and accusations of ourselves are not.
-  states.suspectNode({ type: "suspect", id: "b", inc: 0, from: "c" });
-  states.suspectNode({ type: "suspect", id: "self", inc: 1, from: "c" });
-  assertEquals(suspected, ["a", "b"]);
+  states.deadNode({ type: "dead", id: "a", inc: 1, from: "y" });
+  // A new suspicion is reported; a confirmation of it is not a new accusation.
+  states.suspectNode({ type: "suspect", id: "b", inc: 1, from: "x" });
+  states.suspectNode({ type: "suspect", id: "b", inc: 1, from: "y" });
+  // Neither is stale news, an accusation of ourselves, nor a dead at the known incarnation
+  // (that one is taken as it is).
+  states.suspectNode({ type: "suspect", id: "c", inc: 0, from: "x" });
+  states.suspectNode({ type: "suspect", id: "self", inc: 1, from: "x" });
+  states.deadNode({ type: "dead", id: "c", inc: 1, from: "x" });
+  assertEquals(states.get("c")?.status, "dead");
+  assertEquals(accused, ["a", "a", "b"]);
 });
