@@ -51,6 +51,13 @@ export const MAX_REJOINING = 1024;
  */
 export const WATCHED = 3;
 
+/**
+ * How long a connection dialed for calls stays open once no call has asked for it and
+ * none is in flight, in ms. (Without a limit, one recursive `ls /...` left every server
+ * connected to every other for as long as both lived.)
+ */
+export const CALL_IDLE_MS = 60_000;
+
 /** What the mesh needs from the membership layer (a `Memberlist` fits). */
 export interface MeshMembership {
   /** Our full state, sent when we join through a connection. */
@@ -85,6 +92,8 @@ export interface MeshOptions {
   redialTimeoutMs?: number;
   /** How long a departed member's connection stays open for late replies, in ms. @default {1000} */
   retireGraceMs?: number;
+  /** How long an unused connection dialed for calls stays open, in ms. @default {CALL_IDLE_MS} */
+  callIdleMs?: number;
   /** Members watched through a connection. @default {WATCHED} */
   watched?: number;
   /**
@@ -105,8 +114,9 @@ export class Mesh {
   #retry = new Map<string, { url: string; since: number }>();
   #joining = new Set<string>();
   #rejoinTimer: number | undefined;
-  /** Members dialed for calls: their connections stay while they are members. */
-  #called = new Set<string>();
+  /** Members dialed for calls, with when a call last asked for the connection. */
+  #called = new Map<string, number>();
+  #idleTimer: number | undefined;
   #watching = new Set<string>();
   #ringTimer: number | undefined;
   #ringDueSince = 0;
@@ -160,7 +170,8 @@ export class Mesh {
     if (!m) {
       return Promise.reject(new CircuitError("not found", `Server "X${id}" is not a member`));
     }
-    this.#called.add(id);
+    this.#called.set(id, Date.now());
+    this.#armIdleSweep();
     return this.#connect(m);
   }
 
@@ -287,8 +298,35 @@ export class Mesh {
     this.#stopping = true;
     clearTimeout(this.#rejoinTimer);
     clearTimeout(this.#ringTimer);
+    clearTimeout(this.#idleTimer);
     for (const c of this.#conns.values()) void c.mux.goAway("server stopping");
     this.#conns.clear();
+  }
+
+  /** Sweep idle call connections later, unless a sweep is due. */
+  #armIdleSweep(): void {
+    if (this.#idleTimer !== undefined || this.#stopping) return;
+    const idleMs = this.#o.callIdleMs ?? CALL_IDLE_MS;
+    const timer = setTimeout(() => {
+      this.#idleTimer = undefined;
+      this.#sweepIdle(idleMs);
+    }, Math.max(1, idleMs / 2)) as unknown as number;
+    this.#idleTimer = timer;
+    Deno.unrefTimer(timer);
+  }
+
+  /** Retire call connections nobody asked for in `idleMs` that carry no call now. */
+  #sweepIdle(idleMs: number): void {
+    if (this.#stopping) return;
+    const cutoff = Date.now() - idleMs;
+    for (const [id, at] of this.#called) {
+      if (at > cutoff) continue;
+      const c = this.#conns.get(id);
+      if (c && !c.mux.isClosed && c.mux.stats.callsOut + c.mux.stats.callsIn > 0) continue;
+      this.#called.delete(id);
+      if (!this.#watching.has(id)) this.#retire(id);
+    }
+    if (this.#called.size > 0) this.#armIdleSweep();
   }
 
   /**

@@ -1,4 +1,5 @@
 import { getLogger } from "@logtape/logtape";
+import { accept, type Connection } from "../net/conn.ts";
 import { Mesh } from "./mesh.ts";
 import { MemberTable } from "./membership.ts";
 
@@ -144,5 +145,59 @@ Deno.test("Mesh.checkPort() proves a member gone when its port refuses, without 
     mesh.close();
     live.close();
     await accepting;
+  }
+});
+
+Deno.test("Mesh closes a connection dialed for calls once it has been idle, and dials again when asked", async () => {
+  const id = (c: string) => c.repeat(16);
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (listener.addr as Deno.NetAddr).port;
+  const peerUrl = url(port, id("1"));
+  const served: Connection[] = [];
+  const serving = (async () => {
+    for await (const sock of listener) {
+      const c = await accept(sock, {
+        self: { pid: 1, id: id("1"), url: peerUrl },
+        handlerFor: () => () => Promise.resolve("pong"),
+      });
+      if (c) served.push(c);
+    }
+  })();
+  const table = new MemberTable({ id: id("0"), url: url(1, id("0")), joined: "" });
+  const mesh = new Mesh({
+    table,
+    membership: {
+      state: () => [],
+      merge: () => {},
+      handleSync: () => [],
+      failed: () => {},
+      suspect: () => {},
+    },
+    handler: () => Promise.resolve(null),
+    log: getLogger(["circuit", "test"]),
+    watched: 0,
+    callIdleMs: 100,
+    retireGraceMs: 10,
+  });
+  const dialed: Connection[] = [];
+  try {
+    table.admit({ id: id("1"), url: peerUrl, joined: "" });
+    const first = await mesh.peer(id("1"));
+    dialed.push(first);
+    assertEquals(await first.mux.request("ping", null), "pong");
+    assertEquals(mesh.describe().length, 1, "connected");
+    await until(() => mesh.describe().length === 0, "the idle connection to close", 2000);
+    await first.closed;
+    const second = await mesh.peer(id("1"));
+    dialed.push(second);
+    assertEquals(await second.mux.request("ping", null), "pong", "dialed again");
+  } finally {
+    mesh.close();
+    await Promise.all(dialed.map((c) => c.closed));
+    await new Promise((r) => setTimeout(r, 50)); // GOAWAY's flush polling ends
+    listener.close();
+    await serving;
+    for (const c of served) c.close();
+    await Promise.all(served.map((c) => c.closed));
   }
 });
