@@ -15,8 +15,7 @@
  * @module
  */
 
-import dgram from "node:dgram";
-import { createHmac, timingSafeEqual } from "node:crypto";
+import { hash, timingSafeEqual } from "node:crypto";
 import { Packr } from "msgpackr/pack";
 import { CircuitError } from "../errors.ts";
 import type { MembershipConfig } from "./config.ts";
@@ -55,8 +54,42 @@ export function packetBudget(maxPacketBytes: number, keyed: boolean): number {
   return maxPacketBytes - ENVELOPE_BYTES - (keyed ? MAC_BYTES : 0);
 }
 
+const LABEL_BYTES = new TextEncoder().encode(LABEL);
+const SHA256_BLOCK = 64;
+/** The inner and outer HMAC pads of each key, made once. */
+const PADS = new WeakMap<Uint8Array, { inner: Uint8Array; outer: Uint8Array }>();
+
+/**
+ * HMAC-SHA256 (RFC 2104) of the label and the body under the key, from two one-shot
+ * SHA-256 calls over pads made once per key. The same MAC as `createHmac`, which builds a
+ * stream object per call: about 4× the cost in the rarely run (so never optimised) code of
+ * an idle member.
+ */
 function macOf(key: Uint8Array, body: Uint8Array): Uint8Array {
-  return createHmac("sha256", key).update(LABEL).update(body).digest();
+  let pads = PADS.get(key);
+  if (!pads) {
+    const k = new Uint8Array(SHA256_BLOCK);
+    k.set(key.length > SHA256_BLOCK ? sha256(key) : key);
+    const inner = new Uint8Array(SHA256_BLOCK + LABEL_BYTES.length);
+    const outer = new Uint8Array(SHA256_BLOCK + MAC_BYTES);
+    for (let i = 0; i < SHA256_BLOCK; i++) {
+      inner[i] = k[i] ^ 0x36;
+      outer[i] = k[i] ^ 0x5c;
+    }
+    inner.set(LABEL_BYTES, SHA256_BLOCK);
+    pads = { inner, outer };
+    PADS.set(key, pads);
+  }
+  const msg = new Uint8Array(pads.inner.length + body.length);
+  msg.set(pads.inner);
+  msg.set(body, pads.inner.length);
+  const outer = pads.outer.slice();
+  outer.set(sha256(msg), SHA256_BLOCK);
+  return sha256(outer);
+}
+
+function sha256(bytes: Uint8Array): Uint8Array {
+  return hash("sha256", bytes, "buffer") as unknown as Uint8Array;
 }
 
 /**
@@ -180,13 +213,23 @@ export interface PacketTransport {
   close(): Promise<void>;
 }
 
-/** A {@linkcode PacketTransport} over a node:dgram UDP socket. */
+/** Largest datagram received whole; longer ones are truncated and then fail their MAC. */
+const RECEIVE_BYTES = 65_536;
+
+/**
+ * A {@linkcode PacketTransport} over a UDP socket from `Deno.listenDatagram` (needs
+ * `--unstable-net`). It replaced a node:dgram socket: an idle member sends and receives
+ * a few datagrams a second, and each one through node:dgram's layers (events, Buffers,
+ * async hooks) cost several times the runtime's own API, code that idle never warms.
+ */
 export class UdpTransport implements PacketTransport {
-  #socket: dgram.Socket;
+  #conn: Deno.DatagramConn;
   #addr: Addr;
   #closed: Promise<void> | undefined;
   #inflight = 0;
   #drained: (() => void) | undefined;
+  #fn: ((bytes: Uint8Array, from: Addr) => void) | undefined;
+  #loop: Promise<void> | undefined;
   /** Sends that failed (unresolvable host, socket errors). */
   sendErrors = 0;
 
@@ -197,36 +240,29 @@ export class UdpTransport implements PacketTransport {
    * @returns the transport, listening
    * @throws {CircuitError} `busy` when the port is in use, `bad request` otherwise
    */
-  static async bind(addr: Addr): Promise<UdpTransport> {
-    const socket = dgram.createSocket({ type: addr.host.includes(":") ? "udp6" : "udp4" });
+  static bind(addr: Addr): Promise<UdpTransport> {
+    let conn: Deno.DatagramConn;
     try {
-      await new Promise<void>((resolve, reject) => {
-        socket.once("error", reject);
-        socket.bind(addr.port, addr.host, () => {
-          socket.off("error", reject);
-          resolve();
-        });
-      });
+      conn = Deno.listenDatagram({ transport: "udp", hostname: addr.host, port: addr.port });
     } catch (err) {
-      try {
-        socket.close();
-      } catch { /* never bound */ }
-      const inUse = (err as { code?: string }).code === "EADDRINUSE";
-      throw new CircuitError(
-        inUse ? "busy" : "bad request",
-        `Binding membership UDP socket failed: cannot bind "${addrKey(addr)}": ${
-          (err as Error).message
-        }`,
-        { cause: err },
+      const inUse = err instanceof Deno.errors.AddrInUse;
+      return Promise.reject(
+        new CircuitError(
+          inUse ? "busy" : "bad request",
+          `Binding membership UDP socket failed: cannot bind "${addrKey(addr)}": ${
+            (err as Error).message
+          }`,
+          { cause: err },
+        ),
       );
     }
-    return new UdpTransport(socket, { host: addr.host, port: socket.address().port });
+    const port = (conn.addr as Deno.NetAddr).port;
+    return Promise.resolve(new UdpTransport(conn, { host: addr.host, port }));
   }
 
-  private constructor(socket: dgram.Socket, addr: Addr) {
-    this.#socket = socket;
+  private constructor(conn: Deno.DatagramConn, addr: Addr) {
+    this.#conn = conn;
     this.#addr = addr;
-    socket.on("error", () => this.sendErrors++);
   }
 
   /** The bound address. */
@@ -243,15 +279,12 @@ export class UdpTransport implements PacketTransport {
   send(to: Addr, bytes: Uint8Array): void {
     if (this.#closed) return;
     this.#inflight++;
-    try {
-      this.#socket.send(bytes, to.port, to.host, (err) => {
-        if (err) this.sendErrors++;
-        if (--this.#inflight === 0) this.#drained?.();
-      });
-    } catch {
-      this.sendErrors++;
-      this.#inflight--;
-    }
+    this.#conn.send(bytes, { transport: "udp", hostname: to.host, port: to.port }).then(
+      () => {},
+      () => this.sendErrors++,
+    ).finally(() => {
+      if (--this.#inflight === 0) this.#drained?.();
+    });
   }
 
   /**
@@ -260,13 +293,24 @@ export class UdpTransport implements PacketTransport {
    * @param fn called with the bytes and the sender's address
    */
   listen(fn: (bytes: Uint8Array, from: Addr) => void): void {
-    this.#socket.removeAllListeners("message");
-    this.#socket.on("message", (msg, rinfo) => {
-      fn(new Uint8Array(msg.buffer, msg.byteOffset, msg.byteLength), {
-        host: rinfo.address,
-        port: rinfo.port,
-      });
-    });
+    this.#fn = fn;
+    this.#loop ??= this.#receive();
+  }
+
+  async #receive(): Promise<void> {
+    const buf = new Uint8Array(RECEIVE_BYTES);
+    while (!this.#closed) {
+      let got: [Uint8Array, Deno.Addr];
+      try {
+        got = await this.#conn.receive(buf);
+      } catch {
+        if (this.#closed) return;
+        continue; // a transient error (an ICMP report of an earlier send): keep serving
+      }
+      const from = got[1] as Deno.NetAddr;
+      // A copy: what the receiver keeps must not change under it with the next datagram.
+      this.#fn?.(got[0].slice(), { host: from.hostname, port: from.port });
+    }
   }
 
   /** Let sends already handed over leave (a `left` just before stopping), then close. */
@@ -281,13 +325,10 @@ export class UdpTransport implements PacketTransport {
           };
         });
       }
-      await new Promise<void>((resolve) => {
-        try {
-          this.#socket.close(() => resolve());
-        } catch {
-          resolve();
-        }
-      });
+      try {
+        this.#conn.close();
+      } catch { /* already closed */ }
+      await this.#loop;
     })();
     return this.#closed;
   }

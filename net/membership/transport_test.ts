@@ -9,6 +9,7 @@ import {
   UdpTransport,
 } from "./transport.ts";
 import { CircuitError } from "../errors.ts";
+import { createHmac } from "node:crypto";
 
 const KEY = new Uint8Array(32).fill(7);
 const CONFIG = membershipConfig("lan");
@@ -123,5 +124,16 @@ Deno.test("UdpTransport.bind() fails as busy when the port is taken", async () =
     );
   } finally {
     await a.close();
+  }
+});
+
+Deno.test("packet MACs are HMAC-SHA256 of the label and the body, for keys shorter, equal to and longer than a block", () => {
+  for (const size of [16, 32, 64, 65, 100]) {
+    const key = crypto.getRandomValues(new Uint8Array(size));
+    const packet = encodePacket([new Uint8Array([1, 2, 3])], key);
+    const want = createHmac("sha256", key).update("circuit/1 membership")
+      .update(packet.subarray(32)).digest();
+    assertEquals([...packet.subarray(0, 32)], [...want], `key of ${size} bytes`);
+    assert(new PacketVerifier(key, membershipConfig()).verify(packet) !== null, "verifies");
   }
 });
