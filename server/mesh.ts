@@ -58,6 +58,9 @@ export const WATCHED = 3;
  */
 export const CALL_IDLE_MS = 60_000;
 
+/** Longest random wait before joining a server heard through discovery, in ms. */
+export const DISCOVER_JITTER_MS = 100;
+
 /** What the mesh needs from the membership layer (a `Memberlist` fits). */
 export interface MeshMembership {
   /** Our full state, sent when we join through a connection. */
@@ -94,6 +97,8 @@ export interface MeshOptions {
   retireGraceMs?: number;
   /** How long an unused connection dialed for calls stays open, in ms. @default {CALL_IDLE_MS} */
   callIdleMs?: number;
+  /** Longest random wait before joining an announced server. @default {DISCOVER_JITTER_MS} */
+  discoverJitterMs?: number;
   /** Members watched through a connection. @default {WATCHED} */
   watched?: number;
   /**
@@ -121,6 +126,7 @@ export class Mesh {
   #ringTimer: number | undefined;
   #ringDueSince = 0;
   #checkingPorts = new Set<string>();
+  #discoverTimers = new Set<number>();
 
   /** @param options table, key, handler, log */
   constructor(options: MeshOptions) {
@@ -251,7 +257,11 @@ export class Mesh {
   }
 
   /**
-   * A server announced itself (multicast discovery): join it unless it is known.
+   * A server announced itself (multicast discovery): join it unless it is known, after a
+   * random wait of up to `discoverJitterMs`, and only if it is still unknown then. When
+   * many servers start at once, each hears every other: joining at once made a keyed
+   * handshake and a full-state exchange per pair, while after the first few joins gossip
+   * makes the rest known.
    *
    * @param url its URL
    */
@@ -262,11 +272,22 @@ export class Mesh {
     } catch {
       return;
     }
-    if (id === this.#o.table.self.id || this.#o.table.get(id) || this.#joining.has(id)) return;
+    if (this.#stopping || id === this.#o.table.self.id || this.#o.table.get(id)) return;
+    if (this.#joining.has(id)) return;
     this.#joining.add(id);
-    void this.join(url, AbortSignal.timeout(this.#o.config?.dialTimeoutMs ?? 3000))
-      .catch((err) => this.#o.log.debug(`joining announced ${url} failed: ${err.message}`))
-      .finally(() => this.#joining.delete(id));
+    const jitter = Math.random() * (this.#o.discoverJitterMs ?? DISCOVER_JITTER_MS);
+    const timer = setTimeout(() => {
+      this.#discoverTimers.delete(timer);
+      if (this.#stopping || this.#o.table.get(id)) {
+        this.#joining.delete(id);
+        return;
+      }
+      void this.join(url, AbortSignal.timeout(this.#o.config?.dialTimeoutMs ?? 3000))
+        .catch((err) => this.#o.log.debug(`joining announced ${url} failed: ${err.message}`))
+        .finally(() => this.#joining.delete(id));
+    }, jitter) as unknown as number;
+    this.#discoverTimers.add(timer);
+    Deno.unrefTimer(timer);
   }
 
   /**
@@ -299,6 +320,8 @@ export class Mesh {
     clearTimeout(this.#rejoinTimer);
     clearTimeout(this.#ringTimer);
     clearTimeout(this.#idleTimer);
+    for (const t of this.#discoverTimers) clearTimeout(t);
+    this.#discoverTimers.clear();
     for (const c of this.#conns.values()) void c.mux.goAway("server stopping");
     this.#conns.clear();
   }

@@ -201,3 +201,49 @@ Deno.test("Mesh closes a connection dialed for calls once it has been idle, and 
     await Promise.all(served.map((c) => c.closed));
   }
 });
+
+Deno.test("Mesh joins an announced server after a random wait, and not once gossip made it known", async () => {
+  const id = (c: string) => c.repeat(16);
+  const table = new MemberTable({ id: id("0"), url: url(1, id("0")), joined: "" });
+  const mesh = new Mesh({
+    table,
+    membership: {
+      state: () => [],
+      merge: () => {},
+      handleSync: () => [],
+      failed: () => {},
+      suspect: () => {},
+    },
+    handler: () => Promise.resolve(null),
+    log: getLogger(["circuit", "test"]),
+    watched: 0,
+    discoverJitterMs: 150,
+  });
+  // Counts dials: accepts and hangs up (the join then fails, which is fine here).
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (listener.addr as Deno.NetAddr).port;
+  let accepted = 0;
+  const serving = (async () => {
+    for await (const c of listener) {
+      accepted++;
+      c.close();
+    }
+  })();
+  try {
+    // Announced, then learned through gossip before the wait is over: never dialed.
+    mesh.discovered(url(port, id("1")));
+    table.admit({ id: id("1"), url: url(port, id("1")), joined: "" });
+    await new Promise((r) => setTimeout(r, 300));
+    assertEquals(accepted, 0, "dials to a member gossip made known");
+    // Announced and still unknown after the wait: dialed once, however often announced.
+    mesh.discovered(url(port, id("2")));
+    mesh.discovered(url(port, id("2")));
+    await until(() => accepted === 1, "the announced server to be dialed", 2000);
+    await new Promise((r) => setTimeout(r, 300));
+    assertEquals(accepted, 1, "dials");
+  } finally {
+    mesh.close();
+    listener.close();
+    await serving;
+  }
+});
