@@ -480,3 +480,26 @@ Deno.test("Memberlist: a death proven here is told to every member directly, not
     await Promise.all(nodes.map((n) => n.ml.stop()));
   }
 });
+
+Deno.test("Memberlist: members that hear a suspicion probe the suspect at once, out of turn", async () => {
+  // Regular probes every 10 s: a probe started within 300 ms of the news is the reaction.
+  const config = { probeIntervalMs: 10_000, probeTimeoutMs: 100 };
+  const nodes: Node[] = [];
+  for (let i = 0; i < 4; i++) nodes.push(await startNode(0, config));
+  const [a, b, c, d] = nodes;
+  try {
+    for (const n of [b, c, d]) await n.ml.join([a.ml.self.addr]);
+    await waitUntil(() => nodes.every((n) => n.ml.members().length === 4), 3000, "4 members");
+    await new Promise((r) => setTimeout(r, 200)); // the start-up probes are under way
+    d.transport.paused = true;
+    const before = [b, c].map((n) => n.ml.stats().probes.probes);
+    a.ml.suspect(d.ml.self.id);
+    await waitUntil(
+      () => [b, c].every((n, i) => n.ml.stats().probes.probes > before[i]),
+      300,
+      "b and c to probe the suspect",
+    );
+  } finally {
+    await Promise.all(nodes.map((n) => n.ml.stop()));
+  }
+});

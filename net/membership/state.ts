@@ -82,7 +82,7 @@ export interface MemberStatesOptions {
    * older incarnation than ours (taken as a suspicion). A caller with other evidence (a
    * refused port) can settle it at once.
    */
-  accused?(id: string): void;
+  accused?(id: string, from: string): void;
 }
 
 const isMember = (m: Member) => m.status === "alive" || m.status === "suspect";
@@ -250,7 +250,7 @@ export class MemberStates {
       onTimeout: () => this.deadNode({ type: "dead", id: m.id, inc: sus.inc, from: self }),
     });
     this.#o.broadcast(sus);
-    this.#o.accused?.(m.id);
+    this.#o.accused?.(m.id, sus.from);
   }
 
   /**
@@ -271,7 +271,7 @@ export class MemberStates {
       // we do not hold starts; a live member refutes either, as any accusation.
       if (m.status === "suspect") {
         this.#suspicions.confirm(m.id, d.from);
-        this.#o.accused?.(m.id);
+        this.#o.accused?.(m.id, d.from);
       } else this.suspectNode({ type: "suspect", id: m.id, inc: m.incarnation, from: d.from });
       return;
     }
