@@ -7,8 +7,8 @@
  *
  * Each server keeps a connection to the next few members in id order (its watch ring,
  * {@linkcode WATCHED}), so every member is watched by that many others: when one is
- * killed, its watchers see the close, the redial is refused, and the death is gossiped
- * within milliseconds. Other members are dialed when a call needs them. (A connection to
+ * killed, its watchers see the close, the redial is refused, and the death is sent to
+ * every member within milliseconds. Other members are dialed when a call needs them. (A connection to
  * every member made a join cost a keyed handshake per pair: at 25 members, most of the
  * CPU of a join storm.) A member that misses a probe while no connection to it is open is
  * dialed then. Failed members are re-dialed now and then, so a healed partition merges
@@ -110,7 +110,7 @@ export interface MeshOptions {
   ringMaxWaitMs?: number;
 }
 
-/** Dialed connections to every member. */
+/** Dialed connections: to the members we watch, and to those calls need. */
 export class Mesh {
   #o: MeshOptions;
   #conns = new Map<string, Connection>();
@@ -182,10 +182,10 @@ export class Mesh {
   }
 
   /**
-   * A member missed a direct probe or is suspected. With a connection open to it, that
-   * connection's end will tell; without one, dial it now: a refused port proves the
-   * process gone and it is declared failed at once, as for any dial. Anything else leaves
-   * it to the probes and suspicion. A connection made only for this is closed again.
+   * A member missed a direct probe. With a connection open to it, that connection's end
+   * will tell; without one, dial it now: a refused port proves the process gone and it is
+   * declared failed at once, as for any dial. Anything else leaves it to the probes and
+   * suspicion. A connection made only for this is closed again.
    *
    * @param id the member
    */
