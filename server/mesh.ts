@@ -61,6 +61,13 @@ export const CALL_IDLE_MS = 60_000;
 /** Longest random wait before joining a server heard through discovery, in ms. */
 export const DISCOVER_JITTER_MS = 100;
 
+/** `setTimeout` that does not keep the process alive: the mesh's timers are housekeeping. */
+function unrefTimeout(fn: () => void, ms: number): number {
+  const t = setTimeout(fn, ms) as unknown as number;
+  Deno.unrefTimer(t);
+  return t;
+}
+
 /** What the mesh needs from the membership layer (a `Memberlist` fits). */
 export interface MeshMembership {
   /** Our full state, sent when we join through a connection. */
@@ -193,9 +200,7 @@ export class Mesh {
     const m = this.#o.table.get(id);
     if (this.#stopping || !m) return;
     // A failure is reported by #connect itself.
-    void this.#connect(m).then(() => {
-      if (!this.#watching.has(id) && !this.#called.has(id)) this.#retire(id);
-    }, () => {});
+    void this.#connect(m).then(() => this.#retireUnneeded(id), () => {});
   }
 
   /**
@@ -222,9 +227,8 @@ export class Mesh {
       return;
     }
     this.#checkingPorts.add(id);
-    const hostname = u.host;
     const signal = AbortSignal.timeout(this.#o.redialTimeoutMs ?? 1000);
-    Deno.connect({ hostname, port: u.port, signal } as Deno.ConnectOptions).then(
+    Deno.connect({ hostname: u.host, port: u.port, signal } as Deno.ConnectOptions).then(
       (c) => c.close(),
       (err) => {
         if (!(err instanceof Deno.errors.ConnectionRefused)) return;
@@ -276,7 +280,7 @@ export class Mesh {
     if (this.#joining.has(id)) return;
     this.#joining.add(id);
     const jitter = Math.random() * (this.#o.discoverJitterMs ?? DISCOVER_JITTER_MS);
-    const timer = setTimeout(() => {
+    const timer = unrefTimeout(() => {
       this.#discoverTimers.delete(timer);
       if (this.#stopping || this.#o.table.get(id)) {
         this.#joining.delete(id);
@@ -285,9 +289,8 @@ export class Mesh {
       void this.join(url, AbortSignal.timeout(this.#o.config?.dialTimeoutMs ?? 3000))
         .catch((err) => this.#o.log.debug(`joining announced ${url} failed: ${err.message}`))
         .finally(() => this.#joining.delete(id));
-    }, jitter) as unknown as number;
+    }, jitter);
     this.#discoverTimers.add(timer);
-    Deno.unrefTimer(timer);
   }
 
   /**
@@ -330,12 +333,10 @@ export class Mesh {
   #armIdleSweep(): void {
     if (this.#idleTimer !== undefined || this.#stopping) return;
     const idleMs = this.#o.callIdleMs ?? CALL_IDLE_MS;
-    const timer = setTimeout(() => {
+    this.#idleTimer = unrefTimeout(() => {
       this.#idleTimer = undefined;
       this.#sweepIdle(idleMs);
-    }, Math.max(1, idleMs / 2)) as unknown as number;
-    this.#idleTimer = timer;
-    Deno.unrefTimer(timer);
+    }, Math.max(1, idleMs / 2));
   }
 
   /** Retire call connections nobody asked for in `idleMs` that carry no call now. */
@@ -347,7 +348,7 @@ export class Mesh {
       const c = this.#conns.get(id);
       if (c && !c.mux.isClosed && c.mux.stats.callsOut + c.mux.stats.callsIn > 0) continue;
       this.#called.delete(id);
-      if (!this.#watching.has(id)) this.#retire(id);
+      this.#retireUnneeded(id);
     }
     if (this.#called.size > 0) this.#armIdleSweep();
   }
@@ -363,12 +364,10 @@ export class Mesh {
     clearTimeout(this.#ringTimer);
     const quiet = this.#o.ringSettleMs ?? 100;
     const left = this.#ringDueSince + (this.#o.ringMaxWaitMs ?? 1000) - now;
-    const timer = setTimeout(() => {
+    this.#ringTimer = unrefTimeout(() => {
       this.#ringTimer = undefined;
       this.#updateRing();
-    }, Math.max(0, Math.min(quiet, left))) as unknown as number;
-    this.#ringTimer = timer;
-    Deno.unrefTimer(timer);
+    }, Math.max(0, Math.min(quiet, left)));
   }
 
   /**
@@ -384,21 +383,24 @@ export class Mesh {
     for (let i = 1; i <= k; i++) ring.add(members[(at + i) % members.length].id);
     this.#watching = ring;
     for (const id of ring) void this.#connect(this.#o.table.get(id)!).catch(() => {});
-    for (const id of [...this.#conns.keys()]) {
-      if (!ring.has(id) && !this.#called.has(id)) this.#retire(id);
-    }
+    for (const id of [...this.#conns.keys()]) this.#retireUnneeded(id);
+  }
+
+  /** Retire the connection to a member unless we watch it or calls use it. */
+  #retireUnneeded(id: string): void {
+    if (!this.#watching.has(id) && !this.#called.has(id)) this.#retire(id);
   }
 
   /**
-   * A member left, or we stopped watching it: replies still in flight on its connection (say, to the `suicide`
-   * that made it leave) may arrive after its leave notice, so close after a grace.
+   * A member left, or its connection is no longer needed: replies still in flight on it
+   * (say, to the `suicide` that made it leave) may arrive after its leave notice, so close
+   * after a grace.
    */
   #retire(id: string): void {
     const conn = this.#conns.get(id);
     if (!conn) return;
     this.#conns.delete(id);
-    const t = setTimeout(() => conn.close(), this.#o.retireGraceMs ?? 1000);
-    Deno.unrefTimer(t as unknown as number);
+    const t = unrefTimeout(() => conn.close(), this.#o.retireGraceMs ?? 1000);
     void conn.closed.then(() => clearTimeout(t));
   }
 
@@ -470,13 +472,11 @@ export class Mesh {
   /** Run the re-dial round later, unless one is due; idle servers wake for nothing. */
   #armRejoin(): void {
     if (this.#rejoinTimer !== undefined || this.#stopping) return;
-    const timer = setTimeout(() => {
+    this.#rejoinTimer = unrefTimeout(() => {
       this.#rejoinTimer = undefined;
       this.#rejoin();
       if (this.#retry.size > 0) this.#armRejoin();
-    }, this.#o.rejoinIntervalMs ?? 2000) as unknown as number;
-    this.#rejoinTimer = timer;
-    Deno.unrefTimer(timer);
+    }, this.#o.rejoinIntervalMs ?? 2000);
   }
 
   /** Re-dial failed members; drop those that are back, restarted, or gone too long. */
