@@ -233,7 +233,7 @@ export class Memberlist implements AsyncDisposable {
     if (others.length === 0) return;
     // Leaving is rare and matters: tell everyone directly as well as through gossip.
     const { id, incarnation: inc } = this.#state.self;
-    for (const m of others) this.#gossip.send(m.addr, [{ type: "left", id, inc }], false);
+    this.#tellEveryone({ type: "left", id, inc });
     await waitFor(sent, this.#config.leaveTimeoutMs, options.signal, "Leaving").catch(() => {});
   }
 
@@ -322,8 +322,13 @@ export class Memberlist implements AsyncDisposable {
     const dead = { type: "dead", id, inc: m.incarnation, from: this.#o.self.id } as const;
     this.#state.deadNode(dead);
     if (this.#state.get(id)?.status !== "dead") return false;
-    for (const o of this.#others()) this.#gossip.send(o.addr, [dead], false);
+    this.#tellEveryone(dead);
     return true;
+  }
+
+  /** Send news straight to every other member, besides gossiping it. */
+  #tellEveryone(msg: Message): void {
+    for (const m of this.#others()) this.#gossip.send(m.addr, [msg], false);
   }
 
   /**
@@ -413,33 +418,25 @@ export class Memberlist implements AsyncDisposable {
     if (!this.#running || !m || m.status !== "suspect" || this.#probingAccused.has(id)) return;
     this.#probingAccused.add(id);
     try {
-      const target = { id, addr: m.addr, incarnation: m.incarnation, status: m.status };
-      const r = await this.#prober.probe(target);
-      if (r.outcome === "failed" && this.#running) {
-        this.#log.debug(`probe of accused ${id} failed (${r.nacks}/${r.expectedNacks} nacks)`);
-        this.#state.suspectNode({
-          type: "suspect",
-          id,
-          inc: target.incarnation,
-          from: this.#o.self.id,
-        });
-      }
+      await this.#probe({ id, addr: m.addr, incarnation: m.incarnation, status: m.status });
     } finally {
       this.#probingAccused.delete(id);
     }
   }
 
+  /** Probe a member; if it fails, suspect it ourselves. */
+  async #probe(target: ProbeTarget): Promise<void> {
+    const r = await this.#prober.probe(target);
+    if (r.outcome !== "failed" || !this.#running) return;
+    this.#log.debug(`probe of ${target.id} failed (${r.nacks}/${r.expectedNacks} nacks)`);
+    const { id, incarnation: inc } = target;
+    this.#state.suspectNode({ type: "suspect", id, inc, from: this.#o.self.id });
+  }
+
   async #probeTick(): Promise<void> {
     const started = this.#clock.now();
     const target = this.#order.next(this.#others());
-    if (target) {
-      const r = await this.#prober.probe(target);
-      if (r.outcome === "failed" && this.#running) {
-        this.#log.debug(`probe of ${target.id} failed (${r.nacks}/${r.expectedNacks} nacks)`);
-        const { id, incarnation: inc } = target;
-        this.#state.suspectNode({ type: "suspect", id, inc, from: this.#o.self.id });
-      }
-    }
+    if (target) await this.#probe(target);
     this.#state.reap();
     const interval = this.#awareness.scale(this.#config.probeIntervalMs);
     this.#after(interval - (this.#clock.now() - started), () => this.#probeTick());
