@@ -14,7 +14,8 @@
  */
 
 import dgram from "node:dgram";
-import { createHmac, timingSafeEqual } from "node:crypto";
+import { timingSafeEqual } from "node:crypto";
+import { hmacSha256 } from "./hmac.ts";
 import { Packr } from "msgpackr/pack";
 import { CircuitError } from "./errors.ts";
 
@@ -91,7 +92,7 @@ export function parseGroup(text: string): Group {
 }
 
 function macOf(key: Uint8Array, body: Uint8Array): Uint8Array {
-  return createHmac("sha256", key).update("circuit/1 discovery").update(body).digest();
+  return hmacSha256(key, "circuit/1 discovery", body);
 }
 
 /**

@@ -15,7 +15,8 @@
  * @module
  */
 
-import { hash, timingSafeEqual } from "node:crypto";
+import { timingSafeEqual } from "node:crypto";
+import { hmacSha256 } from "../hmac.ts";
 import { Packr } from "msgpackr/pack";
 import { CircuitError } from "../errors.ts";
 import type { MembershipConfig } from "./config.ts";
@@ -54,42 +55,8 @@ export function packetBudget(maxPacketBytes: number, keyed: boolean): number {
   return maxPacketBytes - ENVELOPE_BYTES - (keyed ? MAC_BYTES : 0);
 }
 
-const LABEL_BYTES = new TextEncoder().encode(LABEL);
-const SHA256_BLOCK = 64;
-/** The inner and outer HMAC pads of each key, made once. */
-const PADS = new WeakMap<Uint8Array, { inner: Uint8Array; outer: Uint8Array }>();
-
-/**
- * HMAC-SHA256 (RFC 2104) of the label and the body under the key, from two one-shot
- * SHA-256 calls over pads made once per key. The same MAC as `createHmac`, which builds a
- * stream object per call: about 4× the cost in the rarely run (so never optimised) code of
- * an idle member.
- */
 function macOf(key: Uint8Array, body: Uint8Array): Uint8Array {
-  let pads = PADS.get(key);
-  if (!pads) {
-    const k = new Uint8Array(SHA256_BLOCK);
-    k.set(key.length > SHA256_BLOCK ? sha256(key) : key);
-    const inner = new Uint8Array(SHA256_BLOCK + LABEL_BYTES.length);
-    const outer = new Uint8Array(SHA256_BLOCK + MAC_BYTES);
-    for (let i = 0; i < SHA256_BLOCK; i++) {
-      inner[i] = k[i] ^ 0x36;
-      outer[i] = k[i] ^ 0x5c;
-    }
-    inner.set(LABEL_BYTES, SHA256_BLOCK);
-    pads = { inner, outer };
-    PADS.set(key, pads);
-  }
-  const msg = new Uint8Array(pads.inner.length + body.length);
-  msg.set(pads.inner);
-  msg.set(body, pads.inner.length);
-  const outer = pads.outer.slice();
-  outer.set(sha256(msg), SHA256_BLOCK);
-  return sha256(outer);
-}
-
-function sha256(bytes: Uint8Array): Uint8Array {
-  return hash("sha256", bytes, "buffer") as unknown as Uint8Array;
+  return hmacSha256(key, LABEL, body);
 }
 
 /**
