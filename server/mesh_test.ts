@@ -1,6 +1,6 @@
 import { getLogger } from "@logtape/logtape";
 import { accept, type Connection } from "../net/conn.ts";
-import { Mesh } from "./mesh.ts";
+import { Mesh, type MeshOptions } from "./mesh.ts";
 import { MemberTable } from "./membership.ts";
 
 function assertEquals<T>(got: T, want: T, msg = ""): void {
@@ -17,10 +17,24 @@ async function until(cond: () => boolean, what: string, ms = 5000): Promise<void
 }
 
 const url = (port: number, id: string) => `circuit://127.0.0.1:${port}/1/Q${id}`;
+/** A member id: one hex digit repeated, so ids sort as their digits. */
+const id = (c: string) => c.repeat(16);
 
-Deno.test("Mesh.check() declares failed a member whose port refuses, and only that one", async () => {
-  const self = { id: "0".repeat(16), url: url(1, "0".repeat(16)), joined: "" };
-  const table = new MemberTable(self);
+/** A port nobody listens on: connections to it are refused. */
+function refusedPort(): number {
+  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (l.addr as Deno.NetAddr).port;
+  l.close();
+  return port;
+}
+
+/**
+ * A mesh for member 0 over a stub membership layer that records what the mesh reports.
+ *
+ * @param options mesh options besides the table, membership, handler and log
+ */
+function testMesh(options: Partial<MeshOptions> = {}) {
+  const table = new MemberTable({ id: id("0"), url: url(1, id("0")), joined: "" });
   const failed: string[] = [], suspected: string[] = [];
   const mesh = new Mesh({
     table,
@@ -33,11 +47,15 @@ Deno.test("Mesh.check() declares failed a member whose port refuses, and only th
     },
     handler: () => Promise.resolve(null),
     log: getLogger(["circuit", "test"]),
+    ...options,
   });
+  return { table, mesh, failed, suspected };
+}
+
+Deno.test("Mesh.check() declares failed a member whose port refuses, and only that one", async () => {
+  const { table, mesh, failed, suspected } = testMesh();
   // A port nobody listens on, and one where something accepts but speaks no circuit.
-  const gone = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const gonePort = (gone.addr as Deno.NetAddr).port;
-  gone.close();
+  const gonePort = refusedPort();
   const mute = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const accepting = (async () => {
     for await (const c of mute) c.close();
@@ -65,28 +83,9 @@ Deno.test("Mesh.check() declares failed a member whose port refuses, and only th
 });
 
 Deno.test("Mesh dials only the next members in id order (its watch ring), and moves on when one leaves", async () => {
-  const id = (c: string) => c.repeat(16);
-  const self = { id: id("0"), url: url(1, id("0")), joined: "" };
-  const table = new MemberTable(self);
-  const dialed: string[] = [];
-  const mesh = new Mesh({
-    table,
-    membership: {
-      state: () => [],
-      merge: () => {},
-      handleSync: () => [],
-      // Every port refuses: each dial the mesh makes ends here.
-      failed: (id) => void dialed.push(id),
-      suspect: () => {},
-    },
-    handler: () => Promise.resolve(null),
-    log: getLogger(["circuit", "test"]),
-    watched: 3,
-    ringSettleMs: 20,
-  });
-  const gone = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (gone.addr as Deno.NetAddr).port;
-  gone.close();
+  // Every port refuses: each dial the mesh makes ends as a failure.
+  const { table, mesh, failed: dialed } = testMesh({ watched: 3, ringSettleMs: 20 });
+  const port = refusedPort();
   try {
     // Admitted out of order, as gossip delivers them: the ring is by id, after ourselves.
     for (const c of ["6", "2", "5", "1", "4", "3"]) {
@@ -107,25 +106,9 @@ Deno.test("Mesh dials only the next members in id order (its watch ring), and mo
 });
 
 Deno.test("Mesh.checkPort() proves a member gone when its port refuses, without a handshake", async () => {
-  const id = (c: string) => c.repeat(16);
-  const table = new MemberTable({ id: id("0"), url: url(1, id("0")), joined: "" });
-  const failed: string[] = [];
-  const mesh = new Mesh({
-    table,
-    membership: {
-      state: () => [],
-      merge: () => {},
-      handleSync: () => [],
-      failed: (id) => void failed.push(id),
-      suspect: () => {},
-    },
-    handler: () => Promise.resolve(null),
-    log: getLogger(["circuit", "test"]),
-    watched: 0, // no watch dials: only the check can find out
-  });
-  const gone = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const gonePort = (gone.addr as Deno.NetAddr).port;
-  gone.close();
+  // No watch dials: only the check can find out.
+  const { table, mesh, failed } = testMesh({ watched: 0 });
+  const gonePort = refusedPort();
   // A port that accepts and stays silent, like a live server that has not answered yet.
   const live = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const accepting = (async () => {
@@ -149,7 +132,6 @@ Deno.test("Mesh.checkPort() proves a member gone when its port refuses, without 
 });
 
 Deno.test("Mesh closes a connection dialed for calls once it has been idle, and dials again when asked", async () => {
-  const id = (c: string) => c.repeat(16);
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const port = (listener.addr as Deno.NetAddr).port;
   const peerUrl = url(port, id("1"));
@@ -163,22 +145,7 @@ Deno.test("Mesh closes a connection dialed for calls once it has been idle, and 
       if (c) served.push(c);
     }
   })();
-  const table = new MemberTable({ id: id("0"), url: url(1, id("0")), joined: "" });
-  const mesh = new Mesh({
-    table,
-    membership: {
-      state: () => [],
-      merge: () => {},
-      handleSync: () => [],
-      failed: () => {},
-      suspect: () => {},
-    },
-    handler: () => Promise.resolve(null),
-    log: getLogger(["circuit", "test"]),
-    watched: 0,
-    callIdleMs: 100,
-    retireGraceMs: 10,
-  });
+  const { table, mesh } = testMesh({ watched: 0, callIdleMs: 100, retireGraceMs: 10 });
   const dialed: Connection[] = [];
   try {
     table.admit({ id: id("1"), url: peerUrl, joined: "" });
@@ -203,22 +170,7 @@ Deno.test("Mesh closes a connection dialed for calls once it has been idle, and 
 });
 
 Deno.test("Mesh joins an announced server after a random wait, and not once gossip made it known", async () => {
-  const id = (c: string) => c.repeat(16);
-  const table = new MemberTable({ id: id("0"), url: url(1, id("0")), joined: "" });
-  const mesh = new Mesh({
-    table,
-    membership: {
-      state: () => [],
-      merge: () => {},
-      handleSync: () => [],
-      failed: () => {},
-      suspect: () => {},
-    },
-    handler: () => Promise.resolve(null),
-    log: getLogger(["circuit", "test"]),
-    watched: 0,
-    discoverJitterMs: 150,
-  });
+  const { table, mesh } = testMesh({ watched: 0, discoverJitterMs: 150 });
   // Counts dials: accepts and hangs up (the join then fails, which is fine here).
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const port = (listener.addr as Deno.NetAddr).port;
