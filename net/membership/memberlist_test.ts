@@ -74,6 +74,34 @@ async function waitUntil(cond: () => boolean, timeoutMs: number, what: string): 
 }
 
 const statusIn = (n: Node, id: string) => n.ml.member(id)?.status;
+
+/** No probes and no push-pulls in a test's window: only gossip and direct messages move news. */
+const QUIET: Partial<MembershipConfig> = {
+  probeIntervalMs: 10_000,
+  probeTimeoutMs: 200,
+  pushPullIntervalMs: 0,
+  pushPullAfterJoinMs: 0,
+};
+
+/**
+ * Start `n` members into `nodes` (which the caller stops) and join each to all started
+ * before it, so they converge without gossip; wait until every one lists `n`.
+ */
+async function startCluster(
+  n: number,
+  config: Partial<MembershipConfig>,
+  nodes: Node[],
+): Promise<Node[]> {
+  const mine: Node[] = [];
+  for (let i = 0; i < n; i++) {
+    const node = await startNode(0, config);
+    nodes.push(node);
+    if (mine.length > 0) await node.ml.join(mine.map((m) => m.ml.self.addr));
+    mine.push(node);
+  }
+  await waitUntil(() => mine.every((m) => m.ml.members().length === n), 3000, `${n} members`);
+  return mine;
+}
 /** Leave events about anyone not in `expected`: false alarms. */
 const falseAlarms = (nodes: Node[], expected: string[]) =>
   nodes.flatMap((n) =>
@@ -307,15 +335,9 @@ Deno.test("Memberlist.start() refuses a second start; stop() is idempotent", asy
 Deno.test("Memberlist: a member that missed a join catches up at its next join, not at the periodic sync", async () => {
   // No periodic push-pull: only the exchange after a join can repair what gossip missed.
   const config = { pushPullIntervalMs: 0 };
-  const [a, b, c] = [
-    await startNode(0, config),
-    await startNode(0, config),
-    await startNode(0, config),
-  ];
-  const nodes = [a, b, c];
+  const nodes: Node[] = [];
   try {
-    await Promise.all([b, c].map((n) => n.ml.join([a.ml.self.addr])));
-    await waitUntil(() => nodes.every((n) => n.ml.members().length === 3), 3000, "3 members");
+    const [a, b, c] = await startCluster(3, config, nodes);
     // c hears nothing while d joins and the news of it is gossiped and retired.
     c.transport.paused = true;
     const d = await startNode(0, config);
@@ -343,18 +365,10 @@ Deno.test("Memberlist: a member that missed a join catches up at its next join, 
 Deno.test("Memberlist: news that finds the gossip loop idle goes out at once, not an interval later", async () => {
   // Long gossip interval, no probes or push-pulls in the window: the only quick way for b to
   // hear of c is a's gossip round right after c joined a.
-  const config = {
-    probeIntervalMs: 10_000,
-    probeTimeoutMs: 200,
-    gossipIntervalMs: 400,
-    pushPullIntervalMs: 0,
-    pushPullAfterJoinMs: 0,
-  };
-  const [a, b] = [await startNode(0, config), await startNode(0, config)];
-  const nodes = [a, b];
+  const config = { ...QUIET, gossipIntervalMs: 400 };
+  const nodes: Node[] = [];
   try {
-    await b.ml.join([a.ml.self.addr]);
-    await waitUntil(() => nodes.every((n) => n.ml.members().length === 2), 3000, "2 members");
+    const [a, b] = await startCluster(2, config, nodes);
     // The join's broadcasts go out 4 times, one member a round: retired after 1.6 s.
     await new Promise((r) => setTimeout(r, 2500));
     const c = await startNode(0, config);
@@ -371,19 +385,10 @@ Deno.test("Memberlist: news that finds the gossip loop idle goes out at once, no
 Deno.test("Memberlist: news queued right after a round goes out a news interval later, not a gossip interval", async () => {
   // As above, the only quick way for b to hear of d is a's gossip. c joins a first, so a's
   // round has just run when d joins: an idle-interval loop would tell b 400 ms later.
-  const config = {
-    probeIntervalMs: 10_000,
-    probeTimeoutMs: 200,
-    gossipIntervalMs: 400,
-    newsIntervalMs: 20,
-    pushPullIntervalMs: 0,
-    pushPullAfterJoinMs: 0,
-  };
-  const [a, b] = [await startNode(0, config), await startNode(0, config)];
-  const nodes = [a, b];
+  const config = { ...QUIET, gossipIntervalMs: 400, newsIntervalMs: 20 };
+  const nodes: Node[] = [];
   try {
-    await b.ml.join([a.ml.self.addr]);
-    await waitUntil(() => nodes.every((n) => n.ml.members().length === 2), 3000, "2 members");
+    const [a, b] = await startCluster(2, config, nodes);
     await new Promise((r) => setTimeout(r, 2500)); // the join's broadcasts retire
     const [c, d] = [await startNode(0, config), await startNode(0, config)];
     nodes.push(c, d);
@@ -415,25 +420,10 @@ Deno.test("Memberlist: a lone member's gossip loop sleeps, though its own news i
 Deno.test("Memberlist: news that finds the loop waiting out a buddy interval goes out a news interval later", async () => {
   // a remembers a dead member, so its loop wakes every gossip interval to tell it (400 ms
   // here); the news of d's join must not wait for that round.
-  const config = {
-    probeIntervalMs: 10_000,
-    probeTimeoutMs: 200,
-    gossipIntervalMs: 400,
-    newsIntervalMs: 20,
-    pushPullIntervalMs: 0,
-    pushPullAfterJoinMs: 0,
-    deadReapMs: 60_000,
-  };
-  const [a, b, c] = [
-    await startNode(0, config),
-    await startNode(0, config),
-    await startNode(0, config),
-  ];
-  const nodes = [a, b, c];
+  const config = { ...QUIET, gossipIntervalMs: 400, newsIntervalMs: 20, deadReapMs: 60_000 };
+  const nodes: Node[] = [];
   try {
-    await b.ml.join([a.ml.self.addr]);
-    await c.ml.join([a.ml.self.addr]);
-    await waitUntil(() => nodes.every((n) => n.ml.members().length === 3), 3000, "3 members");
+    const [a, , c] = await startCluster(3, config, nodes);
     c.transport.paused = true; // c cannot refute
     assert(a.ml.failed(c.ml.self.id), "a declares c dead");
     await waitUntil(() => a.ml.stats().queue.depth === 0, 3000, "a's news to retire");
@@ -455,20 +445,10 @@ Deno.test("Memberlist: news that finds the loop waiting out a buddy interval goe
 
 Deno.test("Memberlist: a death proven here is told to every member directly, not only gossiped", async () => {
   // No gossip rounds and no probes in the window: only direct messages can tell b and c.
-  const config = {
-    probeIntervalMs: 10_000,
-    probeTimeoutMs: 200,
-    gossipNodes: 0,
-    pushPullIntervalMs: 0,
-    pushPullAfterJoinMs: 0,
-  };
+  const config = { ...QUIET, gossipNodes: 0 };
   const nodes: Node[] = [];
-  for (let i = 0; i < 4; i++) nodes.push(await startNode(0, config));
-  const [a, b, c, d] = nodes;
   try {
-    for (const n of [b, c, d]) await n.ml.join([a.ml.self.addr]);
-    for (const n of [b, c, d]) await n.ml.join([b.ml.self.addr, c.ml.self.addr, d.ml.self.addr]);
-    await waitUntil(() => nodes.every((n) => n.ml.members().length === 4), 3000, "4 members");
+    const [a, b, c, d] = await startCluster(4, config, nodes);
     d.transport.paused = true;
     assert(a.ml.failed(d.ml.self.id), "a declares d dead");
     await waitUntil(
@@ -485,11 +465,8 @@ Deno.test("Memberlist: members that hear a suspicion probe the suspect at once, 
   // Regular probes every 10 s: a probe started within 300 ms of the news is the reaction.
   const config = { probeIntervalMs: 10_000, probeTimeoutMs: 100 };
   const nodes: Node[] = [];
-  for (let i = 0; i < 4; i++) nodes.push(await startNode(0, config));
-  const [a, b, c, d] = nodes;
   try {
-    for (const n of [b, c, d]) await n.ml.join([a.ml.self.addr]);
-    await waitUntil(() => nodes.every((n) => n.ml.members().length === 4), 3000, "4 members");
+    const [a, b, c, d] = await startCluster(4, config, nodes);
     await new Promise((r) => setTimeout(r, 200)); // the start-up probes are under way
     d.transport.paused = true;
     const before = [b, c].map((n) => n.ml.stats().probes.probes);
