@@ -454,7 +454,8 @@ export class Memberlist implements AsyncDisposable {
     this.#lastGossipAt = this.#clock.now();
     const others = this.#others();
     this.#gossip.round(pickRandom(others, this.#config.gossipNodes).map((m) => m.addr));
-    const [accused] = pickRandom(this.#state.list(["suspect", "dead"]), 1);
+    const accusedMembers = this.#state.list(["suspect", "dead"]);
+    const [accused] = pickRandom(accusedMembers, 1);
     if (accused) {
       const { id, incarnation: inc, status } = accused;
       const type = status === "dead" ? "dead" : "suspect";
@@ -462,8 +463,7 @@ export class Memberlist implements AsyncDisposable {
     }
     // Idle when there is nothing to say or nobody to tell: the next broadcast wakes the loop.
     if (
-      (this.#gossip.depth > 0 && others.length > 0) ||
-      this.#state.list(["suspect", "dead"]).length > 0
+      (this.#gossip.depth > 0 && others.length > 0) || accusedMembers.length > 0
     ) {
       this.#wakeGossip();
     }
