@@ -437,9 +437,9 @@ export async function stdoutStream(ctx: SectionContext): Promise<void> {
         unit: "B",
         goal: { op: "<=", value: 0 },
         notes: `\`head -c ${PROBE.size} /dev/zero\` started directly, \`proc.output("stdout")\` ` +
-          `opened as soon as makeProc returned: what the process wrote past the 4 MiB bound ` +
-          `before the reader attached is lost (the library has no way to attach a reader as ` +
-          `the process starts or to start it held); read ${r.bytes} B at ` +
+          `opened as soon as makeProc returned: until that first reader attaches (at most ` +
+          `--output-hold, default 5 s) a full stream pauses the process instead of dropping ` +
+          `past the 4 MiB bound; read ${r.bytes} B at ` +
           `${mb(r.bytes, r.wallS).toFixed(0)} MB/s from makeProc`,
       });
     });

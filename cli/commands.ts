@@ -101,6 +101,12 @@ export const COMMANDS: Record<string, Command> = {
         value: "BYTES",
         help: "stdout/stderr kept per process, e.g. 4MiB (default 4MiB)",
       },
+      "output-hold": {
+        type: "string",
+        value: "DURATION",
+        help: "how long a full stdout/stderr waits for its first reader before dropping " +
+          "(default 5s; 0: never waits)",
+      },
       "scrub-grace": {
         type: "string",
         value: "DURATION",

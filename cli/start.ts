@@ -40,6 +40,11 @@ export async function runStart(p: Parsed): Promise<number> {
     outputBoundBytes: f["output-bound"]
       ? parseBytes(f["output-bound"] as string, "output-bound")
       : undefined,
+    outputHoldMs: f["output-hold"]
+      ? (f["output-hold"] as string).trim() === "0"
+        ? 0
+        : parseDuration(f["output-hold"] as string, "output-hold")
+      : undefined,
     scrubGraceMs: f["scrub-grace"]
       ? parseDuration(f["scrub-grace"] as string, "scrub-grace")
       : undefined,

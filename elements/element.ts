@@ -24,6 +24,11 @@ export interface ElementCall {
 export interface ElementSettings {
   /** Bytes of stdout and of stderr retained per process or container. */
   outputBoundBytes: number;
+  /**
+   * How long, in ms, a process's full output stream waits for its first reader instead
+   * of dropping its oldest bytes; 0 never waits.
+   */
+  outputHoldMs: number;
   /** Time between TERM and KILL when a process is scrubbed or the server stops, in ms. */
   scrubGraceMs: number;
   /** Where channel messages larger than 1 MiB are held while in the channel. */

@@ -7,6 +7,12 @@
  * by the slowest reader); with no reader attached, the oldest bytes are dropped and
  * counted. Readers never consume: a reader that dies loses nothing for the next one.
  *
+ * A new buffer may be *held*: until its first reader attaches, or until the hold time
+ * has passed, the writer waits when the buffer is full instead of dropping. That closes
+ * the gap between starting a process and attaching to its output (`circuit mkproc`, then
+ * `circuit stdout`), in which a fast writer would otherwise lose its first bytes; after
+ * the hold, a stream nobody reads no longer holds its process back.
+ *
  * Offsets are absolute stream positions: the buffer holds `[start, end)`. The bytes live
  * in one ring buffer that grows up to the bound and is then reused, so a stream nobody
  * reads costs no memory beyond the bound, not even garbage awaiting collection: bytes
@@ -49,10 +55,27 @@ export class OutputBuffer {
   #readers = new Set<{ pos: number }>();
   #dataWaiters = new Set<() => void>();
   #roomWaiters = new Set<() => void>();
+  #held = false;
+  #holdTimer: number | undefined;
 
-  /** @param boundBytes the most bytes retained; at least 1 */
-  constructor(boundBytes: number = DEFAULT_OUTPUT_BOUND_BYTES) {
+  /**
+   * @param boundBytes the most bytes retained; at least 1
+   * @param holdMs how long a full buffer makes the writer wait rather than drop while no
+   *   reader has attached yet; 0 for never
+   */
+  constructor(boundBytes: number = DEFAULT_OUTPUT_BOUND_BYTES, holdMs = 0) {
     this.#bound = Math.max(1, boundBytes);
+    if (holdMs > 0) {
+      this.#held = true;
+      const timer = setTimeout(() => this.#release(), holdMs) as unknown as number;
+      Deno.unrefTimer(timer); // the process keeps the server busy, not this
+      this.#holdTimer = timer;
+    }
+  }
+
+  /** Whether the writer still waits for a first reader rather than drop. */
+  get held(): boolean {
+    return this.#held;
   }
 
   /** Bytes dropped so far (never reached any reader). */
@@ -103,6 +126,7 @@ export class OutputBuffer {
   /** End the stream: readers get what remains, then the end. */
   close(): void {
     this.#closed = true;
+    this.#release();
     this.#wake(this.#dataWaiters);
     this.#wake(this.#roomWaiters);
   }
@@ -115,6 +139,7 @@ export class OutputBuffer {
   reader(): OutputReader {
     const r = { pos: this.#start };
     this.#readers.add(r);
+    this.#release(); // a reader paces the writer from now on
     const droppedBefore = this.#start;
     const read = async (signal?: AbortSignal): Promise<Uint8Array | null> => {
       for (;;) {
@@ -157,8 +182,17 @@ export class OutputBuffer {
     if (this.#closed) return Infinity; // a closed stream takes nothing more; see #append
     let slowest = Infinity;
     for (const r of this.#readers) slowest = Math.min(slowest, r.pos);
-    if (slowest === Infinity) return Infinity; // no reader: drop freely
+    // No reader: wait for the first one while held, else drop freely.
+    if (slowest === Infinity) return this.#held ? this.#start + this.#bound - this.#end : Infinity;
     return slowest + this.#bound - this.#end;
+  }
+
+  /** End the hold: the writer no longer waits for a first reader. */
+  #release(): void {
+    if (!this.#held) return;
+    this.#held = false;
+    clearTimeout(this.#holdTimer);
+    this.#wake(this.#roomWaiters);
   }
 
   #append(bytes: Uint8Array): void {

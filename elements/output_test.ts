@@ -54,6 +54,45 @@ Deno.test("OutputBuffer.write() waits for an attached slow reader instead of dro
   r.close();
 });
 
+Deno.test("OutputBuffer held: a full buffer waits for the first reader, who gets every byte", async () => {
+  const b = new OutputBuffer(4, 60_000);
+  await b.write(new Uint8Array([1, 2, 3]));
+  let done = false;
+  const w = b.write(new Uint8Array([4, 5, 6])).then(() => (done = true));
+  await new Promise((r) => setTimeout(r, 10));
+  eq(done, false, "a held writer must wait instead of dropping");
+  eq(b.held, true);
+  const got = drain(b);
+  await w;
+  b.close();
+  eq(await got, [1, 2, 3, 4, 5, 6]);
+  eq(b.held, false, "the first reader ends the hold");
+  eq(b.droppedBytes, 2, "bytes every reader has read may then be trimmed");
+});
+
+Deno.test("OutputBuffer held: after the hold time nobody reads, the oldest bytes drop again", async () => {
+  const b = new OutputBuffer(4, 30);
+  await b.write(new Uint8Array([1, 2, 3, 4]));
+  const t0 = performance.now();
+  const alive = setTimeout(() => {}, 5000); // the hold timer is unref'd: keep the test alive
+  await b.write(new Uint8Array([5, 6])); // waits out the hold, then drops 1 and 2
+  clearTimeout(alive);
+  const waited = performance.now() - t0;
+  if (waited < 20) throw new Error(`the writer went on after ${waited.toFixed(1)} ms, not ~30`);
+  eq(b.held, false);
+  eq(b.droppedBytes, 2);
+  b.close();
+  eq(await drain(b), [3, 4, 5, 6]);
+});
+
+Deno.test("OutputBuffer held: close ends the hold and its timer", async () => {
+  const b = new OutputBuffer(4, 60_000);
+  await b.write(new Uint8Array([1, 2, 3, 4]));
+  b.close(); // sanitizers fail this test if the hold timer were left running
+  eq(b.held, false);
+  eq(await drain(b), [1, 2, 3, 4]);
+});
+
 Deno.test("OutputBuffer: a reader that detaches mid-way loses nothing for the next", async () => {
   const b = new OutputBuffer(10);
   await b.write(new Uint8Array([1, 2, 3]));

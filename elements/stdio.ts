@@ -43,11 +43,12 @@ export class Stdio {
   /**
    * @param path the element's path, for messages
    * @param boundBytes bytes retained per stream
+   * @param holdMs how long a full stream waits for its first reader rather than drop
    */
-  constructor(path: string, boundBytes: number) {
+  constructor(path: string, boundBytes: number, holdMs = 0) {
     this.#path = path;
-    this.out = new OutputBuffer(boundBytes);
-    this.err = new OutputBuffer(boundBytes);
+    this.out = new OutputBuffer(boundBytes, holdMs);
+    this.err = new OutputBuffer(boundBytes, holdMs);
   }
 
   /**

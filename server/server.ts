@@ -19,6 +19,8 @@ export const DEFAULT_MAX_MESSAGE_BYTES = 1024 ** 3;
 
 /** Default time between TERM and KILL when a process is scrubbed, in ms. */
 export const DEFAULT_SCRUB_GRACE_MS = 5000;
+/** Default time a full output stream waits for its first reader (`--output-hold`). */
+export const DEFAULT_OUTPUT_HOLD_MS = 5000;
 import { isLoopback, planBind, readDefaultIface, readInterfaces } from "./addr.ts";
 import type { Announcer } from "../net/discovery.ts";
 import { logger, setupLogging } from "./log.ts";
@@ -55,6 +57,11 @@ export interface ServerOptions {
   insecure?: boolean;
   /** Bytes of stdout and of stderr retained per process. @default {4 MiB} */
   outputBoundBytes?: number;
+  /**
+   * How long a process's full stdout or stderr waits for its first reader before it
+   * drops its oldest bytes, in ms; 0 never waits. @default {5000}
+   */
+  outputHoldMs?: number;
   /** Time between TERM and KILL when scrubbing a process, in ms. @default {5000} */
   scrubGraceMs?: number;
   /** Largest channel message accepted, in bytes. @default {1 GiB} */
@@ -214,6 +221,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   const namespace = new Namespace(`X${id}`, serverElement);
   const settings = {
     outputBoundBytes: options.outputBoundBytes ?? DEFAULT_OUTPUT_BOUND_BYTES,
+    outputHoldMs: options.outputHoldMs ?? DEFAULT_OUTPUT_HOLD_MS,
     scrubGraceMs: options.scrubGraceMs ?? DEFAULT_SCRUB_GRACE_MS,
     spoolDir: `${varDir.path}/spool`,
     varDir: varDir.path,

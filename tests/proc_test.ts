@@ -403,8 +403,8 @@ Deno.test("200 MB of stdout arrive intact through the library and through the CL
 
 // 8. Unread output is bounded.
 
-Deno.test("unread output never blocks the process nor grows the server past the bound", async () => {
-  await using s = await Server.start({ args: ["--output-bound", "1MiB"] });
+Deno.test("unread output holds the process only for --output-hold, never grows the server past the bound", async () => {
+  await using s = await Server.start({ args: ["--output-bound", "1MiB", "--output-hold", "1s"] });
   await using client = await connect(s.url);
   const server = client.walk(s.path);
   const rss = async () => ((await server.stk()).Memory as { rss: number }).rss;
@@ -438,6 +438,26 @@ Deno.test("unread output never blocks the process nor grows the server past the 
     `circuit: ${100_000_000 - 1048576} bytes of stdout were dropped before this read ` +
       "(nobody was reading)\n",
   );
+});
+
+Deno.test("mkproc, then stdout as a second command, gets every byte of a fast writer (--output-hold)", async () => {
+  await using s = await Server.start();
+  const p = `${s.path}/fast`;
+  const size = 20_000_000; // five times the default bound, written in well under a second
+  await mkprocOk(s, p, { Path: "/usr/bin/head", Args: ["-c", String(size), "/dev/zero"] });
+  await new Promise((r) => setTimeout(r, 500)); // a slow script between the two commands
+  const r = await cli(["stdout", "-d", s.url, p]);
+  assertEquals([r.code, r.stdout.length, r.stderr], [0, size, ""], "nothing dropped");
+  assertEquals(parseState(await ok(["wait", "-d", s.url, p])).ExitCode, 0);
+
+  // With the hold off, the same gap loses the oldest bytes, and stdout says so.
+  await using s0 = await Server.start({ args: ["--output-hold", "0"] });
+  const p0 = `${s0.path}/fast`;
+  await mkprocOk(s0, p0, { Path: "/usr/bin/head", Args: ["-c", String(size), "/dev/zero"] });
+  assertEquals(parseState(await ok(["wait", "-d", s0.url, p0])).ExitCode, 0);
+  const r0 = await cli(["stdout", "-d", s0.url, p0]);
+  assertEquals([r0.code, r0.stdout.length], [0, 4 * 2 ** 20]);
+  assert(r0.stderr.includes(`${size - 4 * 2 ** 20} bytes of stdout were dropped`), r0.stderr);
 });
 
 // 9. Pacing.

@@ -62,7 +62,11 @@ export class DockerElement implements Element {
     this.#ctx = ctx;
     this.#engine = engine;
     this.#name = name;
-    this.#stdio = new Stdio(ctx.path, ctx.settings.outputBoundBytes);
+    this.#stdio = new Stdio(
+      ctx.path,
+      ctx.settings.outputBoundBytes,
+      ctx.settings.outputHoldMs,
+    );
     this.#exited = Promise.resolve();
   }
 

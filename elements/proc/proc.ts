@@ -55,7 +55,11 @@ export class ProcElement implements Element {
   constructor(ctx: ElementContext, cmd: Cmd) {
     this.#ctx = ctx;
     this.#cmd = cmd;
-    this.#stdio = new Stdio(ctx.path, ctx.settings.outputBoundBytes);
+    this.#stdio = new Stdio(
+      ctx.path,
+      ctx.settings.outputBoundBytes,
+      ctx.settings.outputHoldMs,
+    );
     const path = spawnPath(cmd.Path);
     const launcher = setsidPath();
     try {
