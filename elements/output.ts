@@ -16,7 +16,9 @@
  * Offsets are absolute stream positions: the buffer holds `[start, end)`. The bytes live
  * in one ring buffer that grows up to the bound and is then reused, so a stream nobody
  * reads costs no memory beyond the bound, not even garbage awaiting collection: bytes
- * are copied in (writers may reuse their buffers) and copied out to readers.
+ * are copied in (writers may reuse their buffers). Readers get views into the ring, each
+ * kept intact until that reader reads again: a reader's bytes are handed on (packed into
+ * a frame) without a copy of their own.
  *
  * @module
  */
@@ -36,6 +38,8 @@ export interface OutputReader {
   readonly droppedBefore: number;
   /**
    * The next bytes, waiting for some if none are there; `null` at the end of the stream.
+   * They are a view into the buffer, valid until this reader's next `read` or `close`
+   * (copy them to keep them longer): handing them on costs no copy.
    *
    * @param signal stops waiting
    */
@@ -52,7 +56,8 @@ export class OutputBuffer {
   #start = 0;
   #end = 0;
   #closed = false;
-  #readers = new Set<{ pos: number }>();
+  /** `pos`: the next byte to read; `pinned`: the oldest byte its last view still shows. */
+  #readers = new Set<{ pos: number; pinned: number }>();
   #dataWaiters = new Set<() => void>();
   #roomWaiters = new Set<() => void>();
   #held = false;
@@ -137,18 +142,21 @@ export class OutputBuffer {
    * @returns the reader
    */
   reader(): OutputReader {
-    const r = { pos: this.#start };
+    const r = { pos: this.#start, pinned: this.#start };
     this.#readers.add(r);
     this.#release(); // a reader paces the writer from now on
     const droppedBefore = this.#start;
     const read = async (signal?: AbortSignal): Promise<Uint8Array | null> => {
+      if (r.pinned < r.pos) {
+        r.pinned = r.pos; // the previous view is released
+        this.#wake(this.#roomWaiters);
+      }
       for (;;) {
         if (!this.#readers.has(r)) return null;
-        if (r.pos < this.#start) r.pos = this.#start; // cannot happen while attached
+        if (r.pos < this.#start) r.pos = r.pinned = this.#start; // cannot happen while attached
         if (r.pos < this.#end) {
-          const out = this.#slice(r.pos);
+          const out = this.#view(r.pos);
           r.pos += out.length;
-          this.#wake(this.#roomWaiters);
           return out;
         }
         if (this.#closed) return null;
@@ -181,7 +189,7 @@ export class OutputBuffer {
   #room(): number {
     if (this.#closed) return Infinity; // a closed stream takes nothing more; see #append
     let slowest = Infinity;
-    for (const r of this.#readers) slowest = Math.min(slowest, r.pos);
+    for (const r of this.#readers) slowest = Math.min(slowest, r.pinned);
     // No reader: wait for the first one while held, else drop freely.
     if (slowest === Infinity) return this.#held ? this.#start + this.#bound - this.#end : Infinity;
     return slowest + this.#bound - this.#end;
@@ -238,12 +246,12 @@ export class OutputBuffer {
     this.#head = 0;
   }
 
-  /** A copy of the bytes from absolute offset `pos` on, up to the ring's wrap point. */
-  #slice(pos: number): Uint8Array {
+  /** The bytes from absolute offset `pos` on, up to the ring's wrap point (a view). */
+  #view(pos: number): Uint8Array {
     const cap = this.#ring.length;
     const at = (this.#head + (pos - this.#start)) % cap;
     const len = Math.min(this.#end - pos, cap - at, MAX_READ_BYTES);
-    return this.#ring.slice(at, at + len);
+    return this.#ring.subarray(at, at + len);
   }
 
   #wake(set: Set<() => void>): void {

@@ -47,10 +47,13 @@ Deno.test("OutputBuffer.write() waits for an attached slow reader instead of dro
   await new Promise((r) => setTimeout(r, 10));
   eq(done, false, "writer must wait");
   eq(Array.from((await r.read())!), [1, 2, 3, 4]);
+  await new Promise((r) => setTimeout(r, 10));
+  eq(done, false, "the view just read stays intact until the reader reads again");
+  const next = r.read(); // releases that view
   await w;
   eq(done, true);
   eq(b.droppedBytes, 2, "read bytes may then be trimmed");
-  eq(Array.from((await r.read())!), [5, 6]);
+  eq(Array.from((await next)!), [5, 6]);
   r.close();
 });
 
@@ -133,5 +136,32 @@ Deno.test("OutputBuffer never holds more than its bound (property)", async () =>
         eq(b.droppedBytes, Math.max(0, all.length - bound));
       },
     ),
+  );
+});
+
+Deno.test("OutputBuffer: a view read stays intact until its reader reads again (property)", async () => {
+  await fc.assert(
+    fc.asyncProperty(
+      fc.integer({ min: 1, max: 32 }),
+      fc.array(fc.uint8Array({ minLength: 1, maxLength: 40 }), { maxLength: 30 }),
+      async (bound, chunks) => {
+        const b = new OutputBuffer(bound);
+        const r = b.reader();
+        const writer = (async () => {
+          for (const c of chunks) await b.write(c);
+          b.close();
+        })();
+        const got: number[] = [];
+        for (let v = await r.read(); v; v = await r.read()) {
+          const copy = Array.from(v);
+          for (let i = 0; i < 8; i++) await null; // the writer runs meanwhile
+          eq(Array.from(v), copy, "a view changed before its reader read again");
+          got.push(...copy);
+        }
+        await writer;
+        eq(got, chunks.flatMap((c) => Array.from(c)));
+      },
+    ),
+    { numRuns: 200 },
   );
 });

@@ -140,7 +140,7 @@ async function copyOut(buf: OutputBuffer, call: ElementCall): Promise<StreamRepl
   const w = call.download.getWriter();
   try {
     for (let c = await reader.read(call.signal); c; c = await reader.read(call.signal)) {
-      await w.write(c);
+      await w.write(c); // a view into the buffer: the mux has packed (copied) it once this resolves
     }
     await w.close();
   } catch (err) {
