@@ -56,8 +56,10 @@ class FrameIO {
     this.#opener = new FrameOpener(rx, this.#maxFrameBytes);
   }
 
-  async write(body: Uint8Array): Promise<void> {
-    const bytes = this.#sealer.seal(body);
+  async write(parts: Uint8Array | Uint8Array[], size?: number): Promise<void> {
+    const bytes = parts instanceof Uint8Array
+      ? this.#sealer.seal(parts)
+      : this.#sealer.sealParts(parts, size!, true); // written out before the next frame
     let off = 0;
     while (off < bytes.length) off += await this.#conn.write(bytes.subarray(off));
   }
@@ -131,7 +133,7 @@ export class Connection {
       handler,
       config,
       peerName: remote.peer ? `X${remote.peer.id}` : remote.addr,
-      writeFrame: (b) => io.write(b),
+      writeFrame: (parts, size) => io.write(parts, size),
       log,
       onClose: (reason) => {
         io.close();

@@ -130,6 +130,10 @@ class KeyStream {
 }
 
 const SEQ_BYTES = 8;
+/** The reused buffer for large frames starts this big (a full coalesced frame and more). */
+const SCRATCH_BYTES = 300 * 1024;
+/** Body parts from this size on are encrypted on their own rather than gathered first. */
+const DIRECT_PART_BYTES = 4096;
 const HMAC_BLOCK_BYTES = 64;
 
 /** HMAC-SHA256 (RFC 2104) with the key's pad states hashed once. */
@@ -229,6 +233,7 @@ export class FrameSealer {
   #mac: Hmac | undefined;
   #seq = 0n;
   #slabs = new Slabs();
+  #scratch = new Uint8Array(0);
 
   /**
    * @param keys this direction's keys, or none for plain frames
@@ -256,17 +261,55 @@ export class FrameSealer {
    * @returns the bytes to write
    */
   seal(body: Uint8Array): Uint8Array {
+    return this.sealParts([body], body.length);
+  }
+
+  /**
+   * Seal one body given in parts, as if they were joined: the same bytes as
+   * `seal(join(parts))` without the join. Large parts are encrypted straight into the
+   * frame; runs of small ones are gathered first, so that many small messages still cost
+   * one cipher call.
+   *
+   * @param parts the plaintext body, in pieces
+   * @param size the total length of the pieces
+   * @param reuse let a large frame's bytes be overwritten by the next call that reuses
+   *   too (the caller writes each frame out before sealing the next): a fresh buffer of
+   *   that size costs more than sealing into it
+   * @returns the bytes to write
+   */
+  sealParts(parts: Uint8Array[], size: number, reuse = false): Uint8Array {
     const stream = this.#stream;
     const macLen = stream ? MAC_BYTES : 0;
-    const out = this.#slabs.alloc(LENGTH_BYTES + body.length + macLen);
-    new DataView(out.buffer, out.byteOffset, LENGTH_BYTES).setUint32(0, body.length);
+    const n = LENGTH_BYTES + size + macLen;
+    let out: Uint8Array;
+    if (reuse && n > Slabs.MAX_CARVE) {
+      if (this.#scratch.length < n) this.#scratch = new Uint8Array(Math.max(n, SCRATCH_BYTES));
+      out = this.#scratch.subarray(0, n);
+    } else out = this.#slabs.alloc(n);
+    new DataView(out.buffer, out.byteOffset, LENGTH_BYTES).setUint32(0, size);
+    let at = LENGTH_BYTES;
     if (!stream) {
-      out.set(body, LENGTH_BYTES);
+      for (const p of parts) {
+        out.set(p, at);
+        at += p.length;
+      }
       return out;
     }
     const seq = this.#seq++;
-    stream.apply(body, out, LENGTH_BYTES);
-    macInto(this.#mac!, seq, out, 0, body.length, out, LENGTH_BYTES + body.length);
+    let run = at; // start of the small parts gathered, not yet encrypted
+    for (const p of parts) {
+      if (p.length < DIRECT_PART_BYTES) {
+        out.set(p, at);
+        at += p.length;
+        continue;
+      }
+      if (run < at) stream.apply(out.subarray(run, at), out, run);
+      stream.apply(p, out, at);
+      at += p.length;
+      run = at;
+    }
+    if (run < at) stream.apply(out.subarray(run, at), out, run);
+    macInto(this.#mac!, seq, out, 0, size, out, LENGTH_BYTES + size);
     return out;
   }
 }

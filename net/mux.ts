@@ -109,8 +109,11 @@ export interface MuxOptions {
   handler?: Handler;
   /** Limits and timings. */
   config: TransportConfig;
-  /** Writes one frame body (sealed by the connection). */
-  writeFrame(body: Uint8Array): Promise<void>;
+  /**
+   * Writes one frame whose body is `parts` one after another, `size` bytes in all (sealed
+   * by the connection, which joins them: the mux never copies a batch into one body).
+   */
+  writeFrame(parts: Uint8Array[], size: number): Promise<void>;
   /** Called once, when the mux closes, with the reason. */
   onClose(reason: CircuitError): void;
   /** Names the peer in error messages. */
@@ -592,18 +595,8 @@ export class Mux {
         }
         const batch = this.#outbox.splice(0, n);
         this.#queued -= size;
-        let body: Uint8Array;
-        if (n === 1) body = batch[0];
-        else {
-          body = new Uint8Array(size);
-          let off = 0;
-          for (const b of batch) {
-            body.set(b, off);
-            off += b.length;
-          }
-        }
         this.#stats.framesOut++;
-        await this.#o.writeFrame(body);
+        await this.#o.writeFrame(batch, size);
       }
     } catch (err) {
       this.close(
