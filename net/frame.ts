@@ -321,7 +321,9 @@ export class FrameOpener {
   #maxFrameBytes: number;
   #seq = 0n;
   #buf = new Uint8Array(0);
-  #len = 0;
+  /** `#buf[#start, #end)`: bytes read that do not yet make a whole frame. */
+  #start = 0;
+  #end = 0;
   #got = new Uint8Array(MAC_BYTES);
   #want = new Uint8Array(MAC_BYTES);
 
@@ -352,7 +354,7 @@ export class FrameOpener {
 
   /** Bytes buffered that do not yet make a whole frame. */
   get pendingBytes(): number {
-    return this.#len;
+    return this.#end - this.#start;
   }
 
   /**
@@ -363,11 +365,46 @@ export class FrameOpener {
    * @throws {FrameError} on an oversized length or a bad MAC
    */
   push(chunk: Uint8Array): Uint8Array[] {
-    this.#append(chunk);
+    this.space(chunk.length).set(chunk);
+    return this.commit(chunk.length);
+  }
+
+  /**
+   * Memory to read the socket into, at least `min` bytes, after the bytes held: reading
+   * there instead of into a buffer of one's own saves {@linkcode FrameOpener.push} a
+   * copy. Valid until the next call on this opener; follow it with `commit`.
+   *
+   * @param min the fewest bytes wanted
+   * @returns the free memory
+   */
+  space(min: number): Uint8Array {
+    if (this.#buf.length - this.#end >= min) return this.#buf.subarray(this.#end);
+    const held = this.#end - this.#start;
+    if (this.#buf.length - held >= min && held <= this.#start) {
+      this.#buf.copyWithin(0, this.#start, this.#end); // cheap: less held than freed
+    } else {
+      const next = new Uint8Array(Math.max(held + min, this.#buf.length * 2, 4096));
+      next.set(this.#buf.subarray(this.#start, this.#end));
+      this.#buf = next;
+    }
+    this.#start = 0;
+    this.#end = held;
+    return this.#buf.subarray(this.#end);
+  }
+
+  /**
+   * Take `n` bytes just read into {@linkcode FrameOpener.space}.
+   *
+   * @param n bytes read
+   * @returns the bodies of the frames completed, in order
+   * @throws {FrameError} on an oversized length or a bad MAC
+   */
+  commit(n: number): Uint8Array[] {
+    this.#end += n;
     const out: Uint8Array[] = [];
     const macLen = this.#stream ? MAC_BYTES : 0;
-    let off = 0;
-    while (this.#len - off >= LENGTH_BYTES) {
+    let off = this.#start;
+    while (this.#end - off >= LENGTH_BYTES) {
       const view = new DataView(this.#buf.buffer, this.#buf.byteOffset + off, LENGTH_BYTES);
       const n = view.getUint32(0);
       if (n > this.#maxFrameBytes) {
@@ -377,14 +414,12 @@ export class FrameOpener {
         );
       }
       const total = LENGTH_BYTES + n + macLen;
-      if (this.#len - off < total) break;
+      if (this.#end - off < total) break;
       out.push(this.#open(off, n));
       off += total;
     }
-    if (off > 0) {
-      this.#buf.copyWithin(0, off, this.#len);
-      this.#len -= off;
-    }
+    this.#start = off;
+    if (this.#start === this.#end) this.#start = this.#end = 0; // nothing held: start over
     return out;
   }
 
@@ -394,10 +429,12 @@ export class FrameOpener {
    * @throws {FrameError} `truncated` when a partial frame is left over
    */
   end(): void {
-    if (this.#len > 0) {
+    if (this.#end > this.#start) {
       throw new FrameError(
         "truncated",
-        `Reading frame failed: stream ended inside a frame with ${this.#len} bytes buffered`,
+        `Reading frame failed: stream ended inside a frame with ${
+          this.#end - this.#start
+        } bytes buffered`,
       );
     }
   }
@@ -416,16 +453,5 @@ export class FrameOpener {
       throw new FrameError("bad mac", `Reading frame ${seq} failed: MAC mismatch`);
     }
     return stream.xor(body);
-  }
-
-  #append(chunk: Uint8Array): void {
-    const need = this.#len + chunk.length;
-    if (need > this.#buf.length) {
-      const next = new Uint8Array(Math.max(need, this.#buf.length * 2, 4096));
-      next.set(this.#buf.subarray(0, this.#len));
-      this.#buf = next;
-    }
-    this.#buf.set(chunk, this.#len);
-    this.#len = need;
   }
 }

@@ -495,12 +495,7 @@ test("FrameSealer.sealParts() gives the bytes of seal() on the joined parts, key
       fc.boolean(),
       (parts, keyed) => {
         const keys = keyed ? randomKeys() : undefined;
-        const joined = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-        let at = 0;
-        for (const p of parts) {
-          joined.set(p, at);
-          at += p.length;
-        }
+        const joined = concat(parts);
         // Two frames each, so the second starts mid key stream.
         const a = newSealer(keys), b = newSealer(keys);
         const o = newOpener(keys, 1 << 20);
@@ -512,5 +507,32 @@ test("FrameSealer.sealParts() gives the bytes of seal() on the joined parts, key
       },
     ),
     { numRuns: 150 },
+  );
+});
+
+test("FrameOpener.space()/commit() read straight into the opener give the bodies (property)", () => {
+  fc.assert(
+    fc.property(
+      fc.array(fc.uint8Array({ maxLength: 3000 }), { minLength: 1, maxLength: 12 }),
+      fc.array(fc.integer({ min: 1, max: 5000 }), { minLength: 1, maxLength: 20 }),
+      fc.boolean(),
+      (bodies, reads, keyed) => {
+        const keys = keyed ? randomKeys() : undefined;
+        const wire = concat(sealAll(keys, bodies));
+        const o = newOpener(keys, MAX);
+        const got: Uint8Array[] = [];
+        for (let off = 0, i = 0; off < wire.length; i++) {
+          const want = reads[i % reads.length];
+          const space = o.space(want); // may hand out more than asked: take only `want`
+          const n = Math.min(want, space.length, wire.length - off);
+          space.set(wire.subarray(off, off + n));
+          got.push(...o.commit(n));
+          off += n;
+        }
+        o.end();
+        assertBodies(got, bodies);
+      },
+    ),
+    { numRuns: 200 },
   );
 });
