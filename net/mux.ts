@@ -124,6 +124,9 @@ export interface MuxOptions {
 
 const packr = new Packr({ useRecords: false, moreTypes: false, bundleStrings: false });
 
+/** The stream halves behind each call a mux hands to its handler, for `forward`. */
+const SIDES = new WeakMap<IncomingCall, { up: RecvSide | null; down: SendSide | null }>();
+
 /** Most promise turns the writer waits for more messages before cutting a frame. */
 const SETTLE_TURNS = 32;
 /** Turns without a new message after which the writer stops waiting. */
@@ -169,6 +172,11 @@ class SendSide {
   #dir: number;
   #chunkBytes: number;
   #onDone: () => void;
+  /** Relay mode: chunks from the previous hop waiting for credit, and whether END follows. */
+  #relayed: Uint8Array[] = [];
+  #relayEnd = false;
+  /** Relay mode: the previous hop, told of bytes sent on (its credit) and of failure. */
+  #upstream: RecvSide | null = null;
 
   constructor(mux: Mux, id: number, dir: number, chunkBytes: number, onDone: () => void) {
     this.#mux = mux;
@@ -221,15 +229,60 @@ class SendSide {
     this.credit += n;
     this.#wake?.();
     this.#wake = null;
+    if (this.#upstream) this.#flushRelayed();
+  }
+
+  /**
+   * Relay mode: take the bytes `from` receives from the previous hop and send them on,
+   * message by message, with no stream in between. `from` grants its sender credit only
+   * as bytes leave here, so what waits here never exceeds `from`'s window.
+   *
+   * @param from the receiving half of the previous hop
+   */
+  relayFrom(from: RecvSide): void {
+    this.#upstream = from;
+    from.relayTo(this);
+  }
+
+  /** Relay mode: a chunk from the previous hop. */
+  relayData(chunk: Uint8Array): void {
+    if (this.#error || this.done) return;
+    this.#relayed.push(chunk);
+    this.#flushRelayed();
+  }
+
+  /** Relay mode: the previous hop ended its stream; END follows the bytes still waiting. */
+  relayEnd(): void {
+    this.#relayEnd = true;
+    this.#flushRelayed();
+  }
+
+  #flushRelayed(): void {
+    while (this.#relayed.length > 0 && this.credit > 0 && !this.#error) {
+      const c = this.#relayed[0];
+      const n = Math.min(this.credit, this.#chunkBytes, c.length);
+      this.#mux.send([Tag.DATA, this.#id, n === c.length ? c : c.subarray(0, n)]);
+      this.credit -= n;
+      if (n === c.length) this.#relayed.shift();
+      else this.#relayed[0] = c.subarray(n);
+      this.#upstream?.sentOn(n);
+    }
+    if (this.#relayEnd && this.#relayed.length === 0 && !this.#error && !this.done) {
+      this.#mux.send([Tag.END, this.#id]);
+      this.#finish();
+    }
   }
 
   /** The receiver went away or the call ended: further writes fail. */
   fail(err: CircuitError): void {
     if (this.#error) return;
     this.#error = err;
+    this.#relayed = [];
     this.#wake?.();
     this.#wake = null;
     this.#finish();
+    // Relay mode: the previous hop's sender stops too.
+    this.#upstream?.reset(err);
   }
 
   /** Tell the receiver this stream is over without an END, then fail locally. */
@@ -243,6 +296,15 @@ class SendSide {
     if (this.done) return;
     this.done = true;
     this.#onDone();
+    this.#finished?.resolve();
+  }
+
+  #finished: PromiseWithResolvers<void> | undefined;
+
+  /** Resolves once the stream is over: ended, failed or reset. */
+  get finished(): Promise<void> {
+    if (this.done) return Promise.resolve();
+    return (this.#finished ??= Promise.withResolvers<void>()).promise;
   }
 }
 
@@ -256,6 +318,8 @@ class RecvSide {
   #error: CircuitError | null = null;
   #ctrl!: ReadableStreamDefaultController<Uint8Array>;
   #waiting = false;
+  /** Relay mode: where the bytes go instead of the readable. */
+  #sink: SendSide | null = null;
   readonly readable: ReadableStream<Uint8Array>;
 
   constructor(
@@ -284,22 +348,57 @@ class RecvSide {
     if (this.done || this.#error) return true;
     this.window -= chunk.length;
     if (this.window < 0) return false;
-    this.#queue.push(chunk);
-    if (this.#waiting) this.#deliver();
+    if (this.#sink) this.#sink.relayData(chunk);
+    else {
+      this.#queue.push(chunk);
+      if (this.#waiting) this.#deliver();
+    }
     return true;
   }
 
   end(): void {
     if (this.done) return;
     this.#ended = true;
-    if (this.#waiting || this.#queue.length === 0) this.#deliver();
+    if (this.#sink) {
+      this.#sink.relayEnd();
+      this.#finish();
+    } else if (this.#waiting || this.#queue.length === 0) this.#deliver();
   }
 
   /** The stream broke: bytes already received are still delivered, then `err`. */
   fail(err: CircuitError): void {
     if (this.done || this.#error) return;
     this.#error = err;
-    if (this.#queue.length === 0) this.#deliver();
+    if (this.#sink) {
+      this.#finish();
+      this.#sink.reset(err); // the next hop's receiver learns the stream broke
+    } else if (this.#queue.length === 0) this.#deliver();
+  }
+
+  /**
+   * Relay mode (see {@linkcode SendSide.relayFrom}): bytes go to `sink` from now on,
+   * those already queued first; the readable is never used.
+   */
+  relayTo(sink: SendSide): void {
+    this.#sink = sink;
+    for (const c of this.#queue.splice(0)) sink.relayData(c);
+    if (this.#error) {
+      this.#finish();
+      sink.reset(this.#error);
+    } else if (this.#ended) {
+      sink.relayEnd();
+      this.#finish();
+    }
+  }
+
+  /** Relay mode: `n` bytes went on to the next hop; return them to our sender as credit. */
+  sentOn(n: number): void {
+    this.#grant += n;
+    if (this.#grant >= INITIAL_WINDOW_BYTES / 2 && !this.#ended && !this.#error && !this.done) {
+      this.mux.send([Tag.CREDIT, this.id, this.#grant]);
+      this.window += this.#grant;
+      this.#grant = 0;
+    }
   }
 
   /** Tell the sender to stop, then fail locally. */
@@ -412,6 +511,72 @@ export class Mux {
    * @returns the reply promise and the streams asked for
    */
   call(op: string, body: unknown, options: CallOptions = {}): OutgoingCall {
+    const { id, result, st } = this.#start(op, body, options);
+    if (!st) return { result, upload: null, download: null };
+    const whole = options.upload instanceof Uint8Array ? options.upload : null;
+    if (whole && st.up) {
+      if (whole.length <= Math.min(this.#o.config.maxChunkBytes, st.up.credit)) {
+        // One DATA and the END, no stream machinery.
+        if (whole.length > 0) this.send([Tag.DATA, id, whole]);
+        this.send([Tag.END, id]);
+        st.up.markDone();
+      } else {
+        const w = st.up.writable.getWriter();
+        w.write(whole).catch(() => {});
+        w.close().catch(() => {});
+      }
+      return { result, upload: null, download: st.down?.readable ?? null };
+    }
+    return { result, upload: st.up?.writable ?? null, download: st.down?.readable ?? null };
+  }
+
+  /**
+   * Forward a call a mux handed to its handler (this one's or another's) to this mux's
+   * peer, relaying its streams message by message: no stream objects and no pipes between
+   * the two connections, and each side's flow control reaches through to the other.
+   * Cancelling the incoming call cancels the forwarded one; a stream that breaks on one
+   * side is reset on the other.
+   *
+   * @param call the incoming call
+   * @param body the request body to send on
+   * @returns the peer's reply, once the streams are relayed too
+   * @throws {CircuitError} what the peer threw, or why the call failed
+   */
+  async forward(call: IncomingCall, body: unknown): Promise<unknown> {
+    const src = SIDES.get(call);
+    if (!src) throw new CircuitError("bad request", "Only a call a mux received can be forwarded");
+    const { result, st } = this.#start(call.op, body, {
+      signal: call.signal,
+      upload: src.up !== null,
+      download: src.down !== null,
+    });
+    const relays: Promise<void>[] = [];
+    if (st?.up && src.up) {
+      st.up.relayFrom(src.up);
+      relays.push(st.up.finished);
+    }
+    if (st?.down && src.down) {
+      src.down.relayFrom(st.down);
+      relays.push(src.down.finished);
+    }
+    if (!st) {
+      const err = new CircuitError("closed", "The call could not be forwarded");
+      src.up?.reset(err);
+      src.down?.reset(err);
+    }
+    try {
+      return await result;
+    } finally {
+      await Promise.all(relays);
+    }
+  }
+
+  /** Register a call and send its request; `st` is null when it failed at once. */
+  #start(
+    op: string,
+    body: unknown,
+    options: CallOptions,
+  ): { id: number; result: Promise<unknown>; st: OutState | null } {
     const id = this.#nextId;
     this.#nextId += 2;
     const { signal } = options;
@@ -423,11 +588,11 @@ export class Mux {
     result.catch(() => {}); // callers that only use streams must not see unhandled rejections
     if (this.#closed) {
       reject(this.#closed);
-      return { result, upload: null, download: null };
+      return { id, result, st: null };
     }
     if (signal?.aborted) {
       reject(abortError(signal, `Call "${op}"`));
-      return { result, upload: null, download: null };
+      return { id, result, st: null };
     }
     const st: OutState = {
       resolve,
@@ -459,21 +624,7 @@ export class Mux {
     if (!this.send([Tag.REQ, id, op, body, flags])) {
       this.#settleOut(id, st, new CircuitError("bad request", `Call "${op}" request is too large`));
     }
-    const whole = options.upload instanceof Uint8Array ? options.upload : null;
-    if (whole && st.up) {
-      if (whole.length <= Math.min(this.#o.config.maxChunkBytes, st.up.credit)) {
-        // One DATA and the END, no stream machinery.
-        if (whole.length > 0) this.send([Tag.DATA, id, whole]);
-        this.send([Tag.END, id]);
-        st.up.markDone();
-      } else {
-        const w = st.up.writable.getWriter();
-        w.write(whole).catch(() => {});
-        w.close().catch(() => {});
-      }
-      return { result, upload: null, download: st.down?.readable ?? null };
-    }
-    return { result, upload: st.up?.writable ?? null, download: st.down?.readable ?? null };
+    return { id, result, st };
   }
 
   /**
@@ -709,6 +860,7 @@ export class Mux {
       upload: st.up?.readable ?? null,
       download: st.down?.writable ?? null,
     };
+    SIDES.set(call, st);
     const run = handler
       ? Promise.resolve().then(() => handler(call))
       : Promise.reject(new CircuitError("bad request", "This endpoint serves no calls"));

@@ -187,22 +187,9 @@ export class Router {
 
   async #forward(id: string, call: IncomingCall, caller: string): Promise<unknown> {
     const conn = await this.#o.mesh.peer(id);
-    const out = conn.mux.call(call.op, { ...(call.body as object), caller }, {
-      signal: call.signal,
-      upload: call.upload !== null,
-      download: call.download !== null,
-    });
-    // The call ends when this handler returns, so wait for the streams to drain too.
-    const pipes: Promise<void>[] = [];
-    if (call.upload && out.upload) pipes.push(call.upload.pipeTo(out.upload).catch(() => {}));
-    if (call.download && out.download) {
-      pipes.push(out.download.pipeTo(call.download).catch(() => {}));
-    }
-    try {
-      return await out.result;
-    } finally {
-      await Promise.all(pipes);
-    }
+    // Streams are relayed message by message between the two connections; the reply
+    // comes once they are through.
+    return await conn.mux.forward(call, { ...(call.body as object), caller });
   }
 
   async #local(call: IncomingCall, path: string[], caller: string): Promise<unknown> {
