@@ -14,12 +14,18 @@ import type { ElementCall } from "./element.ts";
  *
  * @param call the receiver's call (with upload and download)
  * @param write writes the message to the receiver's stream
+ * @param whole the message itself when it is small and at hand: sent with no stream
+ *   objects when the call allows it (same bytes, same acknowledgement)
  * @returns true when the receiver acknowledged, false when it went away first
  */
 export async function deliver(
   call: ElementCall,
   write: (w: WritableStreamDefaultWriter<Uint8Array>) => Promise<void>,
+  whole?: Uint8Array | null,
 ): Promise<boolean> {
+  if (whole && call.uploadEnded && call.sendDownload?.(whole)) {
+    return (await call.uploadEnded()) && !call.signal.aborted;
+  }
   if (!call.download || !call.upload) return false;
   const w = call.download.getWriter();
   try {

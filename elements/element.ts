@@ -18,6 +18,12 @@ export interface ElementCall {
   download: WritableStream<Uint8Array> | null;
   /** Who is calling, for logs. */
   caller: string;
+  /** The whole upload if it has all arrived and is unread, else null (see `IncomingCall`). */
+  takeUpload?(): Uint8Array[] | null;
+  /** Send the whole download without its stream, if it fits (see `IncomingCall`). */
+  sendDownload?(bytes: Uint8Array): boolean;
+  /** The end of an upload that is only an acknowledgement (see `IncomingCall`). */
+  uploadEnded?(): Promise<boolean>;
 }
 
 /** Server-wide settings elements read (from `circuit start` flags). */

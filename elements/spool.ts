@@ -9,6 +9,8 @@ import { CircuitError } from "../net/errors.ts";
 
 /** Bytes kept in memory before a message moves to a file: 1 MiB. */
 export const SPOOL_MEMORY_BYTES = 1024 * 1024;
+/** Messages up to this size can be handed over whole ({@linkcode Spool.small}). */
+export const SMALL_MESSAGE_BYTES = 60 * 1024;
 
 /** A complete or filling message. */
 export class Spool {
@@ -70,6 +72,44 @@ export class Spool {
       // object (with its stack) per message.
       this.#reader = null;
     }
+  }
+
+  /**
+   * Fill the spool from chunks already at hand (a message that came whole).
+   *
+   * @param chunks the message
+   * @throws {CircuitError} `bad request` past the size limit
+   */
+  async fillWhole(chunks: Uint8Array[]): Promise<void> {
+    let size = 0;
+    for (const c of chunks) size += c.length;
+    if (size > this.#limit) {
+      throw new CircuitError(
+        "bad request",
+        `Sending failed: the message exceeds the limit of ${this.#limit} bytes`,
+      );
+    }
+    this.#size = size;
+    this.#chunks = chunks;
+    if (size > SPOOL_MEMORY_BYTES) await this.#toFile();
+  }
+
+  /**
+   * The message as one array when it is held in memory and at most
+   * {@linkcode SMALL_MESSAGE_BYTES}, else null (then use `drainTo`).
+   *
+   * @returns the bytes, or null
+   */
+  small(): Uint8Array | null {
+    if (this.#path || this.#size > SMALL_MESSAGE_BYTES) return null;
+    if (this.#chunks.length === 1) return this.#chunks[0];
+    const out = new Uint8Array(this.#size);
+    let at = 0;
+    for (const c of this.#chunks) {
+      out.set(c, at);
+      at += c.length;
+    }
+    return out;
   }
 
   /**

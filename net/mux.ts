@@ -52,6 +52,24 @@ export interface IncomingCall {
   upload: ReadableStream<Uint8Array> | null;
   /** Bytes to the caller, when the call has a download; the handler must close it. */
   download: WritableStream<Uint8Array> | null;
+  /**
+   * The whole upload, when all of it has arrived and nobody has read `upload`: its chunks
+   * (the upload is then over); else null. A small message sent with its request needs
+   * no stream this way.
+   */
+  takeUpload?(): Uint8Array[] | null;
+  /**
+   * Send `bytes` as the whole download, then its end, without making the `download`
+   * stream; false, and nothing sent, when that stream is in use or the bytes do not fit
+   * one chunk within the credit.
+   */
+  sendDownload?(bytes: Uint8Array): boolean;
+  /**
+   * For an upload that is only a signal (an acknowledgement): resolves true once it ends
+   * having carried no bytes, false if it breaks or carries some. Reads nothing through
+   * `upload`.
+   */
+  uploadEnded?(): Promise<boolean>;
 }
 
 /** Serves incoming calls; what it returns is the reply, what it throws the error. */
@@ -225,6 +243,17 @@ class SendSide {
     this.#finish();
   }
 
+  /** See {@linkcode IncomingCall.sendDownload}. */
+  sendWhole(bytes: Uint8Array): boolean {
+    if (this.#writable || this.done || this.#error) return false;
+    if (bytes.length > this.credit || bytes.length > this.#chunkBytes) return false;
+    if (bytes.length > 0) this.#mux.send([Tag.DATA, this.#id, bytes]);
+    this.#mux.send([Tag.END, this.#id]);
+    this.credit -= bytes.length;
+    this.#finish();
+    return true;
+  }
+
   grant(n: number): void {
     this.credit += n;
     this.#wake?.();
@@ -320,6 +349,9 @@ class RecvSide {
   #waiting = false;
   /** Relay mode: where the bytes go instead of the readable. */
   #sink: SendSide | null = null;
+  /** Whether any bytes arrived, and who waits for the end of a signal-only stream. */
+  #sawData = false;
+  #over: PromiseWithResolvers<boolean> | undefined;
   readonly readable: ReadableStream<Uint8Array>;
 
   constructor(
@@ -348,6 +380,7 @@ class RecvSide {
     if (this.done || this.#error) return true;
     this.window -= chunk.length;
     if (this.window < 0) return false;
+    this.#sawData = true;
     if (this.#sink) this.#sink.relayData(chunk);
     else {
       this.#queue.push(chunk);
@@ -389,6 +422,24 @@ class RecvSide {
       sink.relayEnd();
       this.#finish();
     }
+  }
+
+  /** See {@linkcode IncomingCall.takeUpload}. */
+  takeWhole(): Uint8Array[] | null {
+    if (!this.#ended || this.#error || this.#sink || this.readable.locked) return null;
+    const chunks = this.#queue.splice(0);
+    if (!this.done) {
+      this.#ctrl.close(); // a late reader finds it over, not waiting
+      this.#finish();
+    }
+    return chunks;
+  }
+
+  /** See {@linkcode IncomingCall.uploadEnded}. */
+  emptyEnd(): Promise<boolean> {
+    if (this.#sawData || this.#error) return Promise.resolve(false);
+    if (this.done) return Promise.resolve(this.#ended);
+    return (this.#over ??= Promise.withResolvers<boolean>()).promise;
   }
 
   /** Relay mode: `n` bytes went on to the next hop; return them to our sender as credit. */
@@ -439,6 +490,7 @@ class RecvSide {
     this.done = true;
     this.#queue = [];
     this.onDone();
+    this.#over?.resolve(this.#ended && !this.#error && !this.#sawData);
   }
 }
 
@@ -853,12 +905,19 @@ export class Mux {
     }
     this.#in.set(id, st);
     const handler = this.#o.handler;
+    const up = st.up, down = st.down;
     const call: IncomingCall = {
       op,
       body,
       signal: st.abort.signal,
-      upload: st.up?.readable ?? null,
-      download: st.down?.writable ?? null,
+      upload: up?.readable ?? null,
+      // Made on first use: a handler that answers with sendDownload never needs it.
+      get download() {
+        return down?.writable ?? null;
+      },
+      takeUpload: () => up?.takeWhole() ?? null,
+      sendDownload: (bytes) => down?.sendWhole(bytes) ?? false,
+      uploadEnded: () => up ? up.emptyEnd() : Promise.resolve(false),
     };
     SIDES.set(call, st);
     const run = handler

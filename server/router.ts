@@ -200,8 +200,13 @@ export class Router {
       args: (call.body as ElementRequest).args,
       signal: call.signal,
       upload: call.upload,
-      download: call.download,
+      get download() {
+        return call.download; // made on first use
+      },
       caller,
+      takeUpload: call.takeUpload,
+      sendDownload: call.sendDownload,
+      uploadEnded: call.uploadEnded,
     };
     switch (call.op) {
       case Op.LS:

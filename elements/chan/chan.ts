@@ -146,7 +146,10 @@ export class ChanElement implements Element {
       spool = this.#reserve();
     }
     try {
-      await spool.fill(call.upload);
+      // A message that came whole with its request is taken as it is, with no stream.
+      const whole = call.takeUpload?.() ?? null;
+      if (whole) await spool.fillWhole(whole);
+      else await spool.fill(call.upload);
       if (call.signal.aborted) throw call.signal.reason;
     } catch (err) {
       spool.discard();
@@ -208,7 +211,7 @@ export class ChanElement implements Element {
       const m = this.#buffer.shift();
       if (m) {
         this.#delivering.add(m);
-        const ok = await deliver(call, (w) => m.spool.drainTo(w));
+        const ok = await deliver(call, (w) => m.spool.drainTo(w), m.spool.small());
         this.#delivering.delete(m);
         if (ok && !this.#aborted) {
           this.#numRecv++;

@@ -103,7 +103,7 @@ export class SubscriptionElement implements Element {
       const event = this.#queue.shift();
       if (event !== undefined) {
         const bytes = new TextEncoder().encode(event + "\n"); // as `recv` prints it
-        if (await deliver(call, (w) => w.write(bytes))) {
+        if (await deliver(call, (w) => w.write(bytes), bytes)) {
           const reply: SubscriptionReply = { Dropped: this.#droppedUnreported };
           this.#droppedUnreported = 0;
           return reply;
