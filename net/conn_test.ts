@@ -1264,3 +1264,44 @@ bothModes(
     }
   },
 );
+
+// ---- streams made on first use ----
+
+bothModes(
+  "an upload read only after all of it arrived, or never, behaves as a stream would",
+  async (key) => {
+    const late = deferred<number>();
+    const srv = startServer({
+      key,
+      handler: async (call) => {
+        if (call.op === "echo") return call.body;
+        if (call.op === "ignore") return "ignored"; // never touches its upload
+        if (call.op === "whole") return call.takeUpload!()!.reduce((n, c) => n + c.length, 0);
+        if (call.op === "ack") return await call.uploadEnded!();
+        // "late": wait until the caller says everything was sent, then read.
+        await late.promise;
+        return (await readAll(call.upload!, 1 << 20)).length;
+      },
+    });
+    try {
+      const c = await dialTo(srv.url, key);
+      const data = randomBytes(200_000);
+      const l = c.mux.call("late", null, { upload: data });
+      await c.mux.request("echo", 1); // the upload and its END are in by now
+      late.resolve(0);
+      assertEq(await within(l.result, 5000, "late reader"), data.length);
+      assertEq(await c.mux.call("ignore", null, { upload: data }).result, "ignored");
+      assertEq(await c.mux.call("whole", null, { upload: new Uint8Array(1000) }).result, 1000);
+      assertEq(await c.mux.call("whole", null, { upload: new Uint8Array(0) }).result, 0);
+      const a = c.mux.call("ack", null, { upload: true });
+      await a.upload!.close();
+      assertEq(await within(a.result, 5000, "ack"), true, "an empty upload's end:");
+      assertEq(await c.mux.call("ack", null, { upload: new Uint8Array([1]) }).result, false);
+      await c.mux.request("echo", 2);
+      assertEq(srv.conns[0].mux.stats.callsIn, 0, "calls left open on the server:");
+      await closeConn(c);
+    } finally {
+      await srv.close();
+    }
+  },
+);

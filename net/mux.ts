@@ -345,22 +345,31 @@ class RecvSide {
   #ended = false;
   #grant = 0;
   #error: CircuitError | null = null;
-  #ctrl!: ReadableStreamDefaultController<Uint8Array>;
+  /** Set once the readable exists (it is made on first use). */
+  #ctrl: ReadableStreamDefaultController<Uint8Array> | undefined;
+  #readable: ReadableStream<Uint8Array> | undefined;
   #waiting = false;
   /** Relay mode: where the bytes go instead of the readable. */
   #sink: SendSide | null = null;
   /** Whether any bytes arrived, and who waits for the end of a signal-only stream. */
   #sawData = false;
   #over: PromiseWithResolvers<boolean> | undefined;
-  readonly readable: ReadableStream<Uint8Array>;
 
   constructor(
     private mux: Mux,
     private id: number,
     private dir: number,
     private onDone: () => void,
-  ) {
-    this.readable = new ReadableStream<Uint8Array>({
+  ) {}
+
+  /**
+   * The bytes as a stream, made on first use: a call whose upload is taken whole, only
+   * awaited as an acknowledgement, or relayed never needs one. Bytes that arrived before
+   * are read first; a stream already over reads as closed, or as its error.
+   */
+  get readable(): ReadableStream<Uint8Array> {
+    if (this.#readable) return this.#readable;
+    const rs = new ReadableStream<Uint8Array>({
       start: (c) => {
         this.#ctrl = c;
       },
@@ -373,6 +382,11 @@ class RecvSide {
         this.#finish();
       },
     }, { highWaterMark: 0 });
+    if (this.done) {
+      if (this.#error) this.#ctrl!.error(this.#error);
+      else this.#ctrl!.close();
+    }
+    return this.#readable = rs;
   }
 
   /** DATA arrived; false means the sender overran its credit. */
@@ -426,10 +440,10 @@ class RecvSide {
 
   /** See {@linkcode IncomingCall.takeUpload}. */
   takeWhole(): Uint8Array[] | null {
-    if (!this.#ended || this.#error || this.#sink || this.readable.locked) return null;
+    if (!this.#ended || this.#error || this.#sink || this.#readable?.locked) return null;
     const chunks = this.#queue.splice(0);
     if (!this.done) {
-      this.#ctrl.close(); // a late reader finds it over, not waiting
+      this.#ctrl?.close(); // a late reader finds it over, not waiting
       this.#finish();
     }
     return chunks;
@@ -458,9 +472,22 @@ class RecvSide {
     this.mux.send([Tag.RESET, this.id, this.dir]);
     this.#queue = [];
     this.fail(err);
+    if (!this.done) {
+      // It had failed earlier with bytes still unread: nobody will read them now.
+      this.#ctrl?.error(err);
+      this.#finish();
+    }
   }
 
   #deliver(): boolean {
+    if (!this.#ctrl) {
+      // No readable yet: once nothing is left to hand over, the stream is simply over.
+      if (this.#queue.length === 0 && (this.#ended || this.#error)) {
+        this.#finish();
+        return true;
+      }
+      return false;
+    }
     const chunk = this.#queue.shift();
     if (chunk) {
       this.#waiting = false;
@@ -910,8 +937,10 @@ export class Mux {
       op,
       body,
       signal: st.abort.signal,
-      upload: up?.readable ?? null,
-      // Made on first use: a handler that answers with sendDownload never needs it.
+      // Both made on first use: takeUpload, uploadEnded and sendDownload need neither.
+      get upload() {
+        return up?.readable ?? null;
+      },
       get download() {
         return down?.writable ?? null;
       },

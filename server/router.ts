@@ -199,9 +199,12 @@ export class Router {
     const ecall: ElementCall = {
       args: (call.body as ElementRequest).args,
       signal: call.signal,
-      upload: call.upload,
+      // The streams are made on first use (see IncomingCall).
+      get upload() {
+        return call.upload;
+      },
       get download() {
-        return call.download; // made on first use
+        return call.download;
       },
       caller,
       takeUpload: call.takeUpload,

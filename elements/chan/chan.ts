@@ -135,7 +135,11 @@ export class ChanElement implements Element {
   }
 
   async #send(call: ElementCall): Promise<null> {
-    if (!call.upload) throw new CircuitError("bad request", "send needs an upload stream");
+    // A message that came whole with its request is taken as it is, with no stream.
+    const whole = call.takeUpload?.() ?? null;
+    if (!whole && !call.upload) {
+      throw new CircuitError("bad request", "send needs an upload stream");
+    }
     this.#check();
     if (this.#closed) throw closedError();
     // Blocked senders are admitted in arrival order; admission reserves the room.
@@ -146,10 +150,8 @@ export class ChanElement implements Element {
       spool = this.#reserve();
     }
     try {
-      // A message that came whole with its request is taken as it is, with no stream.
-      const whole = call.takeUpload?.() ?? null;
       if (whole) await spool.fillWhole(whole);
-      else await spool.fill(call.upload);
+      else await spool.fill(call.upload!);
       if (call.signal.aborted) throw call.signal.reason;
     } catch (err) {
       spool.discard();
