@@ -195,6 +195,8 @@ class SendSide {
   #relayEnd = false;
   /** Relay mode: the previous hop, told of bytes sent on (its credit) and of failure. */
   #upstream: RecvSide | null = null;
+  /** Made when someone waits for the stream to be over. */
+  #finished: PromiseWithResolvers<void> | undefined;
 
   constructor(mux: Mux, id: number, dir: number, chunkBytes: number, onDone: () => void) {
     this.#mux = mux;
@@ -327,8 +329,6 @@ class SendSide {
     this.#onDone();
     this.#finished?.resolve();
   }
-
-  #finished: PromiseWithResolvers<void> | undefined;
 
   /** Resolves once the stream is over: ended, failed or reset. */
   get finished(): Promise<void> {
