@@ -70,6 +70,21 @@ export async function receiveAll(
   // usually one small chunk, and each stream layer costs more than the bytes.
   const call = anchor.open("recv", null, { ...options, upload: true, download: true });
   call.result.catch(() => {});
+  // Cheapest: the message as it comes, and the acknowledgement as a bare end of upload.
+  const whole = call.downloadWhole?.();
+  if (whole && call.endUpload) {
+    let chunks: Uint8Array[];
+    try {
+      chunks = await whole;
+    } catch (err) {
+      call.resetUpload?.();
+      await call.result; // the call's own error explains the broken stream
+      throw err instanceof CircuitError ? err : new CircuitError("closed", String(err));
+    }
+    call.endUpload(); // the whole message is in: acknowledge it
+    const reply = await call.result;
+    return { bytes: concat(chunks, chunks.reduce((n, c) => n + c.length, 0)), reply };
+  }
   const from = call.download!.getReader();
   const chunks: Uint8Array[] = [];
   let size = 0;

@@ -1305,3 +1305,53 @@ bothModes(
     }
   },
 );
+
+bothModes(
+  "downloadWhole() and endUpload() receive and acknowledge with no stream objects",
+  async (key) => {
+    const srv = startServer({
+      key,
+      handler: async (call) => {
+        const n = call.body as number;
+        const w = call.download!.getWriter();
+        await w.write(randomBytes(n).fill(7));
+        if (n === 3) {
+          await w.abort(); // "broken": the message never completes
+          return null;
+        }
+        await w.close();
+        // The acknowledgement: the caller ends its upload having read everything.
+        const r = await call.upload!.getReader().read();
+        return r.done ? "acked" : "not acked";
+      },
+    });
+    try {
+      const c = await dialTo(srv.url, key);
+      // Larger than a window too: the bytes must be credited as they are collected.
+      for (const n of [10, 100_000, 3 * INITIAL_WINDOW_BYTES]) {
+        const call = c.mux.call("msg", n, { upload: true, download: true });
+        const chunks = await within(call.downloadWhole!()!, 10_000, `${n} bytes whole`);
+        assertEq(chunks.reduce((s, ch) => s + ch.length, 0), n, "bytes:");
+        assert(chunks.every((ch) => ch.every((b) => b === 7)), "bytes changed");
+        assertEq(call.endUpload!(), true);
+        assertEq(await within(call.result, 5000, "reply"), "acked");
+      }
+      const broken = c.mux.call("msg", 3, { upload: true, download: true });
+      await assertRejectsCircuit(broken.downloadWhole!()!, ["closed", "aborted"], "a torn message");
+      broken.resetUpload!();
+      await broken.result.catch(() => {});
+      // Once a stream is in use, the whole-message paths step aside.
+      const s = c.mux.call("msg", 10, { upload: true, download: true });
+      const reader = s.download!.getReader();
+      assertEq(s.downloadWhole!(), null);
+      await reader.read();
+      assertEq(await reader.read().then((r) => r.done), true);
+      await s.upload!.close();
+      assertEq(s.endUpload!(), false);
+      assertEq(await s.result, "acked");
+      await closeConn(c);
+    } finally {
+      await srv.close();
+    }
+  },
+);

@@ -99,6 +99,19 @@ export interface OutgoingCall {
   upload: WritableStream<Uint8Array> | null;
   /** Bytes from the callee (when asked for). */
   download: ReadableStream<Uint8Array> | null;
+  /**
+   * The whole download once it has ended, without making the `download` stream: its
+   * chunks, or the error that broke it. Null when there is no download or its stream is
+   * in use. A small reply-like message needs no stream this way.
+   */
+  downloadWhole?(): Promise<Uint8Array[]> | null;
+  /**
+   * End the upload now with no bytes (an acknowledgement), without making the `upload`
+   * stream; false when there is no upload or its stream is in use.
+   */
+  endUpload?(): boolean;
+  /** Give up the upload: the callee's reader fails. Works whether or not its stream exists. */
+  resetUpload?(): void;
 }
 
 /** Counters for `stk` and benchmarks. */
@@ -141,6 +154,8 @@ export interface MuxOptions {
 }
 
 const packr = new Packr({ useRecords: false, moreTypes: false, bundleStrings: false });
+
+const NO_BYTES = new Uint8Array(0);
 
 /** The stream halves behind each call a mux hands to its handler, for `forward`. */
 const SIDES = new WeakMap<IncomingCall, { up: RecvSide | null; down: SendSide | null }>();
@@ -354,6 +369,8 @@ class RecvSide {
   /** Whether any bytes arrived, and who waits for the end of a signal-only stream. */
   #sawData = false;
   #over: PromiseWithResolvers<boolean> | undefined;
+  /** Whole mode: who waits for all the bytes. */
+  #whole: PromiseWithResolvers<Uint8Array[]> | undefined;
 
   constructor(
     private mux: Mux,
@@ -396,7 +413,10 @@ class RecvSide {
     if (this.window < 0) return false;
     this.#sawData = true;
     if (this.#sink) this.#sink.relayData(chunk);
-    else {
+    else if (this.#whole) {
+      this.#queue.push(chunk);
+      this.sentOn(chunk.length); // taken as it comes: the sender gets its credit back
+    } else {
       this.#queue.push(chunk);
       if (this.#waiting) this.#deliver();
     }
@@ -406,7 +426,10 @@ class RecvSide {
   end(): void {
     if (this.done) return;
     this.#ended = true;
-    if (this.#sink) {
+    if (this.#whole) {
+      this.#whole.resolve(this.#queue.splice(0));
+      this.#finish();
+    } else if (this.#sink) {
       this.#sink.relayEnd();
       this.#finish();
     } else if (this.#waiting || this.#queue.length === 0) this.#deliver();
@@ -416,7 +439,10 @@ class RecvSide {
   fail(err: CircuitError): void {
     if (this.done || this.#error) return;
     this.#error = err;
-    if (this.#sink) {
+    if (this.#whole) {
+      this.#whole.reject(err); // a broken message is no message
+      this.#finish();
+    } else if (this.#sink) {
       this.#finish();
       this.#sink.reset(err); // the next hop's receiver learns the stream broke
     } else if (this.#queue.length === 0) this.#deliver();
@@ -447,6 +473,24 @@ class RecvSide {
       this.#finish();
     }
     return chunks;
+  }
+
+  /** See {@linkcode OutgoingCall.downloadWhole}. */
+  whole(): Promise<Uint8Array[]> | null {
+    if (this.#readable || this.#sink) return null;
+    if (this.#whole) return this.#whole.promise;
+    if (this.#error) return Promise.reject(this.#error);
+    if (this.done) return Promise.resolve(this.#queue.splice(0)); // ended, nothing queued
+    if (this.#ended) {
+      const chunks = this.#queue.splice(0);
+      this.#finish();
+      return Promise.resolve(chunks);
+    }
+    this.#whole = Promise.withResolvers<Uint8Array[]>();
+    let queued = 0;
+    for (const c of this.#queue) queued += c.length;
+    if (queued > 0) this.sentOn(queued);
+    return this.#whole.promise;
   }
 
   /** See {@linkcode IncomingCall.uploadEnded}. */
@@ -606,7 +650,20 @@ export class Mux {
       }
       return { result, upload: null, download: st.down?.readable ?? null };
     }
-    return { result, upload: st.up?.writable ?? null, download: st.down?.readable ?? null };
+    const up = st.up, down = st.down;
+    return {
+      result,
+      // Both made on first use: downloadWhole and endUpload need neither.
+      get upload() {
+        return up?.writable ?? null;
+      },
+      get download() {
+        return down?.readable ?? null;
+      },
+      downloadWhole: () => down?.whole() ?? null,
+      endUpload: () => up?.sendWhole(NO_BYTES) ?? false,
+      resetUpload: () => up?.reset(new CircuitError("aborted", "The caller gave up its upload")),
+    };
   }
 
   /**
