@@ -164,6 +164,14 @@ Deno.test("start without -a advertises loopback without a key and never a wildca
   assert(!/0\.0\.0\.0|\[::\]/.test(keyed.url), `dialable URL: ${keyed.url}`);
 });
 
+Deno.test("start with a bad duration or size flag exits 1 with one line", async () => {
+  using tmp = new TempDir();
+  const start = (...flags: string[]) => cli(["start", "--var", `${tmp.path}/v`, ...flags]);
+  assertOneLineError(await start("--output-hold", "soon"), /^Parsing --output-hold failed/);
+  assertOneLineError(await start("--scrub-grace", "soon"), /^Parsing --scrub-grace failed/);
+  assertOneLineError(await start("--output-bound", "lots"), /output-bound/);
+});
+
 Deno.test("start with a bad key file exits 1 with one line", async () => {
   using tmp = new TempDir();
   await Deno.writeTextFile(`${tmp.path}/bad`, "not base64 at all!\n");
