@@ -255,12 +255,11 @@ class SendSide {
     });
   }
 
-  /** The whole stream was sent (with END) outside the writable. */
-  markDone(): void {
-    this.#finish();
-  }
-
-  /** See {@linkcode IncomingCall.sendDownload}. */
+  /**
+   * Send `bytes` and the END at once, with no writable: a whole upload, a whole download
+   * ({@linkcode IncomingCall.sendDownload}) or an empty acknowledgement. False, and nothing
+   * sent, when the writable is in use or the bytes do not fit one chunk within the credit.
+   */
   sendWhole(bytes: Uint8Array): boolean {
     if (this.#writable || this.done || this.#error) return false;
     if (bytes.length > this.credit || bytes.length > this.#chunkBytes) return false;
@@ -311,7 +310,7 @@ class SendSide {
       this.credit -= n;
       if (n === c.length) this.#relayed.shift();
       else this.#relayed[0] = c.subarray(n);
-      this.#upstream?.sentOn(n);
+      this.#upstream?.consumed(n);
     }
     if (this.#relayEnd && this.#relayed.length === 0 && !this.#error && !this.done) {
       this.#mux.send([Tag.END, this.#id]);
@@ -415,7 +414,7 @@ class RecvSide {
     if (this.#sink) this.#sink.relayData(chunk);
     else if (this.#whole) {
       this.#queue.push(chunk);
-      this.sentOn(chunk.length); // taken as it comes: the sender gets its credit back
+      this.consumed(chunk.length); // taken as it comes
     } else {
       this.#queue.push(chunk);
       if (this.#waiting) this.#deliver();
@@ -489,7 +488,7 @@ class RecvSide {
     this.#whole = Promise.withResolvers<Uint8Array[]>();
     let queued = 0;
     for (const c of this.#queue) queued += c.length;
-    if (queued > 0) this.sentOn(queued);
+    if (queued > 0) this.consumed(queued);
     return this.#whole.promise;
   }
 
@@ -500,8 +499,11 @@ class RecvSide {
     return (this.#over ??= Promise.withResolvers<boolean>()).promise;
   }
 
-  /** Relay mode: `n` bytes went on to the next hop; return them to our sender as credit. */
-  sentOn(n: number): void {
+  /**
+   * `n` bytes are gone from here (read, collected, or sent on by a relay): return them to
+   * our sender as credit once half a window has gathered.
+   */
+  consumed(n: number): void {
     this.#grant += n;
     if (this.#grant >= INITIAL_WINDOW_BYTES / 2 && !this.#ended && !this.#error && !this.done) {
       this.mux.send([Tag.CREDIT, this.id, this.#grant]);
@@ -536,12 +538,7 @@ class RecvSide {
     if (chunk) {
       this.#waiting = false;
       this.#ctrl.enqueue(chunk);
-      this.#grant += chunk.length;
-      if (this.#grant >= INITIAL_WINDOW_BYTES / 2 && !this.#ended && !this.#error) {
-        this.mux.send([Tag.CREDIT, this.id, this.#grant]);
-        this.window += this.#grant;
-        this.#grant = 0;
-      }
+      this.consumed(chunk.length);
       return true;
     }
     if (this.#error) {
@@ -634,23 +631,18 @@ export class Mux {
    * @returns the reply promise and the streams asked for
    */
   call(op: string, body: unknown, options: CallOptions = {}): OutgoingCall {
-    const { id, result, st } = this.#start(op, body, options);
+    const { result, st } = this.#start(op, body, options);
     if (!st) return { result, upload: null, download: null };
     const whole = options.upload instanceof Uint8Array ? options.upload : null;
-    if (whole && st.up) {
-      if (whole.length <= Math.min(this.#o.config.maxChunkBytes, st.up.credit)) {
-        // One DATA and the END, no stream machinery.
-        if (whole.length > 0) this.send([Tag.DATA, id, whole]);
-        this.send([Tag.END, id]);
-        st.up.markDone();
-      } else {
-        const w = st.up.writable.getWriter();
-        w.write(whole).catch(() => {});
-        w.close().catch(() => {});
-      }
-      return { result, upload: null, download: st.down?.readable ?? null };
+    // A whole upload that fits one chunk within the credit is one DATA and the END; a
+    // larger one goes through the stream, with flow control. Either way the caller gets
+    // no upload writer.
+    if (whole && st.up && !st.up.sendWhole(whole)) {
+      const w = st.up.writable.getWriter();
+      w.write(whole).catch(() => {});
+      w.close().catch(() => {});
     }
-    const up = st.up, down = st.down;
+    const up = whole ? null : st.up, down = st.down;
     return {
       result,
       // Both made on first use: downloadWhole and endUpload need neither.
