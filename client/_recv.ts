@@ -66,44 +66,26 @@ export async function receiveAll(
   anchor: ElementAnchor,
   options: CallOptions = {},
 ): Promise<{ bytes: Uint8Array; reply: unknown }> {
-  // The same protocol as receive(), without a stream around the download: a message is
-  // usually one small chunk, and each stream layer costs more than the bytes.
+  // The same protocol as receive(), without stream objects: the message as it comes, and
+  // the acknowledgement as a bare end of the upload.
   const call = anchor.open("recv", null, { ...options, upload: true, download: true });
   call.result.catch(() => {});
-  // Cheapest: the message as it comes, and the acknowledgement as a bare end of upload.
   const whole = call.downloadWhole?.();
-  if (whole && call.endUpload) {
-    let chunks: Uint8Array[];
-    try {
-      chunks = await whole;
-    } catch (err) {
-      call.resetUpload?.();
-      await call.result; // the call's own error explains the broken stream
-      throw err instanceof CircuitError ? err : new CircuitError("closed", String(err));
-    }
-    call.endUpload(); // the whole message is in: acknowledge it
-    const reply = await call.result;
-    return { bytes: concat(chunks, chunks.reduce((n, c) => n + c.length, 0)), reply };
+  if (!whole || !call.endUpload) {
+    await call.result; // a call that could not start (a closed connection) says why
+    throw new CircuitError("closed", "Receiving could not start");
   }
-  const from = call.download!.getReader();
-  const chunks: Uint8Array[] = [];
-  let size = 0;
+  let chunks: Uint8Array[];
   try {
-    for (;;) {
-      const r = await from.read();
-      if (r.done) break;
-      chunks.push(r.value);
-      size += r.value.length;
-    }
+    chunks = await whole;
   } catch (err) {
-    await call.upload!.abort(err).catch(() => {});
+    call.resetUpload?.();
     await call.result; // the call's own error explains the broken stream
     throw err instanceof CircuitError ? err : new CircuitError("closed", String(err));
   }
-  // The whole message is in: acknowledge it; the reply says it was consumed.
-  await call.upload!.close().catch(() => {});
+  call.endUpload(); // the whole message is in: acknowledge it; the reply says it was consumed
   const reply = await call.result;
-  return { bytes: concat(chunks, size), reply };
+  return { bytes: concat(chunks, chunks.reduce((n, c) => n + c.length, 0)), reply };
 }
 
 function concat(chunks: Uint8Array[], size: number): Uint8Array {
