@@ -56,12 +56,20 @@ class FrameIO {
     this.#opener = new FrameOpener(rx, this.#maxFrameBytes);
   }
 
-  async write(parts: Uint8Array | Uint8Array[], size?: number): Promise<void> {
-    const bytes = parts instanceof Uint8Array
-      ? this.#sealer.seal(parts)
-      : this.#sealer.sealParts(parts, size!, true); // written out before the next frame
+  /**
+   * Seal and write one frame whose body is `parts` joined, `size` bytes. Frames go out one
+   * at a time (the handshake's, then the mux writer's), each written before the next is
+   * sealed, so a large one may reuse the sealer's buffer.
+   */
+  async write(parts: Uint8Array[], size: number): Promise<void> {
+    const bytes = this.#sealer.sealParts(parts, size, true);
     let off = 0;
     while (off < bytes.length) off += await this.#conn.write(bytes.subarray(off));
+  }
+
+  /** One frame with a single body (the handshake's messages). */
+  writeOne(body: Uint8Array): Promise<void> {
+    return this.write([body], body.length);
   }
 
   /** Frames ready, reading the socket as needed; empty array at clean EOF. */
@@ -229,7 +237,7 @@ export async function dial(url: CircuitUrl, options: DialOptions): Promise<Conne
       keyed: !!options.key,
       ...(options.from ? { from: options.from } : {}),
     };
-    await io.write(packr.pack(hello));
+    await io.writeOne(packr.pack(hello));
     const ch = packr.unpack(await io.readOne()) as {
       error?: unknown;
       nonce?: unknown;
@@ -247,11 +255,11 @@ export async function dial(url: CircuitUrl, options: DialOptions): Promise<Conne
           `Dialing ${where} failed: the server does not hold our key (key mismatch)`,
         );
       }
-      await io.write(packr.pack({ proof: proof(options.key, "client", nc, ch.nonce, target) }));
+      await io.writeOne(packr.pack({ proof: proof(options.key, "client", nc, ch.nonce, target) }));
       const keys = deriveKeys(options.key, nc, ch.nonce, target);
       io.rekey(keys.dialerToTarget, keys.targetToDialer);
     } else {
-      await io.write(packr.pack({ proof: null }));
+      await io.writeOne(packr.pack({ proof: null }));
       io.rekey(undefined, undefined);
     }
     let welcome: { error?: unknown; id?: unknown };
@@ -336,7 +344,7 @@ export async function accept(conn: Deno.Conn, options: AcceptOptions): Promise<C
   const refuse = async (code: string, message: string) => {
     options.log?.(`refusing connection from ${addr}: ${message}`);
     try {
-      await io.write(packr.pack({ error: { code, message } }));
+      await io.writeOne(packr.pack({ error: { code, message } }));
     } catch { /* gone */ }
     io.close();
     return null;
@@ -361,7 +369,7 @@ export async function accept(conn: Deno.Conn, options: AcceptOptions): Promise<C
     if (bad) return await refuse(bad.code, bad.message);
     const ns = newNonce();
     const key = options.key;
-    await io.write(packr.pack({
+    await io.writeOne(packr.pack({
       nonce: ns,
       proof: key ? proof(key, "server", hello.nonce, ns, options.self) : null,
     }));
@@ -375,7 +383,7 @@ export async function accept(conn: Deno.Conn, options: AcceptOptions): Promise<C
     } else {
       io.rekey(undefined, undefined);
     }
-    await io.write(packr.pack({ id: options.self.id, url: options.self.url }));
+    await io.writeOne(packr.pack({ id: options.self.id, url: options.self.url }));
     const remote: RemoteInfo = {
       role: hello.role,
       addr,
