@@ -1267,24 +1267,39 @@ bothModes(
 
 // ---- streams made on first use ----
 
+/** A server with `handler` and a client dialed to it; `fn` runs with both, then both close. */
+async function withClient(
+  key: Uint8Array | undefined,
+  handler: Handler,
+  fn: (c: Connection, srv: Server) => Promise<void>,
+): Promise<void> {
+  const srv = startServer({ key, handler });
+  try {
+    const c = await dialTo(srv.url, key);
+    try {
+      await fn(c, srv);
+    } finally {
+      await closeConn(c);
+    }
+  } finally {
+    await srv.close();
+  }
+}
+
 bothModes(
   "an upload read only after all of it arrived, or never, behaves as a stream would",
   async (key) => {
     const late = deferred<number>();
-    const srv = startServer({
-      key,
-      handler: async (call) => {
-        if (call.op === "echo") return call.body;
-        if (call.op === "ignore") return "ignored"; // never touches its upload
-        if (call.op === "whole") return call.takeUpload!()!.reduce((n, c) => n + c.length, 0);
-        if (call.op === "ack") return await call.uploadEnded!();
-        // "late": wait until the caller says everything was sent, then read.
-        await late.promise;
-        return (await readAll(call.upload!, 1 << 20)).length;
-      },
-    });
-    try {
-      const c = await dialTo(srv.url, key);
+    const handler: Handler = async (call) => {
+      if (call.op === "echo") return call.body;
+      if (call.op === "ignore") return "ignored"; // never touches its upload
+      if (call.op === "whole") return call.takeUpload!()!.reduce((n, c) => n + c.length, 0);
+      if (call.op === "ack") return await call.uploadEnded!();
+      // "late": wait until the caller says everything was sent, then read.
+      await late.promise;
+      return (await readAll(call.upload!, 1 << 20)).length;
+    };
+    await withClient(key, handler, async (c, srv) => {
       const data = randomBytes(200_000);
       const l = c.mux.call("late", null, { upload: data });
       await c.mux.request("echo", 1); // the upload and its END are in by now
@@ -1299,34 +1314,27 @@ bothModes(
       assertEq(await c.mux.call("ack", null, { upload: new Uint8Array([1]) }).result, false);
       await c.mux.request("echo", 2);
       assertEq(srv.conns[0].mux.stats.callsIn, 0, "calls left open on the server:");
-      await closeConn(c);
-    } finally {
-      await srv.close();
-    }
+    });
   },
 );
 
 bothModes(
   "downloadWhole() and endUpload() receive and acknowledge with no stream objects",
   async (key) => {
-    const srv = startServer({
-      key,
-      handler: async (call) => {
-        const n = call.body as number;
-        const w = call.download!.getWriter();
-        await w.write(randomBytes(n).fill(7));
-        if (n === 3) {
-          await w.abort(); // "broken": the message never completes
-          return null;
-        }
-        await w.close();
-        // The acknowledgement: the caller ends its upload having read everything.
-        const r = await call.upload!.getReader().read();
-        return r.done ? "acked" : "not acked";
-      },
-    });
-    try {
-      const c = await dialTo(srv.url, key);
+    const handler: Handler = async (call) => {
+      const n = call.body as number;
+      const w = call.download!.getWriter();
+      await w.write(randomBytes(n).fill(7));
+      if (n === 3) {
+        await w.abort(); // "broken": the message never completes
+        return null;
+      }
+      await w.close();
+      // The acknowledgement: the caller ends its upload having read everything.
+      const r = await call.upload!.getReader().read();
+      return r.done ? "acked" : "not acked";
+    };
+    await withClient(key, handler, async (c) => {
       // Larger than a window too: the bytes must be credited as they are collected.
       for (const n of [10, 100_000, 3 * INITIAL_WINDOW_BYTES]) {
         const call = c.mux.call("msg", n, { upload: true, download: true });
@@ -1349,9 +1357,6 @@ bothModes(
       await s.upload!.close();
       assertEq(s.endUpload!(), false);
       assertEq(await s.result, "acked");
-      await closeConn(c);
-    } finally {
-      await srv.close();
-    }
+    });
   },
 );

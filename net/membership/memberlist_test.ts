@@ -102,6 +102,16 @@ async function startCluster(
   await waitUntil(() => mine.every((m) => m.ml.members().length === n), 3000, `${n} members`);
   return mine;
 }
+/** Run `fn` with a list it fills with the nodes it starts; every one is stopped after. */
+async function withNodes(fn: (nodes: Node[]) => Promise<void>): Promise<void> {
+  const nodes: Node[] = [];
+  try {
+    await fn(nodes);
+  } finally {
+    await Promise.all(nodes.map((n) => n.ml.stop()));
+  }
+}
+
 /** Leave events about anyone not in `expected`: false alarms. */
 const falseAlarms = (nodes: Node[], expected: string[]) =>
   nodes.flatMap((n) =>
@@ -337,8 +347,7 @@ Deno.test("Memberlist: a member that missed a join catches up at its next join, 
   // Rare probes: c's silence must not get it, or a and b in its eyes, declared failed on a
   // busy machine (then nobody would gossip to c at all, which is not what this tests).
   const config = { pushPullIntervalMs: 0, probeIntervalMs: 10_000 };
-  const nodes: Node[] = [];
-  try {
+  await withNodes(async (nodes) => {
     const [a, b, c] = await startCluster(3, config, nodes);
     // c hears nothing while d joins and the news of it is gossiped and retired.
     c.transport.paused = true;
@@ -364,17 +373,14 @@ Deno.test("Memberlist: a member that missed a join catches up at its next join, 
     );
     assert(c.ml.member(d.ml.self.id)?.status === "alive", "c learned of d");
     console.log(`caught up ${ms} ms after e joined`);
-  } finally {
-    await Promise.all(nodes.map((n) => n.ml.stop()));
-  }
+  });
 });
 
 Deno.test("Memberlist: news that finds the gossip loop idle goes out at once, not an interval later", async () => {
   // Long gossip interval, no probes or push-pulls in the window: the only quick way for b to
   // hear of c is a's gossip round right after c joined a.
   const config = { ...QUIET, gossipIntervalMs: 400 };
-  const nodes: Node[] = [];
-  try {
+  await withNodes(async (nodes) => {
     const [a, b] = await startCluster(2, config, nodes);
     // The join's broadcasts go out 4 times, one member a round: retired after 1.6 s.
     await new Promise((r) => setTimeout(r, 2500));
@@ -384,17 +390,14 @@ Deno.test("Memberlist: news that finds the gossip loop idle goes out at once, no
     // An idle loop waiting its interval would tell b about 400 ms from now.
     const ms = await waitUntil(() => b.ml.member(c.ml.self.id) !== undefined, 3000, "b hears of c");
     assert(ms < 200, `b heard of c ${ms} ms after the join, not at once`);
-  } finally {
-    await Promise.all(nodes.map((n) => n.ml.stop()));
-  }
+  });
 });
 
 Deno.test("Memberlist: news queued right after a round goes out a news interval later, not a gossip interval", async () => {
   // As above, the only quick way for b to hear of d is a's gossip. c joins a first, so a's
   // round has just run when d joins: an idle-interval loop would tell b 400 ms later.
   const config = { ...QUIET, gossipIntervalMs: 400, newsIntervalMs: 20 };
-  const nodes: Node[] = [];
-  try {
+  await withNodes(async (nodes) => {
     const [a, b] = await startCluster(2, config, nodes);
     await new Promise((r) => setTimeout(r, 2500)); // the join's broadcasts retire
     const [c, d] = [await startNode(0, config), await startNode(0, config)];
@@ -406,9 +409,7 @@ Deno.test("Memberlist: news queued right after a round goes out a news interval 
     await waitUntil(() => b.ml.member(d.ml.self.id) !== undefined, 3000, "b hears of d");
     const ms = performance.now() - t0;
     assert(ms < 200, `b heard of d ${ms.toFixed(0)} ms after its join, not a news interval later`);
-  } finally {
-    await Promise.all(nodes.map((n) => n.ml.stop()));
-  }
+  });
 });
 
 Deno.test("Memberlist: a lone member's gossip loop sleeps, though its own news is queued", async () => {
@@ -428,8 +429,7 @@ Deno.test("Memberlist: news that finds the loop waiting out a buddy interval goe
   // a remembers a dead member, so its loop wakes every gossip interval to tell it (400 ms
   // here); the news of d's join must not wait for that round.
   const config = { ...QUIET, gossipIntervalMs: 400, newsIntervalMs: 20, deadReapMs: 60_000 };
-  const nodes: Node[] = [];
-  try {
+  await withNodes(async (nodes) => {
     const [a, , c] = await startCluster(3, config, nodes);
     c.transport.paused = true; // c cannot refute
     assert(a.ml.failed(c.ml.self.id), "a declares c dead");
@@ -445,16 +445,13 @@ Deno.test("Memberlist: news that finds the loop waiting out a buddy interval goe
     await waitUntil(() => a.ml.stats().gossipRounds > after, 3000, "a's next round");
     const ms = performance.now() - t0;
     assert(ms < 200, `a's round with d's join came ${ms.toFixed(0)} ms after it, not at once`);
-  } finally {
-    await Promise.all(nodes.map((n) => n.ml.stop()));
-  }
+  });
 });
 
 Deno.test("Memberlist: a death proven here is told to every member directly, not only gossiped", async () => {
   // No gossip rounds and no probes in the window: only direct messages can tell b and c.
   const config = { ...QUIET, gossipNodes: 0 };
-  const nodes: Node[] = [];
-  try {
+  await withNodes(async (nodes) => {
     const [a, b, c, d] = await startCluster(4, config, nodes);
     d.transport.paused = true;
     assert(a.ml.failed(d.ml.self.id), "a declares d dead");
@@ -463,16 +460,13 @@ Deno.test("Memberlist: a death proven here is told to every member directly, not
       1000,
       "b and c to hear of d's death",
     );
-  } finally {
-    await Promise.all(nodes.map((n) => n.ml.stop()));
-  }
+  });
 });
 
 Deno.test("Memberlist: members that hear a suspicion probe the suspect at once, out of turn", async () => {
   // Regular probes every 10 s: a probe started within 300 ms of the news is the reaction.
   const config = { probeIntervalMs: 10_000, probeTimeoutMs: 100 };
-  const nodes: Node[] = [];
-  try {
+  await withNodes(async (nodes) => {
     const [a, b, c, d] = await startCluster(4, config, nodes);
     await new Promise((r) => setTimeout(r, 200)); // the start-up probes are under way
     d.transport.paused = true;
@@ -483,7 +477,5 @@ Deno.test("Memberlist: members that hear a suspicion probe the suspect at once, 
       300,
       "b and c to probe the suspect",
     );
-  } finally {
-    await Promise.all(nodes.map((n) => n.ml.stop()));
-  }
+  });
 });
