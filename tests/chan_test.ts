@@ -695,3 +695,18 @@ Deno.test("mk@leave reports a server killed with SIGKILL and one stopped with su
   assertEquals([err.code, err.message], ["closed", "subscription closed"]);
   assertEquals((await cli(["ls", "-d", a.url, `${a.path}/...`])).stdout, "", "anchor freed");
 });
+
+Deno.test("chan recv on a closed client rejects with a typed closed error", async () => {
+  await using s = await Server.start();
+  const client = await connect(s.url);
+  const ch = await client.walk(`${s.path}/gone`).makeChan(1);
+  client.close();
+  let err: unknown;
+  try {
+    await ch.recv();
+  } catch (e) {
+    err = e;
+  }
+  assert(err instanceof CircuitError, `expected a CircuitError, got ${err}`);
+  assertEquals(err.code, "closed");
+});
