@@ -59,16 +59,22 @@ export function receive(anchor: ElementAnchor, options: CallOptions = {}): Incom
  *
  * @param anchor the channel or subscription
  * @param options signal, timeout
+ * @param request the operation and its args: `recv` by default, or a channel's `recvMany`
  * @returns the bytes and the server's reply
  * @throws {CircuitError} the server's error (`channel closed`, …) rather than a stream's
  */
 export async function receiveAll(
   anchor: ElementAnchor,
   options: CallOptions = {},
+  request: { op: string; args: unknown } = { op: "recv", args: null },
 ): Promise<{ bytes: Uint8Array; reply: unknown }> {
   // The same protocol as receive(), without stream objects: the message as it comes, and
   // the acknowledgement as a bare end of the upload.
-  const call = anchor.open("recv", null, { ...options, upload: true, download: true });
+  const call = anchor.open(request.op, request.args, {
+    ...options,
+    upload: true,
+    download: true,
+  });
   call.result.catch(() => {});
   const whole = call.downloadWhole?.();
   if (!whole || !call.endUpload) {

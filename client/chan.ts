@@ -4,9 +4,26 @@
  * @module
  */
 
-import { CircuitError } from "../net/errors.ts";
+import { CircuitError, fromWireError } from "../net/errors.ts";
+import { BATCH_BYTES, BATCH_HEADER_BYTES, type SendManyReply } from "../net/wire.ts";
 import { type Incoming, receive, receiveAll } from "./_recv.ts";
 import type { CallOptions, ElementAnchor } from "./types.ts";
+
+/** Most messages this library puts in one batch call. */
+export const BATCH_LIMIT = 64;
+/** Batch calls one channel handle has in flight each way. */
+export const BATCHES_IN_FLIGHT = 4;
+/** Promise turns a batch waits for more operations before it goes. */
+const GATHER_TURNS = 8;
+
+interface Waiting<T> {
+  resolve(value: T): void;
+  reject(err: unknown): void;
+}
+
+interface WaitingSend extends Waiting<void> {
+  bytes: Uint8Array;
+}
 
 /** A channel's state, as `peek` returns it. */
 export interface ChanState {
@@ -26,6 +43,14 @@ export interface ChanState {
  * A channel element. A message is a whole byte stream, delivered to exactly one
  * receiver, whole or not at all.
  *
+ * Operations a program has under way at once on one handle are batched: sends of small
+ * byte arrays (up to {@linkcode BATCH_BYTES} in all) and receives that have neither a
+ * signal nor a time limit share calls, up to {@linkcode BATCH_LIMIT} messages each and
+ * {@linkcode BATCHES_IN_FLIGHT} calls at a time each way. Nothing else changes: each
+ * message is admitted in the order its `send` was made, and a batch of received
+ * messages is consumed only once all of it has arrived (a receiver that dies gives
+ * every message back).
+ *
  * @example Send and receive
  * ```ts ignore
  * const ch = await client.walk(`${client.server}/jobs`).makeChan(10);
@@ -38,6 +63,11 @@ export interface ChanState {
 export class Chan implements AsyncIterable<Uint8Array> {
   /** Where the channel lives. */
   readonly anchor: ElementAnchor;
+  #sends: WaitingSend[] = [];
+  #sendsInFlight = 0;
+  #recvs: Waiting<Uint8Array>[] = [];
+  #recvsInFlight = 0;
+  #gathering = false;
 
   /**
    * Wrap an anchor that holds a channel.
@@ -62,6 +92,12 @@ export class Chan implements AsyncIterable<Uint8Array> {
     options: CallOptions = {},
   ): Promise<void> {
     const body = typeof message === "string" ? new TextEncoder().encode(message) : message;
+    if (body instanceof Uint8Array && batchable(options) && body.length <= BATCH_BYTES) {
+      return new Promise<void>((resolve, reject) => {
+        this.#sends.push({ bytes: body, resolve, reject });
+        this.#gather();
+      });
+    }
     if (body instanceof Uint8Array) {
       // Bytes go out with the request: no stream to drive.
       await this.anchor.open("send", null, { timeoutMs: 0, ...options, upload: body }).result;
@@ -90,6 +126,12 @@ export class Chan implements AsyncIterable<Uint8Array> {
    * @throws {CircuitError} `closed` once closed and drained; `aborted` when scrubbed
    */
   async recv(options: CallOptions = {}): Promise<Uint8Array> {
+    if (batchable(options)) {
+      return await new Promise<Uint8Array>((resolve, reject) => {
+        this.#recvs.push({ resolve, reject });
+        this.#gather();
+      });
+    }
     return (await receiveAll(this.anchor, options)).bytes;
   }
 
@@ -146,4 +188,99 @@ export class Chan implements AsyncIterable<Uint8Array> {
   async scrub(options: CallOptions = {}): Promise<void> {
     await this.anchor.scrub(options);
   }
+
+  /**
+   * Start batches after a few promise turns, so that operations the same turn of the
+   * program makes (a loop of sends, or the next sends of senders whose batch just
+   * ended) go together.
+   */
+  #gather(): void {
+    if (this.#gathering) return;
+    this.#gathering = true;
+    void (async () => {
+      for (let i = 0; i < GATHER_TURNS; i++) await null;
+      this.#gathering = false;
+      this.#startSends();
+      this.#startRecvs();
+    })();
+  }
+
+  #startSends(): void {
+    while (this.#sendsInFlight < BATCHES_IN_FLIGHT && this.#sends.length > 0) {
+      const batch: WaitingSend[] = [];
+      let bytes = 0;
+      while (
+        batch.length < BATCH_LIMIT && this.#sends.length > 0 &&
+        bytes + this.#sends[0].bytes.length <= BATCH_BYTES
+      ) {
+        const w = this.#sends.shift()!;
+        bytes += w.bytes.length;
+        batch.push(w);
+      }
+      this.#sendsInFlight++;
+      // open, not element: errors keep the server's words, as a lone send's do.
+      this.anchor.open("sendMany", batch.map((w) => w.bytes), { timeoutMs: 0 }).result.then(
+        (reply) => {
+          const { sent, error } = reply as SendManyReply;
+          const err = sent < batch.length ? fromWireError(error) : null;
+          for (const [i, w] of batch.entries()) i < sent ? w.resolve() : w.reject(err);
+        },
+        (err) => {
+          for (const w of batch) w.reject(err);
+        },
+      ).finally(() => {
+        this.#sendsInFlight--;
+        this.#gather();
+      });
+    }
+  }
+
+  #startRecvs(): void {
+    while (this.#recvsInFlight < BATCHES_IN_FLIGHT && this.#recvs.length > 0) {
+      const batch = this.#recvs.splice(0, BATCH_LIMIT);
+      this.#recvsInFlight++;
+      receiveAll(this.anchor, { timeoutMs: 0 }, { op: "recvMany", args: { n: batch.length } })
+        .then(
+          ({ bytes }) => {
+            const messages = unframe(bytes);
+            for (const [i, m] of messages.entries()) batch[i].resolve(m);
+            // Receivers the batch had no message for wait first for the next.
+            this.#recvs.unshift(...batch.slice(messages.length));
+          },
+          (err) => {
+            for (const w of batch) w.reject(err);
+          },
+        ).finally(() => {
+          this.#recvsInFlight--;
+          this.#gather();
+        });
+    }
+  }
+}
+
+/** Whether a call may join a batch: one with neither a signal nor a time limit. */
+function batchable(options: CallOptions): boolean {
+  return options.signal === undefined && !options.timeoutMs;
+}
+
+/** Split a `recvMany` download into its messages. */
+function unframe(bytes: Uint8Array): Uint8Array[] {
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const out: Uint8Array[] = [];
+  let at = 0;
+  while (at < bytes.length) {
+    if (at + BATCH_HEADER_BYTES > bytes.length) throw torn();
+    const n = view.getUint32(at);
+    at += BATCH_HEADER_BYTES;
+    if (at + n > bytes.length) throw torn();
+    // A copy, so that keeping one message does not keep the batch.
+    out.push(bytes.slice(at, at + n));
+    at += n;
+  }
+  if (out.length === 0) throw torn();
+  return out;
+}
+
+function torn(): CircuitError {
+  return new CircuitError("closed", "Receiving failed: a batch of messages arrived torn");
 }

@@ -8,6 +8,8 @@
  * @module
  */
 
+import type { WireError } from "./errors.ts";
+
 /** Operation names. */
 export const Op = {
   /** List anchors: {@linkcode LsRequest} → {@linkcode LsEntry}[]. */
@@ -87,4 +89,25 @@ export interface SyncMessage {
    * (`net/membership/messages.ts`: id, url, addr, inc, start, status); checked on receipt.
    */
   records: unknown[];
+}
+
+// Channel batches: a `sendMany` carries its messages as its args, an array of byte
+// arrays; a `recvMany` (args `{n}`) downloads each message after its length.
+
+/** Most messages in one `sendMany` or `recvMany`. */
+export const BATCH_MESSAGES = 256;
+/**
+ * Most bytes of messages one `sendMany` carries, and most one `recvMany` delivers with
+ * their lengths: what goes whole in one stream chunk.
+ */
+export const BATCH_BYTES: number = 60 * 1024;
+/** Bytes before each message in a `recvMany` download: its length, big-endian. */
+export const BATCH_HEADER_BYTES = 4;
+
+/** What `sendMany` replies: messages admitted, and why the rest were not. */
+export interface SendManyReply {
+  /** Messages admitted, from the first. */
+  sent: number;
+  /** When `sent` is short of the batch: the error the next message met. */
+  error?: WireError;
 }

@@ -606,6 +606,140 @@ Deno.test("chan library: iteration drains after close; recv({signal}) aborts and
 });
 
 // ---------------------------------------------------------------------------------------
+// Batches: operations under way at once on one handle share calls
+
+Deno.test("chan batches: concurrent sends share calls and keep the order they were made in", async () => {
+  await using s = await Server.start();
+  await using client = await connect(s.url);
+  const ch = await client.walk(`${s.path}/order`).makeChan(10);
+  const n = 300;
+  // Not awaited: 300 sends under way at once on a channel with room for 10, so batches
+  // wait for room while later batches arrive.
+  const sends = Array.from({ length: n }, (_, i) => bg(ch.send(`m${i}`)));
+  await waitFor(async () => (await ch.peek()).NumSend === 10, "the buffer to fill");
+  const calls = await inflight(client, ch.anchor.path);
+  assert(calls >= 1 && calls <= 4, `${n} blocked sends use 1 to 4 calls, not ${calls}`);
+  const got: string[] = [];
+  for (let i = 0; i < n; i++) got.push(dec.decode(await ch.recv()));
+  assertEquals(got, Array.from({ length: n }, (_, i) => `m${i}`), "received in send order");
+  await within(Promise.all(sends), 5000, "the sends");
+  assertEquals(await ch.peek(), { Cap: 10, Closed: false, Aborted: false, NumSend: n, NumRecv: n });
+});
+
+Deno.test("chan batches: concurrent receives get every message once, small and large mixed", async () => {
+  await using s = await Server.start();
+  await using client = await connect(s.url);
+  const ch = await client.walk(`${s.path}/mixed`).makeChan(64);
+  const large = randomBytes(300_000);
+  const sizes = [10, 100, 70_000, 5, 300_000, 61_440, 1, 0, 4096];
+  const want = sizes.map((n, i) => n === 300_000 ? large : randomBytes(n).fill(i, 0, 1));
+  for (const m of want) await ch.send(m);
+  const got = await within(Promise.all(want.map(() => ch.recv())), 10_000, "the receives");
+  const digest = async (ms: Uint8Array[]) => (await Promise.all(ms.map(sha256))).sort();
+  assertEquals(await digest(got), await digest(want), "each message once, intact");
+  assertEquals((await ch.peek()).NumRecv, want.length);
+  // Receivers wait in a batch for messages that come later.
+  const waiting = Array.from({ length: 50 }, () => bg(ch.recv()));
+  await untilInflight(client, ch.anchor.path, 1);
+  for (let i = 0; i < 50; i++) await ch.send(`late ${i}`);
+  const late = (await within(Promise.all(waiting), 5000, "late receives")).map((m) =>
+    dec.decode(m)
+  );
+  assertEquals(late.sort(), Array.from({ length: 50 }, (_, i) => `late ${i}`).sort());
+});
+
+Deno.test("chan batches: a batch whose receiver goes away before acknowledging is given back in order", async () => {
+  await using s = await Server.start();
+  await using client = await connect(s.url);
+  const ch = await client.walk(`${s.path}/giveback`).makeChan(8);
+  for (const m of ["a", "b", "c", "d"]) await ch.send(m);
+  // A raw recvMany that reads its batch and then leaves without acknowledging.
+  const ac = new AbortController();
+  const call = ch.anchor.open("recvMany", { n: 3 }, {
+    signal: ac.signal,
+    upload: true,
+    download: true,
+  });
+  call.result.catch(() => {});
+  const reader = call.download!.getReader();
+  const first = await reader.read();
+  assert(!first.done && first.value.length === 3 * 5, "three framed messages arrived");
+  ac.abort();
+  await rejection(call.result, "the abandoned batch");
+  await waitFor(async () => (await inflight(client, ch.anchor.path)) === 0, "the call to end");
+  assertEquals((await ch.peek()).NumRecv, 0, "nothing consumed");
+  const all = await Promise.all([ch.recv(), ch.recv(), ch.recv(), ch.recv()]);
+  assertEquals(all.map((m) => dec.decode(m)), ["a", "b", "c", "d"]);
+});
+
+Deno.test("chan batches: a batch cut short by close resolves the sends admitted and fails the rest", async () => {
+  await using s = await Server.start();
+  await using client = await connect(s.url);
+  const ch = await client.walk(`${s.path}/cut`).makeChan(2);
+  const sends = ["1", "2", "3", "4", "5"].map((m) => bg(ch.send(m)));
+  await waitFor(async () => (await ch.peek()).NumSend === 2, "two admitted");
+  await ch.close();
+  const outcomes = await Promise.allSettled(sends);
+  assertEquals(outcomes.map((o) => o.status), [
+    "fulfilled",
+    "fulfilled",
+    "rejected",
+    "rejected",
+    "rejected",
+  ]);
+  for (const o of outcomes.slice(2)) {
+    const err = (o as PromiseRejectedResult).reason;
+    assert(err instanceof CircuitError, "a typed error");
+    assertEquals([err.code, err.message], ["closed", "channel closed"]);
+  }
+  assertEquals([dec.decode(await ch.recv()), dec.decode(await ch.recv())], ["1", "2"]);
+  assertEquals((await rejection(ch.recv(), "recv after drain")).message, "channel closed");
+});
+
+Deno.test("chan batches: malformed batch requests are refused with bad request", async () => {
+  await using s = await Server.start();
+  await using client = await connect(s.url);
+  const ch = await client.walk(`${s.path}/bad`).makeChan(4);
+  const refusals: Array<[string, unknown, RegExp]> = [
+    ["sendMany", "not a list", /^sendMany: expected 1 to 256 messages$/],
+    ["sendMany", [], /^sendMany: expected 1 to 256 messages$/],
+    ["sendMany", ["text"], /^sendMany: a message is not bytes$/],
+    ["sendMany", [new Uint8Array(40_000), new Uint8Array(40_000)], /exceeds 61440 bytes$/],
+    ["recvMany", { n: 0 }, /^recvMany: n must be an integer from 1 to 256, got "0"$/],
+    ["recvMany", null, /^recvMany: n must be/],
+  ];
+  for (const [op, args, re] of refusals) {
+    const call = ch.anchor.open(op, args, {
+      upload: op === "recvMany",
+      download: op === "recvMany",
+    });
+    const err = await rejection(call.result, `${op} ${JSON.stringify(args)}`);
+    assertEquals(err.code, "bad request", op);
+    assert(re.test(err.message), `${op}: ${err.message}`);
+  }
+  assertEquals(await ch.peek(), { Cap: 4, Closed: false, Aborted: false, NumSend: 0, NumRecv: 0 });
+});
+
+Deno.test("chan batches: cap 0 rendezvous with many concurrent senders and receivers", async () => {
+  await using s = await Server.start();
+  await using a = await connect(s.url);
+  await using b = await connect(s.url);
+  const path = `${s.path}/rv-many`;
+  const tx = await a.walk(path).makeChan(0);
+  const rx = b.walk(path).chan();
+  const n = 200;
+  const sends = Array.from({ length: n }, (_, i) => bg(tx.send(`r${i}`)));
+  assert(await stillPending(sends[0], 200), "no receiver yet: every send blocks");
+  const got = await within(Promise.all(sends.map(() => rx.recv())), 10_000, "the receives");
+  await within(Promise.all(sends), 5000, "the sends");
+  assertEquals(
+    got.map((m) => dec.decode(m)).sort(),
+    Array.from({ length: n }, (_, i) => `r${i}`).sort(),
+  );
+  assertEquals((await tx.peek()).NumRecv, n);
+});
+
+// ---------------------------------------------------------------------------------------
 // Subscriptions
 
 Deno.test("mk@join lists current members then servers that join; a killed recv steals nothing", async () => {

@@ -8,13 +8,26 @@
  * leaves nothing behind. A message is consumed only when its receiver acknowledges
  * having read all of it, so a receiver that dies consumes nothing.
  *
+ * Batches (`sendMany`, `recvMany`) let a client that has many small operations under way
+ * on one channel carry them in one call each way. They keep the same rules: each message
+ * of a `sendMany` is admitted on its own, in order, exactly as a `send` of it would be;
+ * a `recvMany` takes the messages that are ready (at least one, waiting for it like a
+ * `recv`) and consumes them only when its receiver acknowledges the whole batch, so a
+ * receiver that dies gives all of them back, in order.
+ *
  * @module
  */
 
-import { CircuitError } from "../../net/errors.ts";
+import { CircuitError, toWireError } from "../../net/errors.ts";
 import type { Element, ElementCall, ElementContext, ElementKind } from "../element.ts";
 import { deliver } from "../delivery.ts";
-import { Spool } from "../spool.ts";
+import { SMALL_MESSAGE_BYTES, Spool } from "../spool.ts";
+import {
+  BATCH_BYTES,
+  BATCH_HEADER_BYTES,
+  BATCH_MESSAGES,
+  type SendManyReply,
+} from "../../net/wire.ts";
 
 /** The `peek` shape. */
 export interface ChanPeek {
@@ -31,7 +44,6 @@ export interface ChanPeek {
 }
 
 interface Waiter {
-  call: ElementCall;
   /** Resume the call; a sender is handed the spool reserved for its message. */
   wake(spool?: Spool): void;
   fail(err: CircuitError): void;
@@ -103,7 +115,8 @@ export class ChanElement implements Element {
   }
 
   /**
-   * `send` (upload), `recv` (download plus acknowledging upload), `close`.
+   * `send` (upload), `recv` (download plus acknowledging upload), `close`, and the batches
+   * `sendMany` (args: the messages) and `recvMany` (args: `{n}`, most messages wanted).
    *
    * @param op the operation
    * @param call its streams
@@ -114,7 +127,11 @@ export class ChanElement implements Element {
       case "send":
         return await this.#send(call);
       case "recv":
-        return await this.#recv(call);
+        return await this.#recv(call, null);
+      case "sendMany":
+        return await this.#sendMany(call);
+      case "recvMany":
+        return await this.#recv(call, parseBatchSize(call.args));
       case "close":
         return this.#close();
       default:
@@ -140,23 +157,84 @@ export class ChanElement implements Element {
     if (!whole && !call.upload) {
       throw new CircuitError("bad request", "send needs an upload stream");
     }
+    await this.#sendOne(whole ?? call.upload!, call.signal);
+    return null;
+  }
+
+  /** Each message on its own, in order; stops at the first that fails. */
+  /**
+   * Each message admitted on its own, in order, stopping at the first that fails. All of
+   * them take their turns at once, so no other sender comes between them.
+   */
+  async #sendMany(call: ElementCall): Promise<SendManyReply> {
+    const messages = parseBatch(call.args);
     this.#check();
     if (this.#closed) throw closedError();
-    // Blocked senders are admitted in arrival order; admission reserves the room.
-    let spool: Spool;
-    if (this.#senders.length > 0 || !this.#hasRoom()) {
-      spool = (await this.#wait(this.#senders, call))!;
-    } else {
-      spool = this.#reserve();
-    }
+    const stop = new AbortController();
+    const onAbort = () => stop.abort(call.signal.reason);
+    call.signal.addEventListener("abort", onAbort, { once: true });
+    const turns = messages.map(() => this.#turn(stop.signal));
+    for (const t of turns) t.catch(() => {}); // each is awaited or given back below
+    let sent = 0;
     try {
-      if (whole) await spool.fillWhole(whole);
-      else await spool.fill(call.upload!);
-      if (call.signal.aborted) throw call.signal.reason;
+      for (const m of messages) {
+        await this.#fillAndQueue(await turns[sent], [m], call.signal);
+        sent++;
+      }
+      return { sent };
     } catch (err) {
-      spool.discard();
-      this.#filling.delete(spool);
-      this.#admit();
+      // Give back the turns not used: queued ones leave the queue, granted ones free
+      // their room.
+      stop.abort(err);
+      for (const t of turns.slice(sent + 1)) void t.then((spool) => this.#release(spool), () => {});
+      // Nothing admitted: the plain error. Else the reply says how far it got.
+      if (sent === 0 || !(err instanceof CircuitError)) throw err;
+      return { sent, error: toWireError(err) };
+    } finally {
+      call.signal.removeEventListener("abort", onAbort);
+    }
+  }
+
+  /** One message, whole (`Uint8Array[]`) or streamed, admitted and spooled. */
+  async #sendOne(
+    body: Uint8Array[] | ReadableStream<Uint8Array>,
+    signal: AbortSignal,
+  ): Promise<void> {
+    this.#check();
+    if (this.#closed) throw closedError();
+    await this.#fillAndQueue(await this.#turn(signal), body, signal);
+  }
+
+  /**
+   * A sender's turn: the spool reserved for its message, at once when there is room and
+   * nobody is queued before it, else once the senders before it are admitted.
+   */
+  #turn(signal: AbortSignal): Promise<Spool> {
+    if (this.#senders.length > 0 || !this.#hasRoom()) {
+      return this.#wait(this.#senders, signal) as Promise<Spool>;
+    }
+    return Promise.resolve(this.#reserve());
+  }
+
+  /** Free a reserved spool's room. */
+  #release(spool: Spool): void {
+    spool.discard();
+    this.#filling.delete(spool);
+    this.#admit();
+  }
+
+  /** Fill an admitted sender's spool, then buffer it (CAP 0: until a receiver takes it). */
+  async #fillAndQueue(
+    spool: Spool,
+    body: Uint8Array[] | ReadableStream<Uint8Array>,
+    signal: AbortSignal,
+  ): Promise<void> {
+    try {
+      if (Array.isArray(body)) await spool.fillWhole(body);
+      else await spool.fill(body);
+      if (signal.aborted) throw signal.reason;
+    } catch (err) {
+      this.#release(spool);
       // Keep the limit's and scrub's reasons; a broken or reset upload is a sender that
       // went away (not a closed channel).
       if (err instanceof CircuitError && (err.code === "bad request" || err.code === "aborted")) {
@@ -173,12 +251,12 @@ export class ChanElement implements Element {
       this.#numSend++;
       this.#buffer.push({ spool });
       this.#dispatch();
-      return null;
+      return;
     }
     // Rendezvous: the send completes when a receiver has taken the message; a sender
     // that leaves before then withdraws it.
     await new Promise<void>((resolve, reject) => {
-      const m: Message = { spool, signal: call.signal };
+      const m: Message = { spool, signal };
       const onAbort = () => {
         const i = this.#buffer.indexOf(m);
         if (i < 0) return; // being delivered: the delivery's outcome decides
@@ -188,55 +266,65 @@ export class ChanElement implements Element {
         this.#admit();
       };
       m.taken = () => {
-        call.signal.removeEventListener("abort", onAbort);
+        signal.removeEventListener("abort", onAbort);
         resolve();
       };
       m.fail = (err) => {
-        call.signal.removeEventListener("abort", onAbort);
+        signal.removeEventListener("abort", onAbort);
         reject(err);
       };
-      if (call.signal.aborted) {
+      if (signal.aborted) {
         spool.discard();
         return reject(new CircuitError("aborted", "The sender went away"));
       }
-      call.signal.addEventListener("abort", onAbort, { once: true });
+      signal.addEventListener("abort", onAbort, { once: true });
       this.#buffer.push(m);
       this.#dispatch();
     });
     this.#numSend++;
-    return null;
   }
 
-  async #recv(call: ElementCall): Promise<null> {
+  /**
+   * Receive: a plain `recv` (`batch` null) gets one message as the download; a
+   * `recvMany` gets up to `batch` ready ones, each after its length.
+   */
+  async #recv(call: ElementCall, batch: number | null): Promise<null> {
+    const framed = batch !== null;
     for (;;) {
       this.#check();
-      const m = this.#buffer.shift();
-      if (m) {
-        this.#delivering.add(m);
-        const ok = await deliver(call, (w) => m.spool.drainTo(w), m.spool.small());
-        this.#delivering.delete(m);
+      if (this.#buffer.length > 0) {
+        const taken = this.#take(batch ?? 1);
+        for (const m of taken) this.#delivering.add(m);
+        const ok = await this.#deliver(call, taken, framed);
+        for (const m of taken) this.#delivering.delete(m);
         if (ok && !this.#aborted) {
-          this.#numRecv++;
-          m.spool.discard();
-          m.taken?.();
+          this.#numRecv += taken.length;
+          for (const m of taken) {
+            m.spool.discard();
+            m.taken?.();
+          }
           this.#admit();
           this.#endIfDrained();
           return null;
         }
         if (this.#aborted) {
-          m.spool.discard();
-          m.fail?.(abortedError());
+          for (const m of taken) {
+            m.spool.discard();
+            m.fail?.(abortedError());
+          }
           throw abortedError();
         }
-        if (m.signal?.aborted) {
-          // A rendezvous whose sender left meanwhile: the message is withdrawn.
-          m.spool.discard();
-          m.fail?.(new CircuitError("aborted", "The sender went away"));
-          this.#admit();
-        } else {
-          // The receiver went away: the message goes back for the next one.
-          this.#buffer.unshift(m);
+        const back: Message[] = [];
+        for (const m of taken) {
+          if (m.signal?.aborted) {
+            // A rendezvous whose sender left meanwhile: the message is withdrawn.
+            m.spool.discard();
+            m.fail?.(new CircuitError("aborted", "The sender went away"));
+          } else back.push(m);
         }
+        // The receiver went away: the messages go back, in order, for the next one.
+        this.#buffer.unshift(...back);
+        this.#admit();
         this.#dispatch();
         throw new CircuitError("aborted", "The receiver went away");
       }
@@ -245,8 +333,55 @@ export class ChanElement implements Element {
       if (this.#closed && this.#filling.size === 0 && this.#delivering.size === 0) {
         throw closedError();
       }
-      await this.#wait(this.#receivers, call, () => this.#admit());
+      await this.#wait(this.#receivers, call.signal, () => this.#admit());
     }
+  }
+
+  /**
+   * The first buffered message, and after it (for a batch on a buffered channel) those
+   * that are ready, small, and fit the batch's bytes. A rendezvous batch takes one:
+   * each waiting receiver counts once toward admitting a sender.
+   */
+  #take(max: number): Message[] {
+    const first = this.#buffer.shift()!;
+    const batch = [first];
+    if (this.#cap === 0 || max === 1 || first.spool.size > SMALL_MESSAGE_BYTES) return batch;
+    let bytes = BATCH_HEADER_BYTES + first.spool.size;
+    while (batch.length < max && this.#buffer.length > 0) {
+      const next = this.#buffer[0].spool;
+      if (bytes + BATCH_HEADER_BYTES + next.size > BATCH_BYTES) break;
+      bytes += BATCH_HEADER_BYTES + next.size;
+      batch.push(this.#buffer.shift()!);
+    }
+    return batch;
+  }
+
+  /** Hand over a batch and wait for its acknowledgement (see `deliver`). */
+  #deliver(call: ElementCall, batch: Message[], framed: boolean): Promise<boolean> {
+    if (!framed) {
+      const { spool } = batch[0];
+      return deliver(call, (w) => spool.drainTo(w), spool.small());
+    }
+    if (batch.length === 1 && batch[0].spool.size > SMALL_MESSAGE_BYTES) {
+      // One large message: its length, then its bytes as they are read.
+      const { spool } = batch[0];
+      return deliver(call, async (w) => {
+        await w.write(lengthPrefix(spool.size));
+        await spool.drainTo(w);
+      });
+    }
+    let size = 0;
+    for (const m of batch) size += BATCH_HEADER_BYTES + m.spool.size;
+    const out = new Uint8Array(size);
+    const view = new DataView(out.buffer);
+    let at = 0;
+    for (const m of batch) {
+      const bytes = m.spool.small()!;
+      view.setUint32(at, bytes.length);
+      out.set(bytes, at + BATCH_HEADER_BYTES);
+      at += BATCH_HEADER_BYTES + bytes.length;
+    }
+    return deliver(call, (w) => w.write(out), out);
   }
 
   #close(): null {
@@ -291,19 +426,18 @@ export class ChanElement implements Element {
    * Queue a call until woken; leaving the queue (caller gone) never steals a turn.
    *
    * @param queue the senders' or receivers' queue
-   * @param call the waiting call
+   * @param signal the waiting call's signal
    * @param onQueued runs after joining the queue (a new receiver may admit a sender)
    */
-  #wait(queue: Waiter[], call: ElementCall, onQueued?: () => void): Promise<Spool | undefined> {
+  #wait(queue: Waiter[], signal: AbortSignal, onQueued?: () => void): Promise<Spool | undefined> {
     return new Promise<Spool | undefined>((resolve, reject) => {
       const w: Waiter = {
-        call,
         wake: (spool) => {
-          call.signal.removeEventListener("abort", onAbort);
+          signal.removeEventListener("abort", onAbort);
           resolve(spool);
         },
         fail: (err) => {
-          call.signal.removeEventListener("abort", onAbort);
+          signal.removeEventListener("abort", onAbort);
           reject(err);
         },
       };
@@ -316,8 +450,8 @@ export class ChanElement implements Element {
         this.#admit();
         this.#dispatch();
       };
-      if (call.signal.aborted) return onAbort();
-      call.signal.addEventListener("abort", onAbort, { once: true });
+      if (signal.aborted) return onAbort();
+      signal.addEventListener("abort", onAbort, { once: true });
       queue.push(w);
       onQueued?.();
     });
@@ -340,6 +474,53 @@ export function parseCap(raw: unknown): number {
     );
   }
   return n;
+}
+
+/**
+ * Parse a `sendMany`'s messages: 1 to {@linkcode BATCH_MESSAGES} byte arrays of at most
+ * {@linkcode BATCH_BYTES} in all.
+ *
+ * @param raw what the client sent
+ * @returns the messages
+ * @throws {CircuitError} `bad request` otherwise
+ */
+export function parseBatch(raw: unknown): Uint8Array[] {
+  const bad = (why: string) => new CircuitError("bad request", `sendMany: ${why}`);
+  if (!Array.isArray(raw) || raw.length === 0 || raw.length > BATCH_MESSAGES) {
+    throw bad(`expected 1 to ${BATCH_MESSAGES} messages`);
+  }
+  let bytes = 0;
+  for (const m of raw) {
+    if (!(m instanceof Uint8Array)) throw bad("a message is not bytes");
+    bytes += m.length;
+  }
+  if (bytes > BATCH_BYTES) throw bad(`the batch exceeds ${BATCH_BYTES} bytes`);
+  return raw;
+}
+
+/**
+ * Parse a `recvMany`'s size: `{n}` with n from 1 to {@linkcode BATCH_MESSAGES}.
+ *
+ * @param raw what the client sent
+ * @returns n
+ * @throws {CircuitError} `bad request` otherwise
+ */
+export function parseBatchSize(raw: unknown): number {
+  const n = (raw as { n?: unknown } | null)?.n;
+  if (typeof n !== "number" || !Number.isInteger(n) || n < 1 || n > BATCH_MESSAGES) {
+    throw new CircuitError(
+      "bad request",
+      `recvMany: n must be an integer from 1 to ${BATCH_MESSAGES}, got "${String(n)}"`,
+    );
+  }
+  return n;
+}
+
+function lengthPrefix(n: number): Uint8Array {
+  if (n > 0xffff_ffff) throw new RangeError(`A message of ${n} bytes exceeds a batch's 4 GiB`);
+  const b = new Uint8Array(BATCH_HEADER_BYTES);
+  new DataView(b.buffer).setUint32(0, n);
+  return b;
 }
 
 /** The `chan` element kind: spec `{cap}`. */
