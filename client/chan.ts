@@ -222,8 +222,14 @@ export class Chan implements AsyncIterable<Uint8Array> {
       this.anchor.open("sendMany", batch.map((w) => w.bytes), { timeoutMs: 0 }).result.then(
         (reply) => {
           const { sent, error } = reply as SendManyReply;
-          const err = sent < batch.length ? fromWireError(error) : null;
-          for (const [i, w] of batch.entries()) i < sent ? w.resolve() : w.reject(err);
+          for (const w of batch.slice(0, sent)) w.resolve();
+          if (sent === batch.length) return;
+          const err = fromWireError(error);
+          batch[sent].reject(err);
+          // A refusal of that message alone (too large) does not fail the ones after it:
+          // they go again, first. Anything else (closed, aborted) fails them all.
+          if (err.code === "bad request") this.#sends.unshift(...batch.slice(sent + 1));
+          else for (const w of batch.slice(sent + 1)) w.reject(err);
         },
         (err) => {
           for (const w of batch) w.reject(err);
@@ -273,8 +279,9 @@ function unframe(bytes: Uint8Array): Uint8Array[] {
     const n = view.getUint32(at);
     at += BATCH_HEADER_BYTES;
     if (at + n > bytes.length) throw torn();
-    // A copy, so that keeping one message does not keep the batch.
-    out.push(bytes.slice(at, at + n));
+    // Views: the batch is its own buffer (receiveAll copies it out of the frame), at most
+    // 60 KiB, so keeping one message keeps no more than that.
+    out.push(bytes.subarray(at, at + n));
     at += n;
   }
   if (out.length === 0) throw torn();

@@ -81,6 +81,18 @@ export class Spool {
    * @throws {CircuitError} `bad request` past the size limit
    */
   async fillWhole(chunks: Uint8Array[]): Promise<void> {
+    this.fillMemory(chunks);
+    if (this.#size > SPOOL_MEMORY_BYTES) await this.#toFile();
+  }
+
+  /**
+   * Fill the spool with a whole message and keep it in memory, however large: for
+   * messages known to be small.
+   *
+   * @param chunks the message
+   * @throws {CircuitError} `bad request` past the size limit
+   */
+  fillMemory(chunks: Uint8Array[]): void {
     let size = 0;
     for (const c of chunks) size += c.length;
     if (size > this.#limit) {
@@ -91,7 +103,6 @@ export class Spool {
     }
     this.#size = size;
     this.#chunks = chunks;
-    if (size > SPOOL_MEMORY_BYTES) await this.#toFile();
   }
 
   /**

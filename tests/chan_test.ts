@@ -554,6 +554,44 @@ Deno.test("chan message limit: a larger message is refused with a clear error", 
     assertEquals([p.NumSend, p.NumRecv], [1, 1], "refused messages are not counted");
     await ch.send("fine");
     assertEquals(dec.decode(await ch.recv()), "fine", "the channel still works");
+
+    // Under a limit below a batch's size, a refused message fails alone: the sends made
+    // with it still go, in order, whether it is refused at once (room) or once admitted
+    // (queued).
+    using tmp2 = new TempDir();
+    const code2 = code.replace("maxMessageBytes: 100000", "maxMessageBytes: 1000")
+      .replace(JSON.stringify(tmp.path), JSON.stringify(tmp2.path));
+    const child2 = new Deno.Command(Deno.execPath(), {
+      args: ["eval", "--config", `${ROOT}deno.json`, code2],
+      cwd: ROOT,
+      stdout: "piped",
+      stderr: "null",
+    }).spawn();
+    const lines2 = child2.stdout.pipeThrough(new TextDecoderStream()).getReader();
+    try {
+      const url2 = (await lines2.read()).value!.trim();
+      await using client2 = await connect(url2);
+      const server2 = "/X" + url2.slice(url2.lastIndexOf("/Q") + 2);
+      for (const cap of [4, 1]) {
+        const small = await client2.walk(`${server2}/small-${cap}`).makeChan(cap);
+        const sends = ["a", new Uint8Array(1001), "b"].map((m) => bg(small.send(m)));
+        const two = Promise.all([small.recv(), small.recv()]);
+        const got = (await within(two, 5000, `CAP ${cap}: two receives`)).map((m) => dec.decode(m));
+        const outcomes = await Promise.allSettled(sends);
+        assertEquals(outcomes.map((o) => o.status), ["fulfilled", "rejected", "fulfilled"]);
+        const e = (outcomes[1] as PromiseRejectedResult).reason as CircuitError;
+        assertEquals([e.code, e.message], [
+          "bad request",
+          "Sending failed: the message exceeds the limit of 1000 bytes",
+        ]);
+        assertEquals(got, ["a", "b"], `CAP ${cap}`);
+        assertEquals((await small.peek()).NumSend, 2);
+      }
+    } finally {
+      child2.kill("SIGTERM");
+      await child2.status;
+      await lines2.cancel().catch(() => {});
+    }
   } finally {
     child.kill("SIGTERM");
     await child.status;

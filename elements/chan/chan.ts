@@ -44,9 +44,15 @@ export interface ChanPeek {
 }
 
 interface Waiter {
-  /** Resume the call; a sender is handed the spool reserved for its message. */
+  /**
+   * Resume the call; a sender is handed the spool reserved for its message. A batch of
+   * senders is woken once per message, in order, and stays first in the queue until
+   * its last message has a spool.
+   */
   wake(spool?: Spool): void;
   fail(err: CircuitError): void;
+  /** For a batch: spools it still wants after the next. */
+  more?: number;
 }
 
 interface Message {
@@ -161,7 +167,6 @@ export class ChanElement implements Element {
     return null;
   }
 
-  /** Each message on its own, in order; stops at the first that fails. */
   /**
    * Each message admitted on its own, in order, stopping at the first that fails. All of
    * them take their turns at once, so no other sender comes between them.
@@ -170,29 +175,101 @@ export class ChanElement implements Element {
     const messages = parseBatch(call.args);
     this.#check();
     if (this.#closed) throw closedError();
+    // While there is room and nobody waits before them, messages go straight into the
+    // buffer (CAP > 0): what the general path below does, without a promise each.
+    let sent = 0;
+    while (
+      this.#cap > 0 && sent < messages.length && this.#senders.length === 0 &&
+      this.#hasRoom() && !call.signal.aborted
+    ) {
+      const spool = new Spool(this.#ctx.settings.spoolDir, this.#ctx.settings.maxMessageBytes);
+      try {
+        spool.fillMemory([messages[sent]]);
+      } catch (err) {
+        if (sent === 0) throw err;
+        return { sent, error: toWireError(err) };
+      }
+      this.#numSend++;
+      this.#buffer.push({ spool });
+      this.#dispatch();
+      sent++;
+    }
+    if (sent === messages.length) return { sent };
+    if (this.#cap > 0) return await this.#queueBatch(messages, sent, call.signal);
+    // A rendezvous: each message waits for its receiver, as a lone send would.
     const stop = new AbortController();
     const onAbort = () => stop.abort(call.signal.reason);
     call.signal.addEventListener("abort", onAbort, { once: true });
-    const turns = messages.map(() => this.#turn(stop.signal));
+    const rest = messages.slice(sent);
+    const turns = rest.map(() => this.#turn(stop.signal));
     for (const t of turns) t.catch(() => {}); // each is awaited or given back below
-    let sent = 0;
+    let i = 0;
     try {
-      for (const m of messages) {
-        await this.#fillAndQueue(await turns[sent], [m], call.signal);
-        sent++;
+      for (const m of rest) {
+        await this.#fillAndQueue(await turns[i], [m], call.signal);
+        i++;
       }
-      return { sent };
+      return { sent: sent + i };
     } catch (err) {
       // Give back the turns not used: queued ones leave the queue, granted ones free
       // their room.
       stop.abort(err);
-      for (const t of turns.slice(sent + 1)) void t.then((spool) => this.#release(spool), () => {});
+      for (const t of turns.slice(i + 1)) void t.then((spool) => this.#release(spool), () => {});
       // Nothing admitted: the plain error. Else the reply says how far it got.
-      if (sent === 0 || !(err instanceof CircuitError)) throw err;
-      return { sent, error: toWireError(err) };
+      if (sent + i === 0 || !(err instanceof CircuitError)) throw err;
+      return { sent: sent + i, error: toWireError(err) };
     } finally {
       call.signal.removeEventListener("abort", onAbort);
     }
+  }
+
+  /**
+   * The rest of a batch (from `from`) on a buffered channel: one place in the senders'
+   * queue for all of it, woken once per message as room comes; each message is buffered
+   * as it is admitted.
+   */
+  #queueBatch(messages: Uint8Array[], from: number, signal: AbortSignal): Promise<SendManyReply> {
+    return new Promise<SendManyReply>((resolve, reject) => {
+      let sent = from;
+      const end = (err?: unknown) => {
+        signal.removeEventListener("abort", onAbort);
+        if (err === undefined) return resolve({ sent });
+        if (sent === 0 || !(err instanceof CircuitError)) return reject(err);
+        resolve({ sent, error: toWireError(err) });
+      };
+      const w: Waiter = {
+        more: messages.length - from - 1,
+        wake: (spool) => {
+          this.#filling.delete(spool!);
+          try {
+            spool!.fillMemory([messages[sent]]);
+          } catch (err) {
+            // Over the limit: stop here and give back the room and the rest of the turns.
+            spool!.discard();
+            const i = this.#senders.indexOf(w);
+            if (i >= 0) this.#senders.splice(i, 1);
+            queueMicrotask(() => this.#admit()); // not from inside #admit's own loop
+            return end(err);
+          }
+          this.#numSend++;
+          this.#buffer.push({ spool: spool! });
+          this.#dispatch();
+          if (++sent === messages.length) end();
+        },
+        fail: (err) => end(err),
+      };
+      const onAbort = () => {
+        const i = this.#senders.indexOf(w);
+        if (i >= 0) this.#senders.splice(i, 1);
+        end(new CircuitError("aborted", "The caller went away"));
+        this.#admit();
+        this.#dispatch();
+      };
+      if (signal.aborted) return onAbort();
+      signal.addEventListener("abort", onAbort, { once: true });
+      this.#senders.push(w);
+      this.#admit();
+    });
   }
 
   /** One message, whole (`Uint8Array[]`) or streamed, admitted and spooled. */
@@ -343,17 +420,17 @@ export class ChanElement implements Element {
    * each waiting receiver counts once toward admitting a sender.
    */
   #take(max: number): Message[] {
-    const first = this.#buffer.shift()!;
-    const batch = [first];
-    if (this.#cap === 0 || max === 1 || first.spool.size > SMALL_MESSAGE_BYTES) return batch;
-    let bytes = BATCH_HEADER_BYTES + first.spool.size;
-    while (batch.length < max && this.#buffer.length > 0) {
-      const next = this.#buffer[0].spool;
-      if (bytes + BATCH_HEADER_BYTES + next.size > BATCH_BYTES) break;
-      bytes += BATCH_HEADER_BYTES + next.size;
-      batch.push(this.#buffer.shift()!);
+    const buffer = this.#buffer;
+    let n = 1;
+    if (this.#cap > 0 && max > 1 && buffer[0].spool.size <= SMALL_MESSAGE_BYTES) {
+      let bytes = BATCH_HEADER_BYTES + buffer[0].spool.size;
+      while (n < max && n < buffer.length) {
+        bytes += BATCH_HEADER_BYTES + buffer[n].spool.size;
+        if (bytes > BATCH_BYTES) break;
+        n++;
+      }
     }
-    return batch;
+    return buffer.splice(0, n); // one move of the rest, not one per message
   }
 
   /** Hand over a batch and wait for its acknowledgement (see `deliver`). */
@@ -412,7 +489,10 @@ export class ChanElement implements Element {
   /** Wake blocked senders, in order, while there is room. */
   #admit(): void {
     while (this.#senders.length > 0 && this.#hasRoom()) {
-      this.#senders.shift()!.wake(this.#reserve());
+      const w = this.#senders[0];
+      if (w.more) w.more--;
+      else this.#senders.shift();
+      w.wake(this.#reserve());
     }
   }
 
