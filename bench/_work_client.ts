@@ -136,6 +136,8 @@ export interface ChanFloodJob extends Dial {
   workers: number;
   /** Message size in bytes. */
   size: number;
+  /** Untimed messages first, sent and received by this process alone, before `startAt`. */
+  warmup: number;
   /** Start at this time (`performance.timeOrigin + performance.now()`), ms. */
   startAt: number;
 }
@@ -183,6 +185,8 @@ export interface RedisFloodJob {
   workers: number;
   /** Message size in bytes. */
   size: number;
+  /** Untimed messages first, sent and received by this process alone, before `startAt`. */
+  warmup: number;
   /** Start at this time (epoch ms). */
   startAt: number;
 }
@@ -475,36 +479,70 @@ async function chanPingPong(job: ChanPingPongJob): Promise<LatencyResult> {
   return { lat: summarize(us), cpus: allowedCpus() };
 }
 
-async function chanFlood(job: ChanFloodJob): Promise<RateResult> {
-  await using client = await dialJob(job);
-  const ch = client.walk(job.chan).chan();
-  const msg = new Uint8Array(job.size).fill(0x66);
-  let toSend = job.role === "recv" ? 0 : job.count;
-  let toRecv = job.role === "send" ? 0 : job.count;
-  let bytes = 0, last = 0;
-  await sleepUntil(job.startAt);
-  const start = now();
-  const sender = async () => {
+/**
+ * Run `count` sends and `count` receives over `workers` loops each (either may be 0);
+ * the bytes received and when the last operation ended.
+ */
+async function floodLoops(
+  o: {
+    sends: number;
+    recvs: number;
+    workers: number;
+    send: (worker: number) => Promise<unknown>;
+    recv: (worker: number) => Promise<Uint8Array>;
+  },
+): Promise<{ bytes: number; last: number }> {
+  let toSend = o.sends, toRecv = o.recvs, bytes = 0, last = 0;
+  const sender = async (w: number) => {
     while (toSend > 0) {
       toSend--;
-      await ch.send(msg);
+      await o.send(w);
       last = now();
     }
   };
-  const receiver = async () => {
+  const receiver = async (w: number) => {
     while (toRecv > 0) {
       toRecv--;
-      const m = await ch.recv(); // not `bytes += await …`: that reads bytes before awaiting
+      const m = await o.recv(w); // not `bytes += await …`: that reads bytes before awaiting
       bytes += m.length;
       last = now();
     }
   };
   const ws: Promise<void>[] = [];
-  for (let i = 0; i < job.workers; i++) {
-    if (job.role !== "recv") ws.push(sender());
-    if (job.role !== "send") ws.push(receiver());
+  for (let i = 0; i < o.workers; i++) {
+    if (o.sends > 0) ws.push(sender(i));
+    if (o.recvs > 0) ws.push(receiver(i));
   }
   await Promise.all(ws);
+  return { bytes, last };
+}
+
+async function chanFlood(job: ChanFloodJob): Promise<RateResult> {
+  await using client = await dialJob(job);
+  const msg = new Uint8Array(job.size).fill(0x66);
+  if (job.warmup > 0) {
+    // The same work on a channel of this process's own, so that neither this process's
+    // code nor the server's is cold when the clock starts.
+    const warm = await client.walk(`${job.chan}-warm-${job.role}`).makeChan(1024);
+    await floodLoops({
+      sends: job.warmup,
+      recvs: job.warmup,
+      workers: job.workers,
+      send: () => warm.send(msg),
+      recv: () => warm.recv(),
+    });
+    await warm.scrub();
+  }
+  const ch = client.walk(job.chan).chan();
+  await sleepUntil(job.startAt);
+  const start = now();
+  const { bytes, last } = await floodLoops({
+    sends: job.role === "recv" ? 0 : job.count,
+    recvs: job.role === "send" ? 0 : job.count,
+    workers: job.workers,
+    send: () => ch.send(msg),
+    recv: () => ch.recv(),
+  });
   return floodResult(job.count, start, last, bytes);
 }
 
@@ -551,43 +589,47 @@ async function redisPingPong(job: RedisPingPongJob): Promise<LatencyResult> {
   return { lat: summarize(us), cpus: allowedCpus() };
 }
 
+/** `workers` connections for LPUSH and as many for BRPOP on `list` (BRPOP blocks its connection). */
+async function redisLoops(port: number, workers: number, list: string, msg: Uint8Array) {
+  const tx: Resp[] = [], rx: Resp[] = [];
+  for (let i = 0; i < workers; i++) {
+    tx.push(await Resp.connect(port));
+    rx.push(await Resp.connect(port));
+  }
+  return {
+    send: (w: number) => tx[w].call("LPUSH", list, msg),
+    recv: async (w: number) => ((await rx[w].call("BRPOP", list, "0")) as Uint8Array[])[1],
+    close: () => {
+      for (const c of [...tx, ...rx]) c.close();
+    },
+  };
+}
+
 async function redisFlood(job: RedisFloodJob): Promise<RateResult> {
   const msg = new Uint8Array(job.size).fill(0x66);
-  let toSend = job.role === "recv" ? 0 : job.count;
-  let toRecv = job.role === "send" ? 0 : job.count;
-  let bytes = 0, last = 0;
-  const conns: Resp[] = [];
-  const workers = job.role === "both" ? 2 * job.workers : job.workers;
-  for (let i = 0; i < workers; i++) conns.push(await Resp.connect(job.port));
-  await sleepUntil(job.startAt);
-  const start = now();
-  const sender = async (r: Resp) => {
-    while (toSend > 0) {
-      toSend--;
-      await r.call("LPUSH", job.list, msg);
-      last = now();
+  if (job.warmup > 0) {
+    // The same work on a list of this process's own: warm code when the clock starts.
+    const warm = await redisLoops(job.port, job.workers, `${job.list}-warm-${job.role}`, msg);
+    try {
+      await floodLoops({ sends: job.warmup, recvs: job.warmup, workers: job.workers, ...warm });
+    } finally {
+      warm.close();
     }
-  };
-  const receiver = async (r: Resp) => {
-    while (toRecv > 0) {
-      toRecv--;
-      const v = await r.call("BRPOP", job.list, "0") as Uint8Array[];
-      bytes += v[1].length;
-      last = now();
-    }
-  };
-  try {
-    const ws: Promise<void>[] = [];
-    let k = 0;
-    for (let i = 0; i < job.workers; i++) {
-      if (job.role !== "recv") ws.push(sender(conns[k++]));
-      if (job.role !== "send") ws.push(receiver(conns[k++]));
-    }
-    await Promise.all(ws);
-  } finally {
-    for (const c of conns) c.close();
   }
-  return floodResult(job.count, start, last, bytes);
+  const loops = await redisLoops(job.port, job.workers, job.list, msg);
+  try {
+    await sleepUntil(job.startAt);
+    const start = now();
+    const { bytes, last } = await floodLoops({
+      sends: job.role === "recv" ? 0 : job.count,
+      recvs: job.role === "send" ? 0 : job.count,
+      workers: job.workers,
+      ...loops,
+    });
+    return floodResult(job.count, start, last, bytes);
+  } finally {
+    loops.close();
+  }
 }
 
 // ---------------------------------------------------------------------------------------
