@@ -93,8 +93,11 @@ export class Chan implements AsyncIterable<Uint8Array> {
   ): Promise<void> {
     const body = typeof message === "string" ? new TextEncoder().encode(message) : message;
     if (body instanceof Uint8Array && batchable(options) && body.length <= BATCH_BYTES) {
+      // A copy of the caller's bytes, taken now as a lone send's are: the caller may
+      // reuse its buffer as soon as send returns, before the batch goes.
+      const bytes = body === message ? body.slice() : body;
       return new Promise<void>((resolve, reject) => {
-        this.#sends.push({ bytes: body, resolve, reject });
+        this.#sends.push({ bytes, resolve, reject });
         this.#gather();
       });
     }

@@ -654,14 +654,25 @@ Deno.test("chan batches: concurrent sends share calls and keep the order they we
   // Not awaited: 300 sends under way at once on a channel with room for 10, so batches
   // wait for room while later batches arrive.
   const sends = Array.from({ length: n }, (_, i) => bg(ch.send(`m${i}`)));
+  // Bytes are taken when send is called, as a lone send's are: the buffer may be reused.
+  const buf = enc.encode("first");
+  sends.push(bg(ch.send(buf)));
+  buf.set(enc.encode("XXXXX"));
   await waitFor(async () => (await ch.peek()).NumSend === 10, "the buffer to fill");
   const calls = await inflight(client, ch.anchor.path);
   assert(calls >= 1 && calls <= 4, `${n} blocked sends use 1 to 4 calls, not ${calls}`);
   const got: string[] = [];
-  for (let i = 0; i < n; i++) got.push(dec.decode(await ch.recv()));
-  assertEquals(got, Array.from({ length: n }, (_, i) => `m${i}`), "received in send order");
+  for (let i = 0; i <= n; i++) got.push(dec.decode(await ch.recv()));
+  const want = [...Array.from({ length: n }, (_, i) => `m${i}`), "first"];
+  assertEquals(got, want, "received in send order, as the bytes were when sent");
   await within(Promise.all(sends), 5000, "the sends");
-  assertEquals(await ch.peek(), { Cap: 10, Closed: false, Aborted: false, NumSend: n, NumRecv: n });
+  assertEquals(await ch.peek(), {
+    Cap: 10,
+    Closed: false,
+    Aborted: false,
+    NumSend: n + 1,
+    NumRecv: n + 1,
+  });
 });
 
 Deno.test("chan batches: concurrent receives get every message once, small and large mixed", async () => {
