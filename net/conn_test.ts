@@ -1319,6 +1319,33 @@ bothModes(
 );
 
 bothModes(
+  "a writer may reuse its chunk once write() resolves: large chunks go uncopied until sealed",
+  async (key) => {
+    const handler: Handler = async (call) => {
+      // Every chunk of 16 KiB must be one value throughout: the value of its index.
+      const bytes = await readAll(call.upload!, 1 << 24);
+      for (let i = 0; i < bytes.length; i += 16384) {
+        const v = bytes[i];
+        if (v !== (i / 16384) % 251) return `chunk ${i / 16384} starts with ${v}`;
+        if (bytes.subarray(i, i + 16384).some((b) => b !== v)) return `chunk ${i / 16384} torn`;
+      }
+      return bytes.length;
+    };
+    await withClient(key, handler, async (c) => {
+      const call = c.mux.call("check", null, { upload: true });
+      const w = call.upload!.getWriter();
+      const buf = new Uint8Array(16384); // one buffer, refilled for every chunk
+      for (let i = 0; i < 400; i++) {
+        buf.fill(i % 251);
+        await w.write(buf);
+      }
+      await w.close();
+      assertEq(await within(call.result, 10_000, "the check"), 400 * 16384);
+    });
+  },
+);
+
+bothModes(
   "downloadWhole() and endUpload() receive and acknowledge with no stream objects",
   async (key) => {
     const handler: Handler = async (call) => {

@@ -142,7 +142,9 @@ export interface MuxOptions {
   config: TransportConfig;
   /**
    * Writes one frame whose body is `parts` one after another, `size` bytes in all (sealed
-   * by the connection, which joins them: the mux never copies a batch into one body).
+   * by the connection, which joins them: the mux never copies a batch into one body). The
+   * parts must be consumed (sealed into the frame's own memory) before it returns: the mux
+   * then lets their owners reuse them.
    */
   writeFrame(parts: Uint8Array[], size: number): Promise<void>;
   /** Called once, when the mux closes, with the reason. */
@@ -156,6 +158,52 @@ export interface MuxOptions {
 const packr = new Packr({ useRecords: false, moreTypes: false, bundleStrings: false });
 
 const NO_BYTES = new Uint8Array(0);
+
+/**
+ * DATA bytes from this size on go into the frame as they are, after a header encoded
+ * apart, rather than being copied into a packed message first (the same bytes on the
+ * wire).
+ */
+const DIRECT_DATA_BYTES = 4096;
+
+/** A DATA message queued with its bytes uncopied. */
+interface DirectData {
+  /** The message's msgpack bytes up to the bin payload. */
+  head: Uint8Array;
+  /** The payload, not copied: its owner waits for `sealed` before reusing it. */
+  body: Uint8Array;
+  /** Called once the body has been sealed into a frame (or dropped at close). */
+  sealed: () => void;
+}
+
+/** An outbox entry: a packed message, or a DATA message in two parts. */
+type Outgoing = Uint8Array | DirectData;
+
+function outgoingBytes(e: Outgoing): number {
+  return e instanceof Uint8Array ? e.length : e.head.length + e.body.length;
+}
+
+/** The msgpack encoding of `[Tag.DATA, id, <bin of n bytes>]` up to the payload. */
+function dataHead(id: number, n: number): Uint8Array {
+  // Let msgpack encode the tag and id, with an empty bin (0xc4 0x00) in place of the
+  // payload; then swap that for the real bin header.
+  const empty = packr.pack([Tag.DATA, id, NO_BYTES]);
+  const prefix = empty.length - 2;
+  const head = new Uint8Array(prefix + (n < 256 ? 2 : n < 65536 ? 3 : 5));
+  head.set(empty.subarray(0, prefix));
+  const v = new DataView(head.buffer, head.byteOffset + prefix);
+  if (n < 256) {
+    v.setUint8(0, 0xc4);
+    v.setUint8(1, n);
+  } else if (n < 65536) {
+    v.setUint8(0, 0xc5);
+    v.setUint16(1, n);
+  } else {
+    v.setUint8(0, 0xc6);
+    v.setUint32(1, n);
+  }
+  return head;
+}
 
 /** The stream halves behind each call a mux hands to its handler, for `forward`. */
 const SIDES = new WeakMap<IncomingCall, { up: RecvSide | null; down: SendSide | null }>();
@@ -237,9 +285,11 @@ class SendSide {
           }
           if (this.#error) throw this.#error;
           const n = Math.min(this.credit, chunkBytes, chunk.length - off);
-          mux.send([Tag.DATA, id, chunk.subarray(off, off + n)]);
+          const sealed = mux.sendData(id, chunk.subarray(off, off + n));
           this.credit -= n;
           off += n;
+          // The chunk is the writer's again once its bytes are sealed into a frame.
+          if (sealed !== true && off >= chunk.length) await sealed;
         }
       },
       close: () => {
@@ -306,7 +356,9 @@ class SendSide {
     while (this.#relayed.length > 0 && this.credit > 0 && !this.#error) {
       const c = this.#relayed[0];
       const n = Math.min(this.credit, this.#chunkBytes, c.length);
-      this.#mux.send([Tag.DATA, this.#id, n === c.length ? c : c.subarray(0, n)]);
+      // Relayed bytes are views of frames read off the other connection, never reused:
+      // no need to wait for them to be sealed.
+      void this.#mux.sendData(this.#id, n === c.length ? c : c.subarray(0, n));
       this.credit -= n;
       if (n === c.length) this.#relayed.shift();
       else this.#relayed[0] = c.subarray(n);
@@ -588,7 +640,7 @@ export class Mux {
   #nextId: number;
   #out = new Map<number, OutState>();
   #in = new Map<number, InState>();
-  #outbox: Uint8Array[] = [];
+  #outbox: Outgoing[] = [];
   #queued = 0;
   #pumping = false;
   #closed: CircuitError | null = null;
@@ -782,14 +834,38 @@ export class Mux {
     if (this.#closed) return false;
     const bytes = packr.pack(msg);
     if (bytes.length > this.#o.config.maxFrameBytes) return false;
-    this.#outbox.push(bytes);
-    this.#queued += bytes.length;
+    this.#enqueue(bytes, bytes.length);
+    return true;
+  }
+
+  /**
+   * Queue a DATA message of a stream. Large bytes are not copied: the returned promise
+   * resolves once they are sealed into a frame (or the mux closed), and the caller must
+   * not change them before. Small ones are copied at once (returns true).
+   *
+   * @param id the call
+   * @param bytes the chunk
+   * @returns true, or a promise for when the bytes may be reused
+   */
+  sendData(id: number, bytes: Uint8Array): true | Promise<void> {
+    if (bytes.length < DIRECT_DATA_BYTES || this.#closed) {
+      this.send([Tag.DATA, id, bytes]);
+      return true;
+    }
+    return new Promise<void>((sealed) => {
+      const head = dataHead(id, bytes.length);
+      this.#enqueue({ head, body: bytes, sealed }, head.length + bytes.length);
+    });
+  }
+
+  #enqueue(e: Outgoing, size: number): void {
+    this.#outbox.push(e);
+    this.#queued += size;
     this.#stats.messagesOut++;
     if (!this.#pumping) {
       this.#pumping = true;
       queueMicrotask(() => this.#pump());
     }
-    return true;
   }
 
   /**
@@ -840,6 +916,7 @@ export class Mux {
     }
     this.#out.clear();
     this.#in.clear();
+    for (const e of this.#outbox) if (!(e instanceof Uint8Array)) e.sealed();
     this.#outbox = [];
     this.#queued = 0;
     this.#o.onClose(err);
@@ -869,13 +946,26 @@ export class Mux {
       while (this.#outbox.length > 0 && !this.#closed) {
         const max = this.#o.config.coalesceBytes;
         let n = 0, size = 0;
-        while (n < this.#outbox.length && (n === 0 || size + this.#outbox[n].length <= max)) {
-          size += this.#outbox[n++].length;
+        while (n < this.#outbox.length) {
+          const b = outgoingBytes(this.#outbox[n]);
+          if (n > 0 && size + b > max) break;
+          size += b;
+          n++;
         }
-        const batch = this.#outbox.splice(0, n);
+        const parts: Uint8Array[] = [];
+        const sealed: Array<() => void> = [];
+        for (const e of this.#outbox.splice(0, n)) {
+          if (e instanceof Uint8Array) parts.push(e);
+          else {
+            parts.push(e.head, e.body);
+            sealed.push(e.sealed);
+          }
+        }
         this.#queued -= size;
         this.#stats.framesOut++;
-        await this.#o.writeFrame(batch, size);
+        const written = this.#o.writeFrame(parts, size);
+        for (const f of sealed) f(); // sealed already: the bodies are their owners' again
+        await written;
       }
     } catch (err) {
       this.close(
