@@ -1322,25 +1322,31 @@ bothModes(
   "a writer may reuse its chunk once write() resolves: large chunks go uncopied until sealed",
   async (key) => {
     const handler: Handler = async (call) => {
-      // Every chunk of 16 KiB must be one value throughout: the value of its index.
-      const bytes = await readAll(call.upload!, 1 << 24);
-      for (let i = 0; i < bytes.length; i += 16384) {
+      // Every chunk must be one value throughout: its index.
+      const size = call.body as number;
+      const bytes = await readAll(call.upload!, 1 << 26);
+      for (let i = 0; i < bytes.length; i += size) {
         const v = bytes[i];
-        if (v !== (i / 16384) % 251) return `chunk ${i / 16384} starts with ${v}`;
-        if (bytes.subarray(i, i + 16384).some((b) => b !== v)) return `chunk ${i / 16384} torn`;
+        if (v !== (i / size) % 251) return `chunk ${i / size} starts with ${v}`;
+        if (bytes.subarray(i, i + size).some((b) => b !== v)) return `chunk ${i / size} torn`;
       }
       return bytes.length;
     };
     await withClient(key, handler, async (c) => {
-      const call = c.mux.call("check", null, { upload: true });
-      const w = call.upload!.getWriter();
-      const buf = new Uint8Array(16384); // one buffer, refilled for every chunk
-      for (let i = 0; i < 400; i++) {
-        buf.fill(i % 251);
-        await w.write(buf);
+      // 16 KiB chunks go whole; one over a DATA chunk goes as 64 KiB uncopied plus a
+      // copied tail, and must still wait for the uncopied piece.
+      const max = DEFAULT_TRANSPORT_CONFIG.maxChunkBytes;
+      for (const [size, count] of [[16384, 400], [max + 100, 60]]) {
+        const call = c.mux.call("check", size, { upload: true });
+        const w = call.upload!.getWriter();
+        const buf = new Uint8Array(size); // one buffer, refilled for every chunk
+        for (let i = 0; i < count; i++) {
+          buf.fill(i % 251);
+          await w.write(buf);
+        }
+        await w.close();
+        assertEq(await within(call.result, 10_000, `chunks of ${size}`), count * size);
       }
-      await w.close();
-      assertEq(await within(call.result, 10_000, "the check"), 400 * 16384);
     });
   },
 );

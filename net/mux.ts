@@ -279,6 +279,7 @@ class SendSide {
     return new WritableStream<Uint8Array>({
       write: async (chunk) => {
         let off = 0;
+        let unsealed: Promise<void> | null = null;
         while (off < chunk.length) {
           while (this.credit <= 0 && !this.#error) {
             await new Promise<void>((r) => (this.#wake = r));
@@ -286,11 +287,13 @@ class SendSide {
           if (this.#error) throw this.#error;
           const n = Math.min(this.credit, chunkBytes, chunk.length - off);
           const sealed = mux.sendData(id, chunk.subarray(off, off + n));
+          if (sealed !== true) unsealed = sealed;
           this.credit -= n;
           off += n;
-          // The chunk is the writer's again once its bytes are sealed into a frame.
-          if (sealed !== true && off >= chunk.length) await sealed;
         }
+        // The chunk is the writer's again once its last uncopied piece is sealed into a
+        // frame (the outbox is sealed in order, so the earlier ones are too).
+        if (unsealed) await unsealed;
       },
       close: () => {
         if (this.#error) throw this.#error;
@@ -963,8 +966,12 @@ export class Mux {
         }
         this.#queued -= size;
         this.#stats.framesOut++;
-        const written = this.#o.writeFrame(parts, size);
-        for (const f of sealed) f(); // sealed already: the bodies are their owners' again
+        let written: Promise<void>;
+        try {
+          written = this.#o.writeFrame(parts, size);
+        } finally {
+          for (const f of sealed) f(); // sealed (or dropped): the bodies are their owners' again
+        }
         await written;
       }
     } catch (err) {
