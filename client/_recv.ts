@@ -60,6 +60,8 @@ export function receive(anchor: ElementAnchor, options: CallOptions = {}): Incom
  * @param anchor the channel or subscription
  * @param options signal, timeout
  * @param request the operation and its args: `recv` by default, or a channel's `recvMany`
+ * @param check runs on the bytes before they are acknowledged; if it throws, they are not
+ *   (the server gives them to the next receiver) and the call fails with its error
  * @returns the bytes and the server's reply
  * @throws {CircuitError} the server's error (`channel closed`, …) rather than a stream's
  */
@@ -67,6 +69,7 @@ export async function receiveAll(
   anchor: ElementAnchor,
   options: CallOptions = {},
   request: { op: string; args: unknown } = { op: "recv", args: null },
+  check?: (bytes: Uint8Array) => void,
 ): Promise<{ bytes: Uint8Array; reply: unknown }> {
   // The same protocol as receive(), without stream objects: the message as it comes, and
   // the acknowledgement as a bare end of the upload.
@@ -89,9 +92,17 @@ export async function receiveAll(
     await call.result; // the call's own error explains the broken stream
     throw err instanceof CircuitError ? err : new CircuitError("closed", String(err));
   }
+  const bytes = concat(chunks, chunks.reduce((n, c) => n + c.length, 0));
+  try {
+    check?.(bytes);
+  } catch (err) {
+    call.resetUpload?.();
+    await call.result.catch(() => {});
+    throw err;
+  }
   call.endUpload(); // the whole message is in: acknowledge it; the reply says it was consumed
   const reply = await call.result;
-  return { bytes: concat(chunks, chunks.reduce((n, c) => n + c.length, 0)), reply };
+  return { bytes, reply };
 }
 
 function concat(chunks: Uint8Array[], size: number): Uint8Array {

@@ -7,6 +7,7 @@
 import { CircuitError, fromWireError } from "../net/errors.ts";
 import { BATCH_BYTES, BATCH_HEADER_BYTES, type SendManyReply } from "../net/wire.ts";
 import { type Incoming, receive, receiveAll } from "./_recv.ts";
+import type { OutgoingCall } from "../net/mux.ts";
 import type { CallOptions, ElementAnchor } from "./types.ts";
 
 /** Most messages this library puts in one batch call. */
@@ -47,9 +48,8 @@ interface Waiting<T> {
   reject(err: unknown): void;
 }
 
-interface WaitingSend extends Waiting<void> {
-  bytes: Uint8Array;
-}
+/** A small send waiting for its batch, or a lone send waiting for those before it. */
+type WaitingSend = Waiting<void> & { bytes: Uint8Array } | { open: () => void };
 
 /** A channel's state, as `peek` returns it. */
 export interface ChanState {
@@ -127,12 +127,20 @@ export class Chan implements AsyncIterable<Uint8Array> {
         this.#gather();
       });
     }
+    // A lone send goes out after the small sends queued before it, so that sends are
+    // admitted in the order they were made.
+    let call: OutgoingCall;
+    if (this.#sends.length > 0) {
+      const later = body instanceof Uint8Array && body === message ? body.slice() : body;
+      call = await new Promise<OutgoingCall>((resolve) => {
+        this.#sends.push({ open: () => resolve(this.#openSend(later, options)) });
+        this.#gather();
+      });
+    } else call = this.#openSend(body, options);
     if (body instanceof Uint8Array) {
-      // Bytes go out with the request: no stream to drive.
-      await this.anchor.open("send", null, { timeoutMs: 0, ...options, upload: body }).result;
+      await call.result;
       return;
     }
-    const call = this.anchor.open("send", null, { timeoutMs: 0, ...options, upload: true });
     call.result.catch(() => {});
     try {
       // A call that fails (aborted, refused, scrubbed) stops the pipe at once, even while
@@ -145,6 +153,12 @@ export class Chan implements AsyncIterable<Uint8Array> {
       throw err;
     }
     await call.result;
+  }
+
+  /** Open a lone send: bytes go out with the request (no stream to drive), a stream as read. */
+  #openSend(body: Uint8Array | ReadableStream<Uint8Array>, options: CallOptions): OutgoingCall {
+    const upload = body instanceof Uint8Array ? body : true;
+    return this.anchor.open("send", null, { timeoutMs: 0, ...options, upload });
   }
 
   /**
@@ -235,34 +249,35 @@ export class Chan implements AsyncIterable<Uint8Array> {
   }
 
   #startSends(): void {
-    while (this.#sendsInFlight < BATCHES_IN_FLIGHT && this.#sends.length > 0) {
-      const batch: WaitingSend[] = [];
+    while (this.#sends.length > 0) {
+      const head = this.#sends[0];
+      if ("open" in head) {
+        // A lone send whose turn has come: its request goes out now, before what follows.
+        this.#sends.shift();
+        head.open();
+        continue;
+      }
+      if (this.#sendsInFlight >= BATCHES_IN_FLIGHT) return;
+      const batch: Array<Waiting<void> & { bytes: Uint8Array }> = [];
       let bytes = 0;
-      while (
-        batch.length < BATCH_LIMIT && this.#sends.length > 0 &&
-        bytes + this.#sends[0].bytes.length <= BATCH_BYTES
-      ) {
-        const w = this.#sends.shift()!;
+      for (let w = this.#sends[0]; batch.length < BATCH_LIMIT && w && !("open" in w);) {
+        if (bytes + w.bytes.length > BATCH_BYTES) break;
         bytes += w.bytes.length;
         batch.push(w);
+        this.#sends.shift();
+        w = this.#sends[0];
       }
       this.#sendsInFlight++;
       // open, not element: errors keep the server's words, as a lone send's do.
       this.anchor.open("sendMany", batch.map((w) => w.bytes), { timeoutMs: 0 }).result.then(
-        (reply) => {
-          const { sent, error } = reply as SendManyReply;
-          for (const w of batch.slice(0, sent)) w.resolve();
-          if (sent === batch.length) return;
-          const err = fromWireError(error);
-          batch[sent].reject(err);
-          // A refusal of that message alone (too large) does not fail the ones after it:
-          // they go again, first. Anything else (closed, aborted) fails them all.
-          if (err.code === "bad request") this.#sends.unshift(...batch.slice(sent + 1));
-          else for (const w of batch.slice(sent + 1)) w.reject(err);
-        },
-        (err) => {
-          for (const w of batch) w.reject(err);
-        },
+        (reply) =>
+          settle(batch, (w, i) => {
+            const { sent, refused, error } = reply as SendManyReply;
+            if (i >= sent) return w.reject(fromWireError(error));
+            if (refused?.index.includes(i)) return w.reject(fromWireError(refused.error));
+            w.resolve();
+          }),
+        (err) => settle(batch, (w) => w.reject(err)),
       ).finally(() => {
         this.#sendsInFlight--;
         this.#gather();
@@ -274,22 +289,40 @@ export class Chan implements AsyncIterable<Uint8Array> {
     while (this.#recvsInFlight < BATCHES_IN_FLIGHT && this.#recvs.length > 0) {
       const batch = this.#recvs.splice(0, BATCH_LIMIT);
       this.#recvsInFlight++;
-      receiveAll(this.anchor, { timeoutMs: 0 }, { op: "recvMany", args: { n: batch.length } })
+      let messages: Uint8Array[] = [];
+      // Split before acknowledging: a batch that does not parse is given back, not lost.
+      const split = (bytes: Uint8Array) => void (messages = unframe(bytes));
+      receiveAll(
+        this.anchor,
+        { timeoutMs: 0 },
+        { op: "recvMany", args: { n: batch.length } },
+        split,
+      )
         .then(
-          ({ bytes }) => {
-            const messages = unframe(bytes);
-            for (const [i, m] of messages.entries()) batch[i].resolve(m);
+          () => {
             // Receivers the batch had no message for wait first for the next.
             this.#recvs.unshift(...batch.slice(messages.length));
+            settle(batch.slice(0, messages.length), (w, i) => w.resolve(messages[i]));
           },
-          (err) => {
-            for (const w of batch) w.reject(err);
-          },
+          (err) => settle(batch, (w) => w.reject(err)),
         ).finally(() => {
           this.#recvsInFlight--;
           this.#gather();
         });
     }
+  }
+}
+
+/**
+ * Settle each waiter with `f`; should `f` throw, the waiters not yet settled get that
+ * error rather than waiting forever.
+ */
+function settle<T, W extends Waiting<T>>(waiters: W[], f: (w: W, i: number) => void): void {
+  let i = 0;
+  try {
+    for (; i < waiters.length; i++) f(waiters[i], i);
+  } catch (err) {
+    for (const w of waiters.slice(i)) w.reject(err);
   }
 }
 

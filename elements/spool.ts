@@ -12,6 +12,19 @@ export const SPOOL_MEMORY_BYTES = 1024 * 1024;
 /** Messages up to this size can be handed over whole ({@linkcode Spool.small}). */
 export const SMALL_MESSAGE_BYTES = 60 * 1024;
 
+/**
+ * The error for a message over the size limit.
+ *
+ * @param limit the limit, in bytes
+ * @returns a `bad request` that names it
+ */
+export function tooLarge(limit: number): CircuitError {
+  return new CircuitError(
+    "bad request",
+    `Sending failed: the message exceeds the limit of ${limit} bytes`,
+  );
+}
+
 /** A complete or filling message. */
 export class Spool {
   #dir: string;
@@ -54,10 +67,7 @@ export class Spool {
         if (this.#canceled) throw this.#canceled;
         if (done) break;
         if (this.#size + chunk.length > this.#limit) {
-          throw new CircuitError(
-            "bad request",
-            `Sending failed: the message exceeds the limit of ${this.#limit} bytes`,
-          );
+          throw tooLarge(this.#limit);
         }
         this.#size += chunk.length;
         if (!this.#file && this.#size > SPOOL_MEMORY_BYTES) await this.#toFile();
@@ -96,10 +106,7 @@ export class Spool {
     let size = 0;
     for (const c of chunks) size += c.length;
     if (size > this.#limit) {
-      throw new CircuitError(
-        "bad request",
-        `Sending failed: the message exceeds the limit of ${this.#limit} bytes`,
-      );
+      throw tooLarge(this.#limit);
     }
     this.#size = size;
     this.#chunks = chunks;

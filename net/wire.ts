@@ -104,10 +104,12 @@ export const BATCH_BYTES: number = 60 * 1024;
 /** Bytes before each message in a `recvMany` download: its length, big-endian. */
 export const BATCH_HEADER_BYTES = 4;
 
-/** What `sendMany` replies: messages admitted, and why the rest were not. */
+/** What `sendMany` replies: how far it got, which messages were refused, and why. */
 export interface SendManyReply {
-  /** Messages admitted, from the first. */
+  /** Messages handled, from the first: each was admitted unless `refused` lists it. */
   sent: number;
-  /** When `sent` is short of the batch: the error the next message met. */
+  /** Messages among the first `sent` refused on their own (over the size limit), and why. */
+  refused?: { index: number[]; error: WireError };
+  /** When `sent` is short of the batch: why the rest were not admitted (closed, aborted). */
   error?: WireError;
 }

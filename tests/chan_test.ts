@@ -587,6 +587,20 @@ Deno.test("chan message limit: a larger message is refused with a clear error", 
         assertEquals(got, ["a", "b"], `CAP ${cap}`);
         assertEquals((await small.peek()).NumSend, 2);
       }
+      // Refused first in its batch, or in a batch while others wait behind it: the
+      // rest still go, in the order sent.
+      const order = await client2.walk(`${server2}/order`).makeChan(1);
+      const payloads = Array.from({ length: 200 }, (_, i) => i % 70 === 0 ? "" : `o${i}`);
+      const sends = payloads.map((m) => bg(order.send(m === "" ? new Uint8Array(1001) : m)));
+      const want = payloads.filter((m) => m !== "");
+      const got: string[] = [];
+      for (const _ of want) got.push(dec.decode(await within(order.recv(), 5000, "a receive")));
+      assertEquals(got, want);
+      const outcomes = await Promise.allSettled(sends);
+      assertEquals(
+        outcomes.map((o, i) => o.status === "rejected" ? i : -1).filter((i) => i >= 0),
+        [0, 70, 140],
+      );
     } finally {
       child2.kill("SIGTERM");
       await child2.status;
@@ -673,6 +687,31 @@ Deno.test("chan batches: concurrent sends share calls and keep the order they we
     NumSend: n + 1,
     NumRecv: n + 1,
   });
+});
+
+Deno.test("chan batches: a lone send waits for the small sends made before it", async () => {
+  await using s = await Server.start();
+  await using client = await connect(s.url);
+  const ch = await client.walk(`${s.path}/lone`).makeChan(1);
+  const big = randomBytes(100_000); // over a batch: goes alone
+  const sends = [
+    ...Array.from({ length: 100 }, (_, i) => bg(ch.send(`s${i}`))),
+    bg(ch.send(big)),
+    bg(ch.send(new Blob(["streamed"]).stream())),
+    ...Array.from({ length: 10 }, (_, i) => bg(ch.send(`t${i}`))),
+  ];
+  const got: string[] = [];
+  for (let i = 0; i < sends.length; i++) {
+    const m = await within(ch.recv(), 5000, "a receive");
+    got.push(m.length === big.length ? "big" : dec.decode(m));
+  }
+  assertEquals(got, [
+    ...Array.from({ length: 100 }, (_, i) => `s${i}`),
+    "big",
+    "streamed",
+    ...Array.from({ length: 10 }, (_, i) => `t${i}`),
+  ]);
+  await within(Promise.all(sends), 5000, "the sends");
 });
 
 Deno.test("chan batches: concurrent receives get every message once, small and large mixed", async () => {

@@ -21,7 +21,7 @@
 import { CircuitError, toWireError } from "../../net/errors.ts";
 import type { Element, ElementCall, ElementContext, ElementKind } from "../element.ts";
 import { deliver } from "../delivery.ts";
-import { SMALL_MESSAGE_BYTES, Spool } from "../spool.ts";
+import { SMALL_MESSAGE_BYTES, Spool, tooLarge } from "../spool.ts";
 import {
   BATCH_BYTES,
   BATCH_HEADER_BYTES,
@@ -169,92 +169,97 @@ export class ChanElement implements Element {
 
   /**
    * Each message admitted on its own, in order, stopping at the first that fails. All of
-   * them take their turns at once, so no other sender comes between them.
+   * them take their places in the senders' queue at once, so no other sender comes
+   * between them. A message over the size limit is refused alone, up front: the others
+   * still go, in order.
    */
   async #sendMany(call: ElementCall): Promise<SendManyReply> {
     const messages = parseBatch(call.args);
     this.#check();
     if (this.#closed) throw closedError();
-    // While there is room and nobody waits before them, messages go straight into the
-    // buffer (CAP > 0): what the general path below does, without a promise each.
-    let sent = 0;
-    while (
-      this.#cap > 0 && sent < messages.length && this.#senders.length === 0 &&
-      this.#hasRoom() && !call.signal.aborted
-    ) {
-      const spool = new Spool(this.#ctx.settings.spoolDir, this.#ctx.settings.maxMessageBytes);
-      try {
-        spool.fillMemory([messages[sent]]);
-      } catch (err) {
-        if (sent === 0) throw err;
-        return { sent, error: toWireError(err) };
-      }
-      this.#numSend++;
-      this.#buffer.push({ spool });
-      this.#dispatch();
-      sent++;
+    const limit = this.#ctx.settings.maxMessageBytes;
+    const refused: number[] = [], order: number[] = [];
+    for (const [i, m] of messages.entries()) (m.length > limit ? refused : order).push(i);
+    const done = await this.#admitBatch(messages, order, call.signal);
+    const sent = done.n === order.length ? messages.length : order[done.n];
+    const reply: SendManyReply = { sent };
+    const early = refused.filter((i) => i < sent);
+    if (early.length > 0) reply.refused = { index: early, error: toWireError(tooLarge(limit)) };
+    if (done.error !== undefined) {
+      // Nothing handled: the plain error. Else the reply says how far it got.
+      if (sent === 0 || !(done.error instanceof CircuitError)) throw done.error;
+      reply.error = toWireError(done.error);
     }
-    if (sent === messages.length) return { sent };
-    if (this.#cap > 0) return await this.#queueBatch(messages, sent, call.signal);
-    // A rendezvous: each message waits for its receiver, as a lone send would.
+    return reply;
+  }
+
+  /**
+   * Admit `messages[order[0]]`, `messages[order[1]]`, … in order (all within the size
+   * limit); how many were, and the error that stopped the rest.
+   */
+  async #admitBatch(
+    messages: Uint8Array[],
+    order: number[],
+    signal: AbortSignal,
+  ): Promise<{ n: number; error?: unknown }> {
+    // While there is room and nobody waits before them, messages go straight into the
+    // buffer (CAP > 0): what the queue below does, without a promise each.
+    let n = 0;
+    while (
+      this.#cap > 0 && n < order.length && this.#senders.length === 0 && this.#hasRoom() &&
+      !signal.aborted
+    ) {
+      this.#bufferWhole(this.#newSpool(), messages[order[n++]]);
+    }
+    if (n === order.length) return { n };
+    if (this.#cap > 0) return await this.#queueBatch(messages, order, n, signal);
+    // A rendezvous: each message waits for its receiver, as a lone send would; all take
+    // their turns now.
     const stop = new AbortController();
-    const onAbort = () => stop.abort(call.signal.reason);
-    call.signal.addEventListener("abort", onAbort, { once: true });
-    const rest = messages.slice(sent);
-    const turns = rest.map(() => this.#turn(stop.signal));
+    const onAbort = () => stop.abort(signal.reason);
+    signal.addEventListener("abort", onAbort, { once: true });
+    const turns = order.slice(n).map(() => this.#turn(stop.signal));
     for (const t of turns) t.catch(() => {}); // each is awaited or given back below
     let i = 0;
     try {
-      for (const m of rest) {
-        await this.#fillAndQueue(await turns[i], [m], call.signal);
-        i++;
+      for (; i < turns.length; i++) {
+        await this.#fillAndQueue(await turns[i], [messages[order[n + i]]], signal);
       }
-      return { sent: sent + i };
-    } catch (err) {
+      return { n: n + i };
+    } catch (error) {
       // Give back the turns not used: queued ones leave the queue, granted ones free
       // their room.
-      stop.abort(err);
+      stop.abort(error);
       for (const t of turns.slice(i + 1)) void t.then((spool) => this.#release(spool), () => {});
-      // Nothing admitted: the plain error. Else the reply says how far it got.
-      if (sent + i === 0 || !(err instanceof CircuitError)) throw err;
-      return { sent: sent + i, error: toWireError(err) };
+      return { n: n + i, error };
     } finally {
-      call.signal.removeEventListener("abort", onAbort);
+      signal.removeEventListener("abort", onAbort);
     }
   }
 
   /**
-   * The rest of a batch (from `from`) on a buffered channel: one place in the senders'
-   * queue for all of it, woken once per message as room comes; each message is buffered
-   * as it is admitted.
+   * The rest of a batch (from `order[from]`) on a buffered channel: one place in the
+   * senders' queue for all of it, woken once per message as room comes; each message is
+   * buffered as it is admitted.
    */
-  #queueBatch(messages: Uint8Array[], from: number, signal: AbortSignal): Promise<SendManyReply> {
-    return new Promise<SendManyReply>((resolve, reject) => {
-      let sent = from;
-      const end = (err?: unknown) => {
+  #queueBatch(
+    messages: Uint8Array[],
+    order: number[],
+    from: number,
+    signal: AbortSignal,
+  ): Promise<{ n: number; error?: unknown }> {
+    return new Promise((resolve) => {
+      let n = from;
+      const end = (error?: unknown) => {
         signal.removeEventListener("abort", onAbort);
-        if (err === undefined) return resolve({ sent });
-        if (sent === 0 || !(err instanceof CircuitError)) return reject(err);
-        resolve({ sent, error: toWireError(err) });
+        resolve(error === undefined ? { n } : { n, error });
       };
       const w: Waiter = {
-        more: messages.length - from - 1,
+        more: order.length - from - 1,
         wake: (spool) => {
           this.#filling.delete(spool!);
-          try {
-            spool!.fillMemory([messages[sent]]);
-          } catch (err) {
-            // Over the limit: stop here and give back the room and the rest of the turns.
-            spool!.discard();
-            const i = this.#senders.indexOf(w);
-            if (i >= 0) this.#senders.splice(i, 1);
-            queueMicrotask(() => this.#admit()); // not from inside #admit's own loop
-            return end(err);
-          }
-          this.#numSend++;
-          this.#buffer.push({ spool: spool! });
-          this.#dispatch();
-          if (++sent === messages.length) end();
+          this.#bufferWhole(spool!, messages[order[n]]);
+          if (++n === order.length) end();
         },
         fail: (err) => end(err),
       };
@@ -270,6 +275,24 @@ export class ChanElement implements Element {
       this.#senders.push(w);
       this.#admit();
     });
+  }
+
+  /** A spool for a message within the size limit, not counted against the room. */
+  #newSpool(): Spool {
+    return new Spool(this.#ctx.settings.spoolDir, this.#ctx.settings.maxMessageBytes);
+  }
+
+  /** Buffer an admitted whole message (CAP > 0), within the size limit. */
+  #bufferWhole(spool: Spool, message: Uint8Array): void {
+    spool.fillMemory([message]);
+    this.#buffered(spool);
+  }
+
+  /** A complete message joins the buffer (CAP > 0): one send done. */
+  #buffered(spool: Spool): void {
+    this.#numSend++;
+    this.#buffer.push({ spool });
+    this.#dispatch();
   }
 
   /** One message, whole (`Uint8Array[]`) or streamed, admitted and spooled. */
@@ -324,12 +347,7 @@ export class ChanElement implements Element {
       spool.discard();
       throw abortedError();
     }
-    if (this.#cap > 0) {
-      this.#numSend++;
-      this.#buffer.push({ spool });
-      this.#dispatch();
-      return;
-    }
+    if (this.#cap > 0) return this.#buffered(spool);
     // Rendezvous: the send completes when a receiver has taken the message; a sender
     // that leaves before then withdraws it.
     await new Promise<void>((resolve, reject) => {
@@ -367,6 +385,7 @@ export class ChanElement implements Element {
    */
   async #recv(call: ElementCall, batch: number | null): Promise<null> {
     const framed = batch !== null;
+    let woken = false;
     for (;;) {
       this.#check();
       if (this.#buffer.length > 0) {
@@ -410,7 +429,10 @@ export class ChanElement implements Element {
       if (this.#closed && this.#filling.size === 0 && this.#delivering.size === 0) {
         throw closedError();
       }
-      await this.#wait(this.#receivers, call.signal, () => this.#admit());
+      // Woken for a message another batch took first: wait again at the head, keeping
+      // this receiver's place.
+      await this.#wait(this.#receivers, call.signal, () => this.#admit(), woken);
+      woken = true;
     }
   }
 
@@ -481,7 +503,7 @@ export class ChanElement implements Element {
 
   /** A spool counted against the room from now on. */
   #reserve(): Spool {
-    const spool = new Spool(this.#ctx.settings.spoolDir, this.#ctx.settings.maxMessageBytes);
+    const spool = this.#newSpool();
     this.#filling.add(spool);
     return spool;
   }
@@ -508,8 +530,14 @@ export class ChanElement implements Element {
    * @param queue the senders' or receivers' queue
    * @param signal the waiting call's signal
    * @param onQueued runs after joining the queue (a new receiver may admit a sender)
+   * @param front join at the head (a receiver woken for nothing keeps its place)
    */
-  #wait(queue: Waiter[], signal: AbortSignal, onQueued?: () => void): Promise<Spool | undefined> {
+  #wait(
+    queue: Waiter[],
+    signal: AbortSignal,
+    onQueued?: () => void,
+    front = false,
+  ): Promise<Spool | undefined> {
     return new Promise<Spool | undefined>((resolve, reject) => {
       const w: Waiter = {
         wake: (spool) => {
@@ -532,7 +560,8 @@ export class ChanElement implements Element {
       };
       if (signal.aborted) return onAbort();
       signal.addEventListener("abort", onAbort, { once: true });
-      queue.push(w);
+      if (front) queue.unshift(w);
+      else queue.push(w);
       onQueued?.();
     });
   }
