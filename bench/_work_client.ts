@@ -589,12 +589,21 @@ async function redisPingPong(job: RedisPingPongJob): Promise<LatencyResult> {
   return { lat: summarize(us), cpus: allowedCpus() };
 }
 
-/** `workers` connections for LPUSH and as many for BRPOP on `list` (BRPOP blocks its connection). */
-async function redisLoops(port: number, workers: number, list: string, msg: Uint8Array) {
+/**
+ * `workers` connections for LPUSH and as many for BRPOP on `list` (BRPOP blocks its
+ * connection), each side only when `sides` asks for it.
+ */
+async function redisLoops(
+  port: number,
+  workers: number,
+  list: string,
+  msg: Uint8Array,
+  sides: { send: boolean; recv: boolean },
+) {
   const tx: Resp[] = [], rx: Resp[] = [];
   for (let i = 0; i < workers; i++) {
-    tx.push(await Resp.connect(port));
-    rx.push(await Resp.connect(port));
+    if (sides.send) tx.push(await Resp.connect(port));
+    if (sides.recv) rx.push(await Resp.connect(port));
   }
   return {
     send: (w: number) => tx[w].call("LPUSH", list, msg),
@@ -609,14 +618,20 @@ async function redisFlood(job: RedisFloodJob): Promise<RateResult> {
   const msg = new Uint8Array(job.size).fill(0x66);
   if (job.warmup > 0) {
     // The same work on a list of this process's own: warm code when the clock starts.
-    const warm = await redisLoops(job.port, job.workers, `${job.list}-warm-${job.role}`, msg);
+    const warm = await redisLoops(job.port, job.workers, `${job.list}-warm-${job.role}`, msg, {
+      send: true,
+      recv: true,
+    });
     try {
       await floodLoops({ sends: job.warmup, recvs: job.warmup, workers: job.workers, ...warm });
     } finally {
       warm.close();
     }
   }
-  const loops = await redisLoops(job.port, job.workers, job.list, msg);
+  const loops = await redisLoops(job.port, job.workers, job.list, msg, {
+    send: job.role !== "recv",
+    recv: job.role !== "send",
+  });
   try {
     await sleepUntil(job.startAt);
     const start = now();
