@@ -15,7 +15,8 @@
  * 10. membership in network namespaces: join convergence, failure detection, false leaves
  *    under load and loss, idle cost (beside serf; needs root).
  *
- * `--quick` shrinks every section; `--only 6,8` runs only the sections named.
+ * `--quick` shrinks every section; `--only 6,8` runs only the sections named; anything
+ * else is refused with one line on stderr and exit 1.
  * Peers (sshd, redis-server, etcd, nsd) run privately on loopback ports in temp directories
  * (serf in section 10's namespaces) and are stopped with the servers; one that cannot be set
  * up is recorded as skipped.
@@ -26,6 +27,7 @@
  * @module
  */
 
+import { parseArgs } from "node:util";
 import { connect, generateKey, parseKey, readKeyFile } from "../mod.ts";
 import {
   canRun,
@@ -57,18 +59,49 @@ import {
   rawDownload,
 } from "./_throughput.ts";
 
-const QUICK = Deno.args.includes("--quick");
-const ONLY = onlySections(Deno.args);
+const USAGE = "usage: deno task bench [--quick] [--only N[,N...]] (sections 1-10)";
 
-/** `--only 1,6` or `--only=1,6`: the section numbers to run; null for all. */
-function onlySections(args: string[]): Set<number> | null {
-  const i = args.findIndex((a) => a === "--only" || a.startsWith("--only="));
-  if (i < 0) return null;
-  const v = args[i].includes("=") ? args[i].slice("--only=".length) : args[i + 1] ?? "";
-  const nums = v.split(",").map((x) => Number(x.trim())).filter((n) => n >= 1 && n <= 10);
-  if (nums.length === 0) throw new Error(`--only wants section numbers 1-10, got "${v}"`);
-  return new Set(nums);
+/**
+ * The command line: `--quick`, `--only 1,6` (or `--only=1,6`), `--help`. Anything else
+ * is one line on stderr and exit 1, before any section starts.
+ *
+ * @param args the arguments
+ * @returns whether to shrink every section, and the sections to run (null: all)
+ */
+function options(args: string[]): { quick: boolean; only: Set<number> | null } {
+  const fail = (why: string): never => {
+    console.error(`bench: ${why}; ${USAGE}`);
+    Deno.exit(1);
+  };
+  let values: { quick?: boolean; only?: string; help?: boolean } = {};
+  try {
+    values = parseArgs({
+      // `deno task bench -- --quick` passes the `--` on.
+      args: args[0] === "--" ? args.slice(1) : args,
+      options: {
+        quick: { type: "boolean" },
+        only: { type: "string" },
+        help: { type: "boolean", short: "h" },
+      },
+      strict: true,
+      allowPositionals: false,
+    }).values;
+  } catch (err) {
+    fail((err as Error).message.split("\n")[0]);
+  }
+  if (values.help) {
+    console.log(USAGE);
+    Deno.exit(0);
+  }
+  if (values.only === undefined) return { quick: values.quick === true, only: null };
+  const nums = values.only.split(",").map((x) => x.trim());
+  if (nums.some((x) => !/^([1-9]|10)$/.test(x))) {
+    fail(`--only wants section numbers 1-10, got "${values.only}"`);
+  }
+  return { quick: values.quick === true, only: new Set(nums.map(Number)) };
 }
+
+const { quick: QUICK, only: ONLY } = options(Deno.args);
 const MiB = 1024 * 1024;
 
 /** Iteration counts; `--quick` runs a smaller subset. */
