@@ -5,6 +5,7 @@
  */
 
 import { CircuitError, fromWireError } from "../net/errors.ts";
+import { Slabs } from "../net/slabs.ts";
 import { BATCH_BYTES, BATCH_HEADER_BYTES, type SendManyReply } from "../net/wire.ts";
 import { type Incoming, receive, receiveAll } from "./_recv.ts";
 import type { OutgoingCall } from "../net/mux.ts";
@@ -17,31 +18,8 @@ export const BATCHES_IN_FLIGHT = 4;
 /** Promise turns a batch waits for more operations before it goes. */
 const GATHER_TURNS = 8;
 
-/**
- * Copies of small byte arrays carved from shared 64 KiB slabs: a fresh array costs about
- * a microsecond here whatever its size, a view into a slab a tenth of that. A slab is
- * freed when the last copy in it is.
- */
-class Copies {
-  static readonly SLAB_BYTES = 64 * 1024;
-  static readonly MAX_CARVE = 4096;
-  #slab = new Uint8Array(0);
-  #used = 0;
-
-  copy(b: Uint8Array): Uint8Array {
-    if (b.length > Copies.MAX_CARVE) return b.slice();
-    if (this.#used + b.length > this.#slab.length) {
-      this.#slab = new Uint8Array(Copies.SLAB_BYTES);
-      this.#used = 0;
-    }
-    const out = this.#slab.subarray(this.#used, this.#used + b.length);
-    out.set(b);
-    this.#used += b.length;
-    return out;
-  }
-}
-
-const copies = new Copies();
+/** Where batched sends copy their bytes. */
+const copies = new Slabs();
 
 interface Waiting<T> {
   resolve(value: T): void;
