@@ -517,6 +517,39 @@ async function floodLoops(
   return { bytes, last };
 }
 
+/** What a flood job's parts share: its role, counts and start time. */
+interface FloodShape {
+  role: "send" | "recv" | "both";
+  count: number;
+  workers: number;
+  warmup: number;
+  startAt: number;
+}
+
+/** A flood's operations, one per loop. */
+interface FloodOps {
+  send: (worker: number) => Promise<unknown>;
+  recv: (worker: number) => Promise<Uint8Array>;
+}
+
+/** The untimed warm-up: `warmup` sends and receives through `ops` (this process alone). */
+async function floodWarmup(job: FloodShape, ops: FloodOps): Promise<void> {
+  await floodLoops({ sends: job.warmup, recvs: job.warmup, workers: job.workers, ...ops });
+}
+
+/** The timed part: from `startAt`, this process's side of `count` messages. */
+async function floodTimed(job: FloodShape, ops: FloodOps): Promise<RateResult> {
+  await sleepUntil(job.startAt);
+  const start = now();
+  const { bytes, last } = await floodLoops({
+    sends: job.role === "recv" ? 0 : job.count,
+    recvs: job.role === "send" ? 0 : job.count,
+    workers: job.workers,
+    ...ops,
+  });
+  return floodResult(job.count, start, last, bytes);
+}
+
 async function chanFlood(job: ChanFloodJob): Promise<RateResult> {
   await using client = await dialJob(job);
   const msg = new Uint8Array(job.size).fill(0x66);
@@ -524,26 +557,11 @@ async function chanFlood(job: ChanFloodJob): Promise<RateResult> {
     // The same work on a channel of this process's own, so that neither this process's
     // code nor the server's is cold when the clock starts.
     const warm = await client.walk(`${job.chan}-warm-${job.role}`).makeChan(1024);
-    await floodLoops({
-      sends: job.warmup,
-      recvs: job.warmup,
-      workers: job.workers,
-      send: () => warm.send(msg),
-      recv: () => warm.recv(),
-    });
+    await floodWarmup(job, { send: () => warm.send(msg), recv: () => warm.recv() });
     await warm.scrub();
   }
   const ch = client.walk(job.chan).chan();
-  await sleepUntil(job.startAt);
-  const start = now();
-  const { bytes, last } = await floodLoops({
-    sends: job.role === "recv" ? 0 : job.count,
-    recvs: job.role === "send" ? 0 : job.count,
-    workers: job.workers,
-    send: () => ch.send(msg),
-    recv: () => ch.recv(),
-  });
-  return floodResult(job.count, start, last, bytes);
+  return await floodTimed(job, { send: () => ch.send(msg), recv: () => ch.recv() });
 }
 
 // ---------------------------------------------------------------------------------------
@@ -623,7 +641,7 @@ async function redisFlood(job: RedisFloodJob): Promise<RateResult> {
       recv: true,
     });
     try {
-      await floodLoops({ sends: job.warmup, recvs: job.warmup, workers: job.workers, ...warm });
+      await floodWarmup(job, warm);
     } finally {
       warm.close();
     }
@@ -633,15 +651,7 @@ async function redisFlood(job: RedisFloodJob): Promise<RateResult> {
     recv: job.role !== "send",
   });
   try {
-    await sleepUntil(job.startAt);
-    const start = now();
-    const { bytes, last } = await floodLoops({
-      sends: job.role === "recv" ? 0 : job.count,
-      recvs: job.role === "send" ? 0 : job.count,
-      workers: job.workers,
-      ...loops,
-    });
-    return floodResult(job.count, start, last, bytes);
+    return await floodTimed(job, loops);
   } finally {
     loops.close();
   }
