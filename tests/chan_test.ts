@@ -511,106 +511,122 @@ Deno.test("chan cap 0: scrub fails a sender whose message waits for a receiver",
   assertEquals([err.code, err.message], ["aborted", "channel aborted"]);
 });
 
-Deno.test("chan message limit: a larger message is refused with a clear error", async () => {
-  // `circuit start` has no flag for the limit: run the server library in a subprocess.
-  using tmp = new TempDir();
-  const code = `import { startServer } from "${ROOT}server/mod.ts";
-    const s = await startServer({ varDir: ${JSON.stringify(tmp.path)}, maxMessageBytes: 100000,
-      handleSignals: true });
-    console.log(s.url);
-    await s.stopped;`;
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["eval", "--config", `${ROOT}deno.json`, code],
-    cwd: ROOT,
-    stdout: "piped",
-    stderr: "null",
-  }).spawn();
-  const lines = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
-  try {
-    let url = "";
-    while (!url.includes("\n")) {
-      const r = await lines.read();
-      if (r.done) throw new Error("the limited server exited before printing its URL");
-      url += r.value;
-    }
-    url = url.trim();
-    const server = "/X" + url.slice(url.lastIndexOf("/Q") + 2);
-    await using client = await connect(url);
-    const ch = await client.walk(`${server}/limited`).makeChan(1);
-    await ch.send(new Uint8Array(100_000));
-    assertEquals((await ch.recv()).length, 100_000, "a message at the limit passes");
-    const err = await rejection(ch.send(new Uint8Array(100_001)), "an oversized send");
-    assertEquals(err.code, "bad request");
-    assert(/exceeds the limit of 100000 bytes/.test(err.message), err.message);
-    await using send = new CliProc(["send", "-d", url, ch.anchor.path], { stdin: true });
-    // The refused CLI may exit before reading all of its input (EPIPE here is fine).
-    await send.stdin!.write(new Uint8Array(300_000)).catch(() => {});
-    await send.stdin!.close().catch(() => {});
-    assertOneLineError(
-      await send.text(),
-      /^Sending failed: the message exceeds the limit of 100000 bytes$/,
-    );
-    const p = await ch.peek();
-    assertEquals([p.NumSend, p.NumRecv], [1, 1], "refused messages are not counted");
-    await ch.send("fine");
-    assertEquals(dec.decode(await ch.recv()), "fine", "the channel still works");
+/**
+ * A server with a message size limit: `circuit start` has no flag for it, so the server
+ * library runs in a subprocess.
+ */
+class LimitedServer implements AsyncDisposable {
+  readonly url: string;
+  /** The server's path, `/X…`. */
+  readonly path: string;
+  #child: Deno.ChildProcess;
+  #tmp: TempDir;
 
-    // Under a limit below a batch's size, a refused message fails alone: the sends made
-    // with it still go, in order, whether it is refused at once (room) or once admitted
-    // (queued).
-    using tmp2 = new TempDir();
-    const code2 = code.replace("maxMessageBytes: 100000", "maxMessageBytes: 1000")
-      .replace(JSON.stringify(tmp.path), JSON.stringify(tmp2.path));
-    const child2 = new Deno.Command(Deno.execPath(), {
-      args: ["eval", "--config", `${ROOT}deno.json`, code2],
+  private constructor(url: string, child: Deno.ChildProcess, tmp: TempDir) {
+    this.url = url;
+    this.path = "/X" + url.slice(url.lastIndexOf("/Q") + 2);
+    this.#child = child;
+    this.#tmp = tmp;
+  }
+
+  static async start(maxMessageBytes: number): Promise<LimitedServer> {
+    const tmp = new TempDir();
+    const code = `import { startServer } from "${ROOT}server/mod.ts";
+      const s = await startServer({ varDir: ${JSON.stringify(tmp.path)},
+        maxMessageBytes: ${maxMessageBytes}, handleSignals: true });
+      console.log(s.url);
+      await s.stopped;`;
+    const child = new Deno.Command(Deno.execPath(), {
+      args: ["eval", "--config", `${ROOT}deno.json`, code],
       cwd: ROOT,
       stdout: "piped",
       stderr: "null",
     }).spawn();
-    const lines2 = child2.stdout.pipeThrough(new TextDecoderStream()).getReader();
+    const lines = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+    let url = "";
     try {
-      const url2 = (await lines2.read()).value!.trim();
-      await using client2 = await connect(url2);
-      const server2 = "/X" + url2.slice(url2.lastIndexOf("/Q") + 2);
-      for (const cap of [4, 1]) {
-        const small = await client2.walk(`${server2}/small-${cap}`).makeChan(cap);
-        const sends = ["a", new Uint8Array(1001), "b"].map((m) => bg(small.send(m)));
-        const two = Promise.all([small.recv(), small.recv()]);
-        const got = (await within(two, 5000, `CAP ${cap}: two receives`)).map((m) => dec.decode(m));
-        const outcomes = await Promise.allSettled(sends);
-        assertEquals(outcomes.map((o) => o.status), ["fulfilled", "rejected", "fulfilled"]);
-        const e = (outcomes[1] as PromiseRejectedResult).reason as CircuitError;
-        assertEquals([e.code, e.message], [
-          "bad request",
-          "Sending failed: the message exceeds the limit of 1000 bytes",
-        ]);
-        assertEquals(got, ["a", "b"], `CAP ${cap}`);
-        assertEquals((await small.peek()).NumSend, 2);
+      while (!url.includes("\n")) {
+        const r = await lines.read();
+        if (r.done) throw new Error("the limited server exited before printing its URL");
+        url += r.value;
       }
-      // Refused first in its batch, or in a batch while others wait behind it: the
-      // rest still go, in the order sent.
-      const order = await client2.walk(`${server2}/order`).makeChan(1);
-      const payloads = Array.from({ length: 200 }, (_, i) => i % 70 === 0 ? "" : `o${i}`);
-      const sends = payloads.map((m) => bg(order.send(m === "" ? new Uint8Array(1001) : m)));
-      const want = payloads.filter((m) => m !== "");
-      const got: string[] = [];
-      for (const _ of want) got.push(dec.decode(await within(order.recv(), 5000, "a receive")));
-      assertEquals(got, want);
-      const outcomes = await Promise.allSettled(sends);
-      assertEquals(
-        outcomes.map((o, i) => o.status === "rejected" ? i : -1).filter((i) => i >= 0),
-        [0, 70, 140],
-      );
+    } catch (err) {
+      child.kill("SIGTERM");
+      await child.status;
+      tmp[Symbol.dispose]();
+      throw err;
     } finally {
-      child2.kill("SIGTERM");
-      await child2.status;
-      await lines2.cancel().catch(() => {});
+      await lines.cancel().catch(() => {});
     }
-  } finally {
-    child.kill("SIGTERM");
-    await child.status;
-    await lines.cancel().catch(() => {});
+    return new LimitedServer(url.trim(), child, tmp);
   }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    this.#child.kill("SIGTERM");
+    await this.#child.status;
+    this.#tmp[Symbol.dispose]();
+  }
+}
+
+Deno.test("chan message limit: a larger message is refused with a clear error", async () => {
+  await using s = await LimitedServer.start(100_000);
+  const url = s.url, server = s.path;
+  await using client = await connect(url);
+  const ch = await client.walk(`${server}/limited`).makeChan(1);
+  await ch.send(new Uint8Array(100_000));
+  assertEquals((await ch.recv()).length, 100_000, "a message at the limit passes");
+  const err = await rejection(ch.send(new Uint8Array(100_001)), "an oversized send");
+  assertEquals(err.code, "bad request");
+  assert(/exceeds the limit of 100000 bytes/.test(err.message), err.message);
+  await using send = new CliProc(["send", "-d", url, ch.anchor.path], { stdin: true });
+  // The refused CLI may exit before reading all of its input (EPIPE here is fine).
+  await send.stdin!.write(new Uint8Array(300_000)).catch(() => {});
+  await send.stdin!.close().catch(() => {});
+  assertOneLineError(
+    await send.text(),
+    /^Sending failed: the message exceeds the limit of 100000 bytes$/,
+  );
+  const p = await ch.peek();
+  assertEquals([p.NumSend, p.NumRecv], [1, 1], "refused messages are not counted");
+  await ch.send("fine");
+  assertEquals(dec.decode(await ch.recv()), "fine", "the channel still works");
+});
+
+Deno.test("chan batches: under a limit below a batch's size, a refused message fails alone", async () => {
+  // The sends made with it still go, in order, whether it is refused at once (room) or
+  // once admitted (queued).
+  await using s = await LimitedServer.start(1000);
+  await using client = await connect(s.url);
+  const server = s.path;
+  for (const cap of [4, 1]) {
+    const small = await client.walk(`${server}/small-${cap}`).makeChan(cap);
+    const sends = ["a", new Uint8Array(1001), "b"].map((m) => bg(small.send(m)));
+    const two = Promise.all([small.recv(), small.recv()]);
+    const got = (await within(two, 5000, `CAP ${cap}: two receives`)).map((m) => dec.decode(m));
+    const outcomes = await Promise.allSettled(sends);
+    assertEquals(outcomes.map((o) => o.status), ["fulfilled", "rejected", "fulfilled"]);
+    const e = (outcomes[1] as PromiseRejectedResult).reason as CircuitError;
+    assertEquals([e.code, e.message], [
+      "bad request",
+      "Sending failed: the message exceeds the limit of 1000 bytes",
+    ]);
+    assertEquals(got, ["a", "b"], `CAP ${cap}`);
+    assertEquals((await small.peek()).NumSend, 2);
+  }
+  // Refused first in its batch, or in a batch while others wait behind it: the
+  // rest still go, in the order sent.
+  const order = await client.walk(`${server}/order`).makeChan(1);
+  const payloads = Array.from({ length: 200 }, (_, i) => i % 70 === 0 ? "" : `o${i}`);
+  const sends = payloads.map((m) => bg(order.send(m === "" ? new Uint8Array(1001) : m)));
+  const want = payloads.filter((m) => m !== "");
+  const got: string[] = [];
+  for (const _ of want) got.push(dec.decode(await within(order.recv(), 5000, "a receive")));
+  assertEquals(got, want);
+  const outcomes = await Promise.allSettled(sends);
+  assertEquals(
+    outcomes.map((o, i) => o.status === "rejected" ? i : -1).filter((i) => i >= 0),
+    [0, 70, 140],
+  );
 });
 
 Deno.test("chan library: iteration drains after close; recv({signal}) aborts and steals nothing", async () => {
