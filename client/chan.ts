@@ -109,7 +109,7 @@ export class Chan implements AsyncIterable<Uint8Array> {
     // admitted in the order they were made.
     let call: OutgoingCall;
     if (this.#sends.length > 0) {
-      const later = body instanceof Uint8Array && body === message ? body.slice() : body;
+      const later = body instanceof Uint8Array && body === message ? copies.copy(body) : body;
       call = await new Promise<OutgoingCall>((resolve) => {
         this.#sends.push({ open: () => resolve(this.#openSend(later, options)) });
         this.#gather();
