@@ -7,6 +7,7 @@
 import { Packr } from "msgpackr/pack";
 import { abortError, CircuitError, fromWireError } from "./errors.ts";
 import { FrameError, FrameOpener, FrameSealer } from "./frame.ts";
+import { loadNodeCrypto } from "./node_crypto.ts";
 import type { DirectionKeys } from "./frame.ts";
 import {
   checkHello,
@@ -221,9 +222,12 @@ export async function dial(url: CircuitUrl, options: DialOptions): Promise<Conne
   const onAbort = () => io?.close();
   signal.addEventListener("abort", onAbort, { once: true });
   try {
+    // A keyed dial needs node:crypto; load it while the connection is being made.
+    const cryptoReady = options.key ? loadNodeCrypto() : undefined;
     conn = await Deno.connect(
       { hostname: hostOf(url), port: url.port, signal } as Deno.ConnectOptions,
     );
+    await cryptoReady;
     (conn as Deno.TcpConn).setNoDelay?.(true);
     io = new FrameIO(conn, config.maxFrameBytes);
     if (signal.aborted) throw signal.reason;
@@ -369,6 +373,7 @@ export async function accept(conn: Deno.Conn, options: AcceptOptions): Promise<C
     if (bad) return await refuse(bad.code, bad.message);
     const ns = newNonce();
     const key = options.key;
+    if (key) await loadNodeCrypto();
     await io.writeOne(packr.pack({
       nonce: ns,
       proof: key ? proof(key, "server", hello.nonce, ns, options.self) : null,

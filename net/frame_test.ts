@@ -9,6 +9,9 @@ import {
   LENGTH_BYTES,
   MAC_BYTES,
 } from "./frame.ts";
+import { loadNodeCrypto } from "./node_crypto.ts";
+
+await loadNodeCrypto();
 
 // ---- tiny local assertion helpers (no @std) ----
 

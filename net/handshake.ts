@@ -12,12 +12,13 @@
  *
  * `T` is `PID/Q<id>` of the target. Keys: HKDF-SHA256(K, salt = Nc|Ns,
  * info = "circuit/1 keys " + T), 128 bytes: dialer→target encryption and MAC keys, then
- * target→dialer encryption and MAC keys. These functions are pure; `conn.ts` does I/O.
+ * target→dialer encryption and MAC keys. These functions are pure; `conn.ts` does I/O
+ * and awaits `loadNodeCrypto()` before it calls the keyed ones.
  *
  * @module
  */
 
-import { createHmac, hkdfSync, timingSafeEqual } from "node:crypto";
+import { nodeCrypto } from "./node_crypto.ts";
 import type { DirectionKeys } from "./frame.ts";
 
 /**
@@ -105,7 +106,7 @@ export function proof(
   targetNonce: Uint8Array,
   target: Target,
 ): Uint8Array {
-  return createHmac("sha256", key)
+  return nodeCrypto().createHmac("sha256", key)
     .update(`circuit/1 ${side}`)
     .update(dialerNonce)
     .update(targetNonce)
@@ -122,7 +123,7 @@ export function proof(
  */
 export function proofMatches(expected: Uint8Array, got: unknown): boolean {
   return got instanceof Uint8Array && got.length === expected.length &&
-    timingSafeEqual(expected, got);
+    nodeCrypto().timingSafeEqual(expected, got);
 }
 
 /**
@@ -144,7 +145,7 @@ export function deriveKeys(
   salt.set(dialerNonce);
   salt.set(targetNonce, dialerNonce.length);
   const okm = new Uint8Array(
-    hkdfSync("sha256", key, salt, `circuit/1 keys ${targetLabel(target)}`, 128),
+    nodeCrypto().hkdfSync("sha256", key, salt, `circuit/1 keys ${targetLabel(target)}`, 128),
   );
   return {
     dialerToTarget: { encKey: okm.slice(0, 32), macKey: okm.slice(32, 64) },

@@ -14,6 +14,9 @@ import {
 import { type CircuitUrl, formatUrl, isServerName, newServerId, parseUrl } from "./url.ts";
 import { generateKey, KEY_BYTES, parseKey } from "./keys.ts";
 import { CircuitError } from "./errors.ts";
+import { loadNodeCrypto } from "./node_crypto.ts";
+
+await loadNodeCrypto();
 
 // ---- tiny local assertion helpers (no @std) ----
 
