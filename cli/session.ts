@@ -38,7 +38,13 @@ export async function openSession(p: Parsed): Promise<Session> {
   const url = "url" in target
     ? target.url
     : await discover(target.discover, { key, timeoutMs: dialTimeoutMs });
-  const client = await connect(url, { key, ...(timeoutMs ? { timeoutMs, dialTimeoutMs } : {}) });
+  // A command makes one or two calls: a second handshake with another server would cost
+  // more than forwarding them saves.
+  const client = await connect(url, {
+    key,
+    direct: false,
+    ...(timeoutMs ? { timeoutMs, dialTimeoutMs } : {}),
+  });
   return { client, timeoutMs };
 }
 

@@ -5,7 +5,8 @@
  */
 
 import { abortError, CircuitError } from "../net/errors.ts";
-import type { Mux, OutgoingCall } from "../net/mux.ts";
+import type { OutgoingCall } from "../net/mux.ts";
+import type { Route } from "./routes.ts";
 import { type ElementRequest, type LsEntry, type MakeRequest, Op } from "../net/wire.ts";
 import { joinPath, splitPath } from "./path.ts";
 import { Proc, type ProcCommand, type ProcState } from "./proc.ts";
@@ -25,16 +26,20 @@ export interface LsOptions extends CallOptions {
 
 /** What an anchor needs from its client. */
 export interface AnchorTransport {
-  /** The connection's mux. */
-  mux(): Mux;
+  /**
+   * The connection a call on an anchor under `server` takes.
+   *
+   * @param server the path's first component (`X…`), undefined for the root
+   */
+  route(server: string | undefined): Route;
   /** Default time limit, in ms. */
   timeoutMs: number;
 }
 
 /**
  * A place in the namespace, e.g. `/X317c2314a386a9db/hi`. Making a handle sends
- * nothing; each method is one round trip to the dialed server, forwarded to the
- * anchor's server when that is another one.
+ * nothing; each method is one round trip to the anchor's server: through the dialed
+ * server, or over the client's direct connection to it once there is one.
  *
  * @example Listing and peeking
  * ```ts ignore
@@ -328,12 +333,15 @@ export class Anchor implements ElementAnchor {
     options: CallOptions & { upload?: boolean | Uint8Array; download?: boolean } = {},
   ): OutgoingCall {
     const body: ElementRequest = { path: [...this.components], op, args };
-    return this.#t.mux().call(Op.ELEMENT, body, {
+    const route = this.#t.route(this.components[0]);
+    const call = route.mux.call(Op.ELEMENT, body, {
       signal: options.signal,
       timeoutMs: options.timeoutMs ?? 0,
       upload: options.upload,
       download: options.download,
     });
+    if (route.settled) call.result.then(route.settled, route.settled);
+    return call;
   }
 
   /**
@@ -348,8 +356,9 @@ export class Anchor implements ElementAnchor {
     const { signal } = options;
     if (signal?.aborted) throw abortError(signal, `${capital(op)} ${this.path}`);
     const timeoutMs = options.timeoutMs ?? this.#t.timeoutMs;
+    const route = this.#t.route(this.components[0]);
     try {
-      return await this.#t.mux().request(op, body, { signal, timeoutMs });
+      return await route.mux.request(op, body, { signal, timeoutMs });
     } catch (err) {
       if (err instanceof CircuitError && (err.code === "timeout" || err.code === "aborted")) {
         throw new CircuitError(err.code, `${capital(op)} ${this.path}: ${err.message}`, {
@@ -357,6 +366,8 @@ export class Anchor implements ElementAnchor {
         });
       }
       throw err;
+    } finally {
+      route.settled?.();
     }
   }
 }

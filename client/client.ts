@@ -8,9 +8,9 @@ import { dial } from "../net/conn.ts";
 import type { Connection } from "../net/conn.ts";
 import type { CircuitError } from "../net/errors.ts";
 import { parseKey, readKeyFile } from "../net/keys.ts";
-import type { Mux } from "../net/mux.ts";
 import { parseUrl } from "../net/url.ts";
 import { Anchor } from "./anchor.ts";
+import { type Route, Routes, type RoutesOptions } from "./routes.ts";
 import { splitPath } from "./path.ts";
 
 /** Options of {@linkcode connect}. */
@@ -32,6 +32,16 @@ export interface ConnectOptions {
   dialTimeoutMs?: number;
   /** Cancels connecting. */
   signal?: AbortSignal;
+  /**
+   * Whether to reach other servers over direct connections. After the first call to an
+   * anchor on another server, the client dials that server in the background, and later
+   * calls go straight to it instead of through the dialed server (which stays in use for
+   * anything the direct connection cannot carry: until it is up, when it cannot be made,
+   * and after it closes). False sends every call through the dialed server: one
+   * connection only, as for a client that can reach no other server.
+   * @default {true}
+   */
+  direct?: boolean;
 }
 
 /**
@@ -51,6 +61,7 @@ export class Client implements AsyncDisposable {
   readonly server: string;
   #conn: Connection;
   #timeoutMs: number;
+  #routes: Routes;
 
   /**
    * Wrap an established connection; use {@linkcode connect} rather than calling this.
@@ -58,12 +69,22 @@ export class Client implements AsyncDisposable {
    * @param url the URL dialed
    * @param conn the connection
    * @param timeoutMs default time limit of each call, in ms
+   * @param routes key, dial timeout and whether to dial other servers directly (default:
+   *   every call goes through `conn`)
    */
-  constructor(url: string, conn: Connection, timeoutMs: number) {
+  constructor(
+    url: string,
+    conn: Connection,
+    timeoutMs: number,
+    routes: RoutesOptions = { direct: false },
+  ) {
     this.url = url;
-    this.server = `/X${parseUrl(url).id}`;
+    const id = parseUrl(url).id;
+    this.server = `/X${id}`;
     this.#conn = conn;
     this.#timeoutMs = timeoutMs;
+    this.#routes = new Routes(conn, `X${id}`, routes);
+    void conn.closed.then(() => this.#routes.close());
   }
 
   /**
@@ -73,9 +94,19 @@ export class Client implements AsyncDisposable {
    * @returns the anchor
    */
   walk(path: string): Anchor {
-    const conn = this.#conn;
-    const timeoutMs = this.#timeoutMs;
-    return new Anchor({ mux: (): Mux => conn.mux, timeoutMs }, splitPath(path));
+    const routes = this.#routes;
+    return new Anchor({
+      route: (server: string | undefined): Route => routes.route(server),
+      timeoutMs: this.#timeoutMs,
+    }, splitPath(path));
+  }
+
+  /**
+   * The other servers this client reaches over a direct connection now (see
+   * {@linkcode ConnectOptions.direct}), as paths `/X…`, sorted.
+   */
+  get directServers(): string[] {
+    return this.#routes.direct;
   }
 
   /** Resolves with the reason when the connection closes. */
@@ -83,15 +114,16 @@ export class Client implements AsyncDisposable {
     return this.#conn.closed;
   }
 
-  /** Close the connection; pending calls fail with `closed`. */
+  /** Close the connections; pending calls fail with `closed`. */
   close(): void {
+    this.#routes.close();
     this.#conn.close();
   }
 
-  /** Same as {@linkcode close}, for `await using`. */
-  [Symbol.asyncDispose](): Promise<void> {
+  /** Same as {@linkcode close}, then waits for direct dials under way to give up. */
+  async [Symbol.asyncDispose](): Promise<void> {
     this.close();
-    return Promise.resolve();
+    await this.#routes.settled();
   }
 }
 
@@ -123,7 +155,11 @@ export async function connect(url: string, options: ConnectOptions = {}): Promis
     signal: options.signal,
     config: options.dialTimeoutMs ? { dialTimeoutMs: options.dialTimeoutMs } : undefined,
   });
-  return new Client(url.trim(), conn, options.timeoutMs ?? 10_000);
+  return new Client(url.trim(), conn, options.timeoutMs ?? 10_000, {
+    key,
+    dialTimeoutMs: options.dialTimeoutMs,
+    direct: options.direct ?? true,
+  });
 }
 
 export { readKeyFile };
