@@ -92,7 +92,13 @@ export async function channels(ctx: SectionContext): Promise<void> {
 
   // Ping-pong: P dials one server, Q another; each message is local to one party and
   // forwarded for the other.
-  const pingPong = async (name: string, pSrv: ServerProc, qSrv: ServerProc, goal: boolean) => {
+  const pingPong = async (
+    name: string,
+    pSrv: ServerProc,
+    qSrv: ServerProc,
+    goal: boolean,
+    direct = false,
+  ) => {
     await part(ctx, S8, name, async () => {
       const ping = `/X${pSrv.id}/ping-${id()}`, pong = `/X${qSrv.id}/pong-${id()}`;
       await admin.walk(ping).makeChan(0);
@@ -107,15 +113,28 @@ export async function channels(ctx: SectionContext): Promise<void> {
           n: P.pingN,
           warmup: P.pingWarmup,
           size,
+          direct,
         }),
-        workJob<RateResult>({ mode: "chan-echo", url: qSrv.url, keyFile, from: ping, to: pong }),
+        workJob<RateResult>({
+          mode: "chan-echo",
+          url: qSrv.url,
+          keyFile,
+          from: ping,
+          to: pong,
+          direct,
+        }),
       ]);
       if (qr.ops !== P.pingN + P.pingWarmup) throw new Error(`echo relayed ${qr.ops}`);
       const layout = pSrv === qSrv
         ? "both parties dial the same server, which holds both channels"
+        : direct
+        ? "two CAP 0 channels, one each way: ping on server 1, pong on server 2; party P " +
+          "dials server 1 and party Q server 2, and each reaches the other server over a " +
+          "direct connection, as the library does by default"
         : "two CAP 0 channels, one each way: ping on server 1, pong on server 2 (joined to " +
           "1); party P dials server 1 (send ping local, recv pong forwarded), party Q dials " +
-          "server 2 (recv ping forwarded, send pong local)";
+          "server 2 (recv ping forwarded, send pong local); every call forwarded " +
+          "(direct: false)";
       ctx.add({
         section: S,
         name: `${name}: p50`,
@@ -136,6 +155,13 @@ export async function channels(ctx: SectionContext): Promise<void> {
     });
   };
   await pingPong("ping-pong, CAP 0, parties on different servers", a, b, true);
+  await pingPong(
+    "ping-pong, CAP 0, parties on different servers, direct connections",
+    a,
+    b,
+    true,
+    true,
+  );
   await pingPong("ping-pong, CAP 0, both parties on one server", a, a, false);
 
   // Pipelined throughput through one CAP 1024 channel on the dialed server.

@@ -1,7 +1,8 @@
 /**
  * Sections 6 and 7 of the benchmark: process start→exit of `/bin/true` through the
- * library (dialed and forwarded), starts/s with 16 in flight, and stdout streaming
- * through the library and `circuit stdout`; each beside the local spawn floor and ssh.
+ * library (dialed, forwarded, and over a direct connection to the other server), starts/s
+ * with 16 in flight, and stdout streaming through the library and `circuit stdout`; each
+ * beside the local spawn floor and ssh.
  *
  * @module
  */
@@ -87,14 +88,17 @@ export async function procStart(ctx: SectionContext): Promise<void> {
     const a = await c.add();
     const b = await c.add(a.url);
     await waitConverged([a.url, b.url], 2, keyFile);
-    const targets: [string, ServerProc][] = [["dialed", a], ["forwarded", b]];
+    const targets: [string, ServerProc][] = [["dialed", a], ["forwarded", b], ["direct", b]];
     for (const [where, srv] of targets) {
-      const name = `library, ${where} server, ${short}`;
+      const name = where === "direct"
+        ? `library, other server over a direct connection, ${short}`
+        : `library, ${where} server, ${short}`;
       await part(ctx, S, name, async () => {
         const r = await workJob<LatencyResult>({
           mode: "proc-latency",
           url: a.url,
           keyFile,
+          direct: where === "direct",
           server: `/X${srv.id}`,
           n: P.procN,
           warmup: P.procWarmup,
@@ -112,7 +116,10 @@ export async function procStart(ctx: SectionContext): Promise<void> {
             `${parts.wait.toFixed(2)} ms, scrub ${parts.scrub.toFixed(2)} ms` +
             (where === "forwarded"
               ? "; client dials the first server, the process runs on " +
-                "the second (-j the first)"
+                "the second (-j the first), every call forwarded (direct: false)"
+              : where === "direct"
+              ? "; client dials the first server and, as the library does by default, " +
+                "reaches the second (where the process runs) over its own connection"
               : ""),
         });
         ctx.add({
@@ -178,12 +185,15 @@ export async function procStart(ctx: SectionContext): Promise<void> {
     });
     if (m.pin) continue; // rates need both cores
     for (const [where, srv] of targets) {
-      const name = `library, ${where} server, ${P.loops} in flight, unpinned`;
+      const name = where === "direct"
+        ? `library, other server over a direct connection, ${P.loops} in flight, unpinned`
+        : `library, ${where} server, ${P.loops} in flight, unpinned`;
       await part(ctx, S, name, async () => {
         const r = await workJob<RateResult>({
           mode: "proc-rate",
           url: a.url,
           keyFile,
+          direct: where === "direct",
           server: `/X${srv.id}`,
           loops: P.loops,
           seconds: P.rateS,
@@ -380,14 +390,17 @@ export async function stdoutStream(ctx: SectionContext): Promise<void> {
   const boundNote = "server output bound 4 MiB per stream (default --output-bound): with a " +
     "reader attached the writer waits for it, with none the oldest bytes are dropped";
 
-  for (const [where, srv] of [["dialed", a], ["forwarded", b]] as const) {
-    const name = `library proc.output("stdout"), ${where} server`;
+  for (const [where, srv] of [["dialed", a], ["forwarded", b], ["direct", b]] as const) {
+    const name = where === "direct"
+      ? `library proc.output("stdout"), other server over a direct connection`
+      : `library proc.output("stdout"), ${where} server`;
     await part(ctx, S, name, async () => {
       const before = [cpuSample(a.pid), cpuSample(b.pid)];
       const r = await workJob<StreamResult>({
         mode: "stdout",
         url: a.url,
         keyFile,
+        direct: where === "direct",
         server: `/X${srv.id}`,
         size: P.size,
         bytes: P.bytes,
@@ -412,10 +425,12 @@ export async function stdoutStream(ctx: SectionContext): Promise<void> {
           `through the reader, and the rate runs from that go-ahead to the last byte; byte ` +
           `count verified, 0 dropped; CPU while streaming (one core = 100 %): client ` +
           `${r.clientCpu.toFixed(0)} %, dialed server ${cpu[0].toFixed(0)} %` +
-          (where === "forwarded" ? `, process's server ${cpu[1].toFixed(0)} %` : "") +
+          (where !== "dialed" ? `, process's server ${cpu[1].toFixed(0)} %` : "") +
+          (where === "forwarded" ? "; every call forwarded (direct: false)" : "") +
           `; ${boundNote}; client unpinned`,
       });
     });
+    if (where === "direct") continue; // the route does not change what a stream holds
     const probe = `bytes dropped reading right after makeProc, ${where} server`;
     await part(ctx, S, probe, async () => {
       const r = await workJob<StreamResult>({

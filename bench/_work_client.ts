@@ -34,6 +34,11 @@ interface Dial {
   url: string;
   /** Key file of a keyed cluster. */
   keyFile?: string;
+  /**
+   * Reach the other servers over direct connections (the library's default), made before
+   * the job starts; false or absent forwards every call through the dialed server.
+   */
+  direct?: boolean;
 }
 
 /** makeProc(/bin/true) → wait → scrub, one at a time. */
@@ -265,7 +270,21 @@ function allowedCpus(): string {
 
 async function dialJob(d: Dial): Promise<Client> {
   const key = d.keyFile ? await readKeyFile(d.keyFile) : undefined;
-  return await connect(d.url, { key });
+  const client = await connect(d.url, { key, direct: d.direct ?? false });
+  if (d.direct) {
+    // One call to each other server starts its direct dial; wait until all are up.
+    const others = (await client.walk("/").ls()).map((e) => e.path).filter((p) =>
+      p !== client.server
+    );
+    await Promise.all(others.map((p) => client.walk(p).peek()));
+    for (let i = 0; i < 300 && client.directServers.length < others.length; i++) {
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    if (client.directServers.length < others.length) {
+      throw new Error(`no direct connection to ${others.join(", ")} after 3 s`);
+    }
+  }
+  return client;
 }
 
 async function sleepUntil(t: number): Promise<void> {
