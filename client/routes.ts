@@ -29,6 +29,8 @@ import { Op } from "../net/wire.ts";
  */
 export const DIRECT_RETRY_MS = 30_000;
 
+const SERVER_NAME = /^X[0-9a-f]{16}$/;
+
 /** Where one call goes, and what to tell the routes when its reply is in. */
 export interface Route {
   /** The connection's mux. */
@@ -83,6 +85,8 @@ export class Routes {
   route(server: string | undefined): Route {
     const dialed = this.#dialed.mux;
     if (!this.#o.direct || this.#closed || !server || server === this.#self) return { mux: dialed };
+    // Not a server name: the dialed server answers `not found`; nothing to dial or remember.
+    if (!SERVER_NAME.test(server)) return { mux: dialed };
     let p = this.#peers.get(server);
     if (!p) this.#peers.set(server, p = { retryAt: 0, forwarded: 0 });
     if (p.conn && p.forwarded === 0) return { mux: p.conn.mux };

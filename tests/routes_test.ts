@@ -112,6 +112,9 @@ Deno.test("routes: a server's calls move to the direct connection only once its 
     assert(fourth.mux !== dialed.mux && !fourth.settled, "direct once every reply is in");
     assert(routes.route(undefined).mux === dialed.mux, "the root goes to the dialed server");
     assert(routes.route(a.path.slice(1)).mux === dialed.mux, "so does the dialed server");
+    const bad = routes.route("not-a-server");
+    assert(bad.mux === dialed.mux && !bad.settled, "a bad name is the dialed server's to refuse");
+    assertEquals(routes.direct, [b.path], "and is never dialed");
   } finally {
     routes.close();
     await routes.settled();
