@@ -347,6 +347,15 @@ bothModes("Connection.mux.request() rejects with the handler's CircuitError code
     assert(err.message.includes("unknown op nope"), err.message);
     // and the connection is still usable
     assertEq(await c.mux.request("echo", 5), 5);
+    // arguments msgpack cannot encode fail the call alone, typed, and leave nothing open
+    const cycle: Record<string, unknown> = {};
+    cycle.self = cycle;
+    for (const bad of [Symbol("s"), 2n ** 70n, cycle]) {
+      const e = await assertRejectsCircuit(c.mux.request("echo", bad), ["bad request"]);
+      assert(e.message.startsWith(`Call "echo" arguments cannot be sent: `), e.message);
+    }
+    assertEq(c.mux.stats.callsOut, 0, "calls left open:");
+    assertEq(await c.mux.request("echo", 6), 6);
     await closeConn(c);
   } finally {
     await srv.close();

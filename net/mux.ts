@@ -804,7 +804,20 @@ export class Mux {
     }
     this.#out.set(id, st);
     const flags = (options.upload ? FLAG_UPLOAD : 0) | (options.download ? FLAG_DOWNLOAD : 0);
-    if (!this.send([Tag.REQ, id, op, body, flags])) {
+    let sent: boolean;
+    try {
+      sent = this.send([Tag.REQ, id, op, body, flags]);
+    } catch (err) {
+      // A body msgpack cannot encode (a symbol, a cycle, an integer past 64 bits).
+      const why = err instanceof Error ? err.message : String(err);
+      this.#settleOut(
+        id,
+        st,
+        new CircuitError("bad request", `Call "${op}" arguments cannot be sent: ${why}`),
+      );
+      return { id, result, st };
+    }
+    if (!sent) {
       this.#settleOut(id, st, new CircuitError("bad request", `Call "${op}" request is too large`));
     }
     return { id, result, st };
