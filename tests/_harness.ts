@@ -5,6 +5,8 @@
  * @module
  */
 
+import { connect } from "../mod.ts";
+
 const ROOT = new URL("..", import.meta.url).pathname;
 const CLI = `${ROOT}cli.ts`;
 const DENO = Deno.execPath();
@@ -233,10 +235,70 @@ export class Cluster implements AsyncDisposable {
     return s;
   }
 
+  /**
+   * Wait until every server lists every server of this cluster at `/`.
+   *
+   * @param timeoutMs how long
+   * @returns this
+   */
+  async listed(timeoutMs = 5000): Promise<this> {
+    const n = this.servers.length;
+    await waitFor(() => listEachOther(this.servers), `${n} servers to list each other`, timeoutMs);
+    return this;
+  }
+
   /** Stop every server. */
   async [Symbol.asyncDispose](): Promise<void> {
     await Promise.all(this.servers.map((s) => s[Symbol.asyncDispose]()));
   }
+}
+
+/**
+ * Whether each of `servers` lists exactly these servers at `/` (one `ls` through each).
+ *
+ * @param servers the servers
+ * @returns true when they all agree
+ */
+export async function listEachOther(servers: Server[]): Promise<boolean> {
+  const want = JSON.stringify(servers.map((s) => s.path).sort());
+  for (const s of servers) {
+    await using client = await connect(s.url);
+    const got = (await client.walk("/").ls()).map((e) => e.path);
+    if (JSON.stringify(got) !== want) return false;
+  }
+  return true;
+}
+
+/**
+ * Register the stand-in for tests that cannot run here: it says SKIPPED with the reason,
+ * and fails under `CI=true`, where every test must run.
+ *
+ * @param name what would have run
+ * @param why the reason
+ */
+export function skipTest(name: string, why: string): void {
+  Deno.test(`${name}: SKIPPED (${why})`, () => {
+    if (Deno.env.get("CI") === "true") throw new Error(`cannot skip under CI=true: ${why}`);
+    console.log(`SKIPPED: ${why}`);
+  });
+}
+
+/**
+ * The first of `tools` that does not run (`TOOL --version`), as a reason to skip.
+ *
+ * @param tools command names
+ * @returns why not, or null when all run
+ */
+export async function missingTool(tools: string[]): Promise<string | null> {
+  for (const tool of tools) {
+    try {
+      await new Deno.Command(tool, { args: ["--version"], stdout: "null", stderr: "null" })
+        .output();
+    } catch {
+      return `${tool} is not installed`;
+    }
+  }
+  return null;
 }
 
 /**

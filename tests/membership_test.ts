@@ -8,7 +8,17 @@
  * what `@leave` subscribers and `ls /` see.
  */
 
-import { assert, assertEquals, cli, keyFile, Server, TempDir, waitFor } from "./_harness.ts";
+import {
+  assert,
+  assertEquals,
+  cli,
+  keyFile,
+  missingTool,
+  Server,
+  skipTest,
+  TempDir,
+  waitFor,
+} from "./_harness.ts";
 import { type Host, Lan, netnsUnavailable } from "./_netns.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
@@ -16,24 +26,7 @@ const GROUP = "228.8.8.8:7711";
 const PORT = 7700;
 
 async function whyUnavailable(tools: string[]): Promise<string | null> {
-  const why = await netnsUnavailable();
-  if (why) return why;
-  for (const tool of tools) {
-    try {
-      await new Deno.Command(tool, { args: ["--version"], stdout: "null", stderr: "null" })
-        .output();
-    } catch {
-      return `${tool} is not installed`;
-    }
-  }
-  return null;
-}
-
-function skip(name: string, why: string): void {
-  Deno.test(`${name}: SKIPPED (${why})`, () => {
-    if (Deno.env.get("CI") === "true") throw new Error(`cannot skip under CI=true: ${why}`);
-    console.log(`SKIPPED: ${why}`);
-  });
+  return await netnsUnavailable() ?? await missingTool(tools);
 }
 
 /** A server on a host, with when it was killed (if it was). */
@@ -106,7 +99,7 @@ async function disposeAll(runs: Run[]): Promise<void> {
 
 const netns = await whyUnavailable([]);
 if (netns) {
-  skip("membership", netns);
+  skipTest("membership", netns);
 } else {
   Deno.test("SIGSTOP: a frozen host is reported left within 5 s and returns after SIGCONT", async () => {
     using tmp = new TempDir();
@@ -226,7 +219,7 @@ if (netns) {
 
   const noTcpdump = await whyUnavailable(["tcpdump"]);
   if (noTcpdump) {
-    skip("membership packets replayed from a capture", noTcpdump);
+    skipTest("membership packets replayed from a capture", noTcpdump);
   } else {
     Deno.test("membership packets replayed from a capture or tampered with are dropped and counted", async () => {
       using tmp = new TempDir();
