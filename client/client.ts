@@ -9,8 +9,8 @@ import type { Connection } from "../net/conn.ts";
 import type { CircuitError } from "../net/errors.ts";
 import { parseKey, readKeyFile } from "../net/keys.ts";
 import { parseUrl } from "../net/url.ts";
-import { Anchor } from "./anchor.ts";
-import { type Route, Routes, type RoutesOptions } from "./routes.ts";
+import { Anchor, type AnchorTransport } from "./anchor.ts";
+import { Routes, type RoutesOptions } from "./routes.ts";
 import { splitPath } from "./path.ts";
 
 /** Options of {@linkcode connect}. */
@@ -60,8 +60,8 @@ export class Client implements AsyncDisposable {
   /** The dialed server's path, `/X…`. */
   readonly server: string;
   #conn: Connection;
-  #timeoutMs: number;
   #routes: Routes;
+  #transport: AnchorTransport;
 
   /**
    * Wrap an established connection; use {@linkcode connect} rather than calling this.
@@ -69,8 +69,8 @@ export class Client implements AsyncDisposable {
    * @param url the URL dialed
    * @param conn the connection
    * @param timeoutMs default time limit of each call, in ms
-   * @param routes key, dial timeout and whether to dial other servers directly (default:
-   *   every call goes through `conn`)
+   * @param routes whether to dial other servers directly, with the key and transport
+   *   settings to do it (default: every call goes through `conn`)
    */
   constructor(
     url: string,
@@ -82,9 +82,9 @@ export class Client implements AsyncDisposable {
     const id = parseUrl(url).id;
     this.server = `/X${id}`;
     this.#conn = conn;
-    this.#timeoutMs = timeoutMs;
-    this.#routes = new Routes(conn, `X${id}`, routes);
-    void conn.closed.then(() => this.#routes.close());
+    const r = this.#routes = new Routes(conn, `X${id}`, routes);
+    this.#transport = { route: (server) => r.route(server), timeoutMs };
+    void conn.closed.then(() => r.close());
   }
 
   /**
@@ -94,11 +94,7 @@ export class Client implements AsyncDisposable {
    * @returns the anchor
    */
   walk(path: string): Anchor {
-    const routes = this.#routes;
-    return new Anchor({
-      route: (server: string | undefined): Route => routes.route(server),
-      timeoutMs: this.#timeoutMs,
-    }, splitPath(path));
+    return new Anchor(this.#transport, splitPath(path));
   }
 
   /**
@@ -149,16 +145,12 @@ export class Client implements AsyncDisposable {
 export async function connect(url: string, options: ConnectOptions = {}): Promise<Client> {
   const u = parseUrl(url);
   const key = typeof options.key === "string" ? parseKey(options.key) : options.key;
-  const conn = await dial(u, {
-    key,
-    role: "client",
-    signal: options.signal,
-    config: options.dialTimeoutMs ? { dialTimeoutMs: options.dialTimeoutMs } : undefined,
-  });
+  const config = options.dialTimeoutMs ? { dialTimeoutMs: options.dialTimeoutMs } : undefined;
+  const conn = await dial(u, { key, role: "client", signal: options.signal, config });
   return new Client(url.trim(), conn, options.timeoutMs ?? 10_000, {
-    key,
-    dialTimeoutMs: options.dialTimeoutMs,
     direct: options.direct ?? true,
+    key,
+    config,
   });
 }
 

@@ -18,9 +18,10 @@
  * @module
  */
 
+import { type TransportConfig, transportConfig } from "../net/config.ts";
 import { type Connection, dial } from "../net/conn.ts";
 import type { Mux } from "../net/mux.ts";
-import { parseUrl } from "../net/url.ts";
+import { isServerName, parseUrl } from "../net/url.ts";
 import { Op } from "../net/wire.ts";
 
 /**
@@ -28,8 +29,6 @@ import { Op } from "../net/wire.ts";
  * reached only through the dialed server, in ms.
  */
 export const DIRECT_RETRY_MS = 30_000;
-
-const SERVER_NAME = /^X[0-9a-f]{16}$/;
 
 /** Where one call goes, and what to tell the routes when its reply is in. */
 export interface Route {
@@ -40,25 +39,32 @@ export interface Route {
 }
 
 interface Peer {
+  /** The direct connection, once up. */
   conn?: Connection;
+  /** Its route, made once. */
+  direct?: Route;
+  /** The forwarded route, made once: its `settled` counts the call out. */
+  forward: Route;
   dialing?: AbortController;
   retryAt: number;
+  /** Forwarded calls whose reply is not in. */
   forwarded: number;
 }
 
 /** Options of {@linkcode Routes}. */
 export interface RoutesOptions {
-  /** The cluster key. */
-  key?: Uint8Array;
-  /** Time limit of a direct dial, in ms. */
-  dialTimeoutMs?: number;
   /** Whether to dial other servers at all; false forwards every call. */
   direct: boolean;
+  /** The cluster key. */
+  key?: Uint8Array;
+  /** Transport settings of direct dials, as for the dialed connection. */
+  config?: Partial<TransportConfig>;
 }
 
 /** The client's connections: the dialed one, and direct ones to other servers. */
 export class Routes {
   #dialed: Connection;
+  #dialedRoute: Route;
   #self: string;
   #o: RoutesOptions;
   #peers = new Map<string, Peer>();
@@ -72,6 +78,7 @@ export class Routes {
    */
   constructor(dialed: Connection, self: string, options: RoutesOptions) {
     this.#dialed = dialed;
+    this.#dialedRoute = { mux: dialed.mux };
     this.#self = self;
     this.#o = options;
   }
@@ -83,17 +90,25 @@ export class Routes {
    * @returns the mux to call on
    */
   route(server: string | undefined): Route {
-    const dialed = this.#dialed.mux;
-    if (!this.#o.direct || this.#closed || !server || server === this.#self) return { mux: dialed };
-    // Not a server name: the dialed server answers `not found`; nothing to dial or remember.
-    if (!SERVER_NAME.test(server)) return { mux: dialed };
+    if (!this.#o.direct || this.#closed || !server || server === this.#self) {
+      return this.#dialedRoute;
+    }
     let p = this.#peers.get(server);
-    if (!p) this.#peers.set(server, p = { retryAt: 0, forwarded: 0 });
-    if (p.conn && p.forwarded === 0) return { mux: p.conn.mux };
+    if (!p) {
+      // A malformed name: the dialed server answers `not found`; nothing to dial or keep.
+      if (!isServerName(server)) return this.#dialedRoute;
+      const peer: Peer = {
+        forward: { mux: this.#dialed.mux, settled: () => void peer.forwarded-- },
+        retryAt: 0,
+        forwarded: 0,
+      };
+      this.#peers.set(server, p = peer);
+    }
+    if (p.conn?.mux.isClosed) this.#lost(p, p.conn); // its calls have failed already
+    if (p.direct && p.forwarded === 0) return p.direct;
     if (!p.conn && !p.dialing && Date.now() >= p.retryAt) this.#dial(server, p);
     p.forwarded++;
-    const peer = p;
-    return { mux: dialed, settled: () => void peer.forwarded-- };
+    return p.forward;
   }
 
   /** Servers reached over a direct connection now, as paths (`/X…`), sorted. */
@@ -109,22 +124,21 @@ export class Routes {
         const peek = await this.#dialed.mux.request(
           Op.PEEK,
           { path: [server] },
-          { signal: abort.signal, timeoutMs: this.#o.dialTimeoutMs ?? 3000 },
+          { signal: abort.signal, timeoutMs: transportConfig(this.#o.config).dialTimeoutMs },
         ) as { Addr?: unknown };
         if (typeof peek?.Addr !== "string") throw new Error("no address in peek");
-        const conn = await dial(parseUrl(peek.Addr), {
+        const url = parseUrl(peek.Addr);
+        if (`X${url.id}` !== server) throw new Error("the peek names another server");
+        const conn = await dial(url, {
           key: this.#o.key,
           role: "client",
           signal: abort.signal,
-          config: this.#o.dialTimeoutMs ? { dialTimeoutMs: this.#o.dialTimeoutMs } : undefined,
+          config: this.#o.config,
         });
         if (this.#closed) return conn.close();
         p.conn = conn;
-        void conn.closed.then(() => {
-          if (p.conn !== conn) return;
-          p.conn = undefined;
-          p.retryAt = Date.now() + DIRECT_RETRY_MS;
-        });
+        p.direct = { mux: conn.mux };
+        void conn.closed.then(() => this.#lost(p, conn));
       } catch {
         // Unreachable from here, refused, or gone: keep forwarding for a while.
         p.retryAt = Date.now() + DIRECT_RETRY_MS;
@@ -136,13 +150,20 @@ export class Routes {
     void attempt.finally(() => this.#dials.delete(attempt));
   }
 
+  /** Forget a direct connection that closed; forward for a while. */
+  #lost(p: Peer, conn: Connection): void {
+    if (p.conn !== conn) return;
+    p.conn = p.direct = undefined;
+    p.retryAt = Date.now() + DIRECT_RETRY_MS;
+  }
+
   /** Close every direct connection and stop dialing. */
   close(): void {
     this.#closed = true;
     for (const p of this.#peers.values()) {
       p.dialing?.abort();
       p.conn?.close();
-      p.conn = undefined;
+      p.conn = p.direct = undefined;
     }
   }
 

@@ -8,22 +8,24 @@ import { connect } from "../mod.ts";
 import { Routes } from "../client/routes.ts";
 import { dial } from "../net/conn.ts";
 import { parseUrl } from "../net/url.ts";
-import { assert, assertEquals, Cluster, keyFile, Server, TempDir, waitFor } from "./_harness.ts";
+import {
+  assert,
+  assertEquals,
+  Cluster,
+  keyFile,
+  missingTool,
+  Server,
+  skipTest,
+  TempDir,
+  waitFor,
+} from "./_harness.ts";
 import { Lan, netnsUnavailable } from "./_netns.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
 
 Deno.test("routes: calls on another server's anchors move to a direct connection", async () => {
-  await using cluster = await new Cluster().chain(2);
+  await using cluster = await (await new Cluster().chain(2)).listed();
   const [a, b] = cluster.servers;
-  await waitFor(
-    async () => {
-      await using c = await connect(a.url);
-      return (await c.walk("/").ls()).length === 2;
-    },
-    "the two servers to list each other",
-    5000,
-  );
   {
     await using client = await connect(a.url);
     const chan = await client.walk(`${b.path}/c`).makeChan(0);
@@ -53,16 +55,8 @@ Deno.test("routes: calls on another server's anchors move to a direct connection
 });
 
 Deno.test("routes: sends made in order arrive in order while the direct connection comes up", async () => {
-  await using cluster = await new Cluster().chain(2);
+  await using cluster = await (await new Cluster().chain(2)).listed();
   const [a, b] = cluster.servers;
-  await waitFor(
-    async () => {
-      await using c = await connect(a.url);
-      return (await c.walk("/").ls()).length === 2;
-    },
-    "the two servers to list each other",
-    5000,
-  );
   await using client = await connect(a.url);
   const n = 4000;
   const chan = await client.walk(`${b.path}/order`).makeChan(n);
@@ -84,16 +78,8 @@ Deno.test("routes: sends made in order arrive in order while the direct connecti
 });
 
 Deno.test("routes: a server's calls move to the direct connection only once its forwarded ones have their replies", async () => {
-  await using cluster = await new Cluster().chain(2);
+  await using cluster = await (await new Cluster().chain(2)).listed();
   const [a, b] = cluster.servers;
-  await waitFor(
-    async () => {
-      await using c = await connect(a.url);
-      return (await c.walk("/").ls()).length === 2;
-    },
-    "the two servers to list each other",
-    5000,
-  );
   const dialed = await dial(parseUrl(a.url), { role: "client" });
   const routes = new Routes(dialed, a.path.slice(1), { direct: true });
   try {
@@ -115,26 +101,41 @@ Deno.test("routes: a server's calls move to the direct connection only once its 
     const bad = routes.route("not-a-server");
     assert(bad.mux === dialed.mux && !bad.settled, "a bad name is the dialed server's to refuse");
     assertEquals(routes.direct, [b.path], "and is never dialed");
+    // A direct connection that has closed is not used again, even before its closed
+    // promise settles: the next call is forwarded, and no dial follows at once.
+    fourth.mux.close();
+    const fifth = routes.route(server);
+    assert(fifth.mux === dialed.mux && fifth.settled, "forwarded once the direct one closed");
+    fifth.settled!();
+    assertEquals(routes.direct, []);
   } finally {
     routes.close();
     await routes.settled();
     dialed.close();
     await dialed.closed;
   }
+  // Closing while a direct dial is under way: the dial gives up and nothing stays open
+  // (the test's resource sanitizer checks that), and later calls use the dialed server.
+  const again = await dial(parseUrl(a.url), { role: "client" });
+  const early = new Routes(again, a.path.slice(1), { direct: true });
+  try {
+    early.route(b.path.slice(1)).settled!();
+    early.close();
+    await early.settled();
+    assertEquals(early.direct, []);
+    const after = early.route(b.path.slice(1));
+    assert(after.mux === again.mux && !after.settled, "closed routes go to the dialed server");
+  } finally {
+    again.close();
+    await again.closed;
+  }
 });
 
-const why = await netnsUnavailable() ?? await nftUnavailable();
+const why = await netnsUnavailable() ?? await missingTool(["nft"]);
 const UNREACHABLE =
   "routes: a server the client cannot reach is still reached through the dialed one";
-
-if (why) {
-  Deno.test(`${UNREACHABLE}: SKIPPED (${why})`, () => {
-    if (Deno.env.get("CI") === "true") throw new Error(`cannot skip under CI=true: ${why}`);
-    console.log(`SKIPPED: ${why}`);
-  });
-} else {
-  Deno.test(UNREACHABLE, unreachable);
-}
+if (why) skipTest(UNREACHABLE, why);
+else Deno.test(UNREACHABLE, unreachable);
 
 async function unreachable(): Promise<void> {
   using tmp = new TempDir();
@@ -193,16 +194,6 @@ console.log(JSON.stringify({ first, second, firstMs, direct: c.directServers }))
   assertEquals(r.second.Addr, s2.url);
   assertEquals(r.direct, [], "no direct connection to the unreachable server");
   assert(r.firstMs < 400, `the first call waited for the dial: ${r.firstMs} ms`);
-}
-
-async function nftUnavailable(): Promise<string | null> {
-  try {
-    const r = await new Deno.Command("nft", { args: ["--version"], stdout: "null", stderr: "null" })
-      .output();
-    return r.success ? null : "nft (nftables) does not work";
-  } catch {
-    return "nft (nftables) is not installed";
-  }
 }
 
 async function run(argv: string[], stdin?: string): Promise<string> {
