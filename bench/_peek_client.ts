@@ -50,7 +50,8 @@ export interface ClientResult {
 
 async function libraryLoop(job: ClientJob): Promise<number[]> {
   const key = job.keyFile ? await readKeyFile(job.keyFile) : undefined;
-  const client = await connect(job.url!, { key });
+  // Forwarded rows must stay forwarded: no direct connection to the other server.
+  const client = await connect(job.url!, { key, direct: false });
   try {
     const anchor = client.walk(job.path ?? client.server);
     const opts = job.timeoutMs !== undefined ? { timeoutMs: job.timeoutMs } : {};

@@ -279,7 +279,8 @@ async function coldCli(tmp: string, keyFile: string, hyperfine: boolean): Promis
     {
       name: "import mod.ts only (no dial)",
       argv: [deno, "run", "-A", "--config", `${ROOT}deno.json`, importOnly],
-      note: "module loading of the client library (msgpackr, node:crypto, …) without running",
+      note: "module loading of the client library (msgpackr and its own modules; node:crypto " +
+        "loads only at the first keyed dial) without running",
     },
     {
       name: "circuit help (no network)",
