@@ -7,7 +7,17 @@
  */
 
 import { connect, readKeyFile } from "../mod.ts";
-import { Cluster, run, type ServerProc, waitConverged } from "./_cluster.ts";
+import {
+  Cluster,
+  denoArgv,
+  ROOT,
+  run,
+  type ServerProc,
+  type Service,
+  spawnService,
+  waitConverged,
+} from "./_cluster.ts";
+import { summarize, type Summary } from "./_stats.ts";
 import { part, type SectionContext, workJob } from "./_context.ts";
 import { removeScratch, scratchDir, startEtcd, startRedis } from "./_peers.ts";
 import type { LatencyResult, RateResult, WorkJob } from "./_work_client.ts";
@@ -70,6 +80,43 @@ async function flood(
   const seconds = (Math.max(s.end!, r.end!) - startAt) / 1000;
   const serverCpu = (cpu1 - cpu0) / ((now - startAt) / 1000) * 100;
   return { perS: count / seconds, seconds, bytes: r.bytes!, serverCpu };
+}
+
+/** Run bench/_pingpong_floor.ts: two relays, party Q, then party P, which times rounds. */
+async function pingPongFloor(trips: 4 | 8, n: number, warmup: number): Promise<Summary> {
+  const script = `${ROOT}bench/_pingpong_floor.ts`;
+  const ports = freeTcpPorts(2).map(String);
+  const svcs: Service[] = [];
+  try {
+    for (const which of ["s1", "s2"]) {
+      svcs.push(
+        await spawnService(denoArgv(script, [which, ports[which === "s1" ? 0 : 1], String(trips)])),
+      );
+    }
+    svcs.push(await spawnService(denoArgv(script, ["q", ...ports, String(trips)])));
+    const r = await run(Deno.execPath(), [
+      "run",
+      "-A",
+      script,
+      "p",
+      ...ports,
+      String(trips),
+      String(n),
+      String(warmup),
+    ]);
+    if (r.code !== 0) throw new Error(`the ping-pong floor failed: ${r.stderr.trim()}`);
+    return summarize(JSON.parse(r.stdout) as number[]);
+  } finally {
+    await Promise.all(svcs.map((s) => s.stop()));
+  }
+}
+
+/** Ports free for TCP on 127.0.0.1 right now (bound, noted and released). */
+function freeTcpPorts(k: number): number[] {
+  const ls = Array.from({ length: k }, () => Deno.listen({ hostname: "127.0.0.1", port: 0 }));
+  const ports = ls.map((l) => (l.addr as Deno.NetAddr).port);
+  for (const l of ls) l.close();
+  return ports;
 }
 
 /**
@@ -163,6 +210,32 @@ export async function channels(ctx: SectionContext): Promise<void> {
     true,
   );
   await pingPong("ping-pong, CAP 0, both parties on one server", a, a, false);
+  for (const trips of [8, 4] as const) {
+    const name = `floor: ${trips} one-way trips among 4 Deno processes over plain TCP`;
+    await part(ctx, S8, name, async () => {
+      const lat = await pingPongFloor(trips, P.pingN, P.pingWarmup);
+      ctx.add({
+        section: S,
+        name: `${name}: p50`,
+        value: lat.p50,
+        unit: "µs",
+        notes: (trips === 8
+          ? "the messages of one exactly-once ping-pong round (send; offer; acknowledgement; " +
+            "consumed; the same back), "
+          : "the messages of a round whose receive returns on arrival (Redis BRPOP's shape), ") +
+          "64 B each, between two relay processes and two parties (bench/_pingpong_floor.ts): " +
+          "no MAC, cipher, msgpack or channel logic; " +
+          `${lat.n} round trips after ${P.pingWarmup} warm-up; unpinned`,
+      });
+      ctx.add({
+        section: S,
+        name: `${name}: p99`,
+        value: lat.p99,
+        unit: "µs",
+        notes: `mean ${lat.mean.toFixed(0)} µs`,
+      });
+    });
+  }
 
   // Pipelined throughput through one CAP 1024 channel on the dialed server.
   for (const [sz, count] of Object.entries(P.flood).map(([k, v]) => [Number(k), v])) {
