@@ -40,7 +40,9 @@ export function receive(anchor: ElementAnchor, options: CallOptions = {}): Incom
       }
       if (r.done) {
         c.close();
-        // The whole message is in: acknowledge it.
+        // The whole message is in: acknowledge it. From here the message is taken, so a
+        // later abort or time limit must not cut the call before the reply says so.
+        call.holdToEnd?.();
         await ack.close().catch(() => {});
       } else c.enqueue(r.value);
     },
@@ -100,7 +102,12 @@ export async function receiveAll(
     await call.result.catch(() => {});
     throw err;
   }
-  call.endUpload(); // the whole message is in: acknowledge it; the reply says it was consumed
+  // The whole message is in: acknowledge it; the reply says it was consumed. Once the
+  // acknowledgement is on its way the server may consume the message, so neither the
+  // caller's signal nor its time limit may end the call now: a cut here would throw away
+  // a message nobody else will get. The call ends with the reply (or the connection).
+  call.holdToEnd?.();
+  call.endUpload();
   const reply = await call.result;
   return { bytes, reply };
 }

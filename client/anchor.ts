@@ -314,7 +314,7 @@ export class Anchor implements ElementAnchor {
    */
   async element(op: string, args: unknown, options: CallOptions = {}): Promise<unknown> {
     const body: ElementRequest = { path: [...this.components], op, args };
-    return await this.request(Op.ELEMENT, body, options);
+    return await this.request(Op.ELEMENT, body, options, op);
   }
 
   /**
@@ -339,6 +339,7 @@ export class Anchor implements ElementAnchor {
       timeoutMs: options.timeoutMs ?? 0,
       upload: options.upload,
       download: options.download,
+      label: `${capital(op)} ${this.path}`,
     });
     if (route.settled) call.result.then(route.settled, route.settled);
     return call;
@@ -350,22 +351,22 @@ export class Anchor implements ElementAnchor {
    * @param op wire operation
    * @param body request body
    * @param options signal, timeout
+   * @param name what the call does, for error messages (default: the wire operation)
    * @returns the reply
    */
-  async request(op: string, body: unknown, options: CallOptions = {}): Promise<unknown> {
+  async request(
+    op: string,
+    body: unknown,
+    options: CallOptions = {},
+    name: string = op,
+  ): Promise<unknown> {
     const { signal } = options;
-    if (signal?.aborted) throw abortError(signal, `${capital(op)} ${this.path}`);
+    const label = `${capital(name)} ${this.path}`;
+    if (signal?.aborted) throw abortError(signal, label);
     const timeoutMs = options.timeoutMs ?? this.#t.timeoutMs;
     const route = this.#t.route(this.components[0]);
     try {
-      return await route.mux.request(op, body, { signal, timeoutMs });
-    } catch (err) {
-      if (err instanceof CircuitError && (err.code === "timeout" || err.code === "aborted")) {
-        throw new CircuitError(err.code, `${capital(op)} ${this.path}: ${err.message}`, {
-          cause: err,
-        });
-      }
-      throw err;
+      return await route.mux.request(op, body, { signal, timeoutMs, label });
     } finally {
       route.settled?.();
     }

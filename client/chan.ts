@@ -69,6 +69,8 @@ export class Chan implements AsyncIterable<Uint8Array> {
   readonly anchor: ElementAnchor;
   #sends: WaitingSend[] = [];
   #sendsInFlight = 0;
+  /** Lone sends not yet done (0 or 1: each waits for the one before). */
+  #lone = 0;
   #recvs: Waiting<Uint8Array>[] = [];
   #recvsInFlight = 0;
   #gathering = false;
@@ -95,6 +97,16 @@ export class Chan implements AsyncIterable<Uint8Array> {
     message: Uint8Array | string | ReadableStream<Uint8Array>,
     options: CallOptions = {},
   ): Promise<void> {
+    if (
+      typeof message !== "string" && !(message instanceof Uint8Array) &&
+      !(message instanceof ReadableStream)
+    ) {
+      throw new CircuitError(
+        "bad request",
+        `Send ${this.anchor.path}: a message is bytes (Uint8Array), text, or a ReadableStream ` +
+          `of bytes, not ${describe(message)}`,
+      );
+    }
     const body = typeof message === "string" ? new TextEncoder().encode(message) : message;
     if (body instanceof Uint8Array && batchable(options) && body.length <= BATCH_BYTES) {
       // A copy of the caller's bytes, taken now as a lone send's are: the caller may
@@ -105,32 +117,58 @@ export class Chan implements AsyncIterable<Uint8Array> {
         this.#gather();
       });
     }
-    // A lone send goes out after the small sends queued before it, so that sends are
-    // admitted in the order they were made.
+    // A lone send goes out after the sends queued before it, and what is sent after it
+    // waits until it is done: its upload may take longer than a later small batch's, and
+    // the channel admits a message once all of it is in. So sends are admitted in the
+    // order they were made.
     let call: OutgoingCall;
-    if (this.#sends.length > 0) {
+    if (this.#sends.length > 0 || this.#lone > 0) {
       const later = body instanceof Uint8Array && body === message ? copies.copy(body) : body;
       call = await new Promise<OutgoingCall>((resolve) => {
-        this.#sends.push({ open: () => resolve(this.#openSend(later, options)) });
+        this.#sends.push({ open: () => resolve(this.#openLone(later, options)) });
         this.#gather();
       });
-    } else call = this.#openSend(body, options);
+    } else call = this.#openLone(body, options);
     if (body instanceof Uint8Array) {
       await call.result;
       return;
     }
-    call.result.catch(() => {});
+    // A call that fails (aborted, refused, scrubbed) stops the pipe at once, even while
+    // the source has nothing to read: the source is canceled and the error reported.
+    const stop = new AbortController();
+    call.result.catch((err) => stop.abort(err));
     try {
-      // A call that fails (aborted, refused, scrubbed) stops the pipe at once, even while
-      // the source has nothing to read: the source is canceled and the error reported.
-      const stop = new AbortController();
-      call.result.catch((err) => stop.abort(err));
       await body.pipeTo(call.upload!, { signal: stop.signal });
     } catch (err) {
-      await call.result; // the server's reason beats the stream's
-      throw err;
+      if (stop.signal.aborted) throw stop.signal.reason; // the server's reason first
+      // The server reset the upload (it refused the message): its reply says why.
+      const refused = err instanceof CircuitError && err.code === "closed";
+      // Else the source failed, or gave something other than bytes: the message is
+      // withdrawn (never delivered in part) and the caller hears why.
+      if (!refused) call.resetUpload?.();
+      const reason = await call.result.then(() => null, (e) => e);
+      if (refused && reason) throw reason;
+      if (err instanceof CircuitError) throw err;
+      throw new CircuitError(
+        "aborted",
+        `Send ${this.anchor.path}: reading the message failed: ${
+          err instanceof Error ? err.message : String(err)
+        }`,
+        { cause: err },
+      );
     }
     await call.result;
+  }
+
+  /** Open a lone send; until it is done, later sends wait (see {@linkcode Chan.send}). */
+  #openLone(body: Uint8Array | ReadableStream<Uint8Array>, options: CallOptions): OutgoingCall {
+    const call = this.#openSend(body, options);
+    this.#lone++;
+    call.result.catch(() => {}).finally(() => {
+      this.#lone--;
+      this.#gather();
+    });
+    return call;
   }
 
   /** Open a lone send: bytes go out with the request (no stream to drive), a stream as read. */
@@ -228,6 +266,7 @@ export class Chan implements AsyncIterable<Uint8Array> {
 
   #startSends(): void {
     while (this.#sends.length > 0) {
+      if (this.#lone > 0) return; // everything made after a lone send waits for it
       const head = this.#sends[0];
       if ("open" in head) {
         // A lone send whose turn has come: its request goes out now, before what follows.
@@ -330,4 +369,11 @@ function unframe(bytes: Uint8Array): Uint8Array[] {
 
 function torn(): CircuitError {
   return new CircuitError("closed", "Receiving failed: a batch of messages arrived torn");
+}
+
+/** What a value is, for an error message. */
+function describe(v: unknown): string {
+  if (v === null) return "null";
+  if (typeof v !== "object") return typeof v;
+  return v.constructor?.name ?? "an object";
 }

@@ -53,7 +53,9 @@ export class Subscription implements AsyncIterable<string> {
    *
    * @param options signal, timeout (default none)
    * @returns the server's path and how many events were dropped before it
-   * @throws {CircuitError} `closed` once scrubbed
+   * @throws {CircuitError} `closed` (`subscription closed`) when it is scrubbed while this
+   *   waits; `not found` once it is gone; `closed` with another message when the
+   *   connection is lost
    */
   async recv(options: CallOptions = {}): Promise<MemberEvent> {
     const { bytes, reply } = await receiveAll(this.anchor, options);
@@ -61,13 +63,21 @@ export class Subscription implements AsyncIterable<string> {
     return { path, dropped: Number((reply as { Dropped?: number } | null)?.Dropped ?? 0) };
   }
 
-  /** Server paths as events arrive, until the subscription is scrubbed. */
+  /**
+   * Server paths as events arrive, until the subscription is scrubbed. A lost connection
+   * (or any other failure) is thrown, not taken for the end.
+   */
   async *[Symbol.asyncIterator](): AsyncIterator<string> {
+    let got = false;
     for (;;) {
       try {
         yield (await this.recv()).path;
+        got = true;
       } catch (err) {
-        if (err instanceof CircuitError && err.code === "closed") return;
+        if (!(err instanceof CircuitError)) throw err;
+        // Scrubbed while a receive waited, or between two receives after events came.
+        if (err.code === "closed" && err.message === "subscription closed") return;
+        if (err.code === "not found" && got) return;
         throw err;
       }
     }

@@ -352,7 +352,7 @@ bothModes("Connection.mux.request() rejects with the handler's CircuitError code
     cycle.self = cycle;
     for (const bad of [Symbol("s"), 2n ** 70n, cycle]) {
       const e = await assertRejectsCircuit(c.mux.request("echo", bad), ["bad request"]);
-      assert(e.message.startsWith(`Call "echo" arguments cannot be sent: `), e.message);
+      assert(e.message.startsWith(`Call "echo": arguments cannot be sent: `), e.message);
     }
     assertEq(c.mux.stats.callsOut, 0, "calls left open:");
     assertEq(await c.mux.request("echo", 6), 6);

@@ -89,6 +89,11 @@ export interface CallOptions {
   upload?: boolean | Uint8Array;
   /** Open a download stream. */
   download?: boolean;
+  /**
+   * What the call is, for the messages of its timeout and abort errors, e.g.
+   * `Recv /X1/chan` (default: `Call "OP"`).
+   */
+  label?: string;
 }
 
 /** An outgoing call. */
@@ -112,6 +117,12 @@ export interface OutgoingCall {
   endUpload?(): boolean;
   /** Give up the upload: the callee's reader fails. Works whether or not its stream exists. */
   resetUpload?(): void;
+  /**
+   * From now on neither the signal nor the time limit cancels the call: it settles only
+   * with the reply or with the connection. For a commitment already sent (a receiver's
+   * acknowledgement), whose outcome the caller must learn rather than abandon.
+   */
+  holdToEnd?(): void;
 }
 
 /** Counters for `stk` and benchmarks. */
@@ -278,6 +289,23 @@ class SendSide {
     const mux = this.#mux, id = this.#id, dir = this.#dir, chunkBytes = this.#chunkBytes;
     return new WritableStream<Uint8Array>({
       write: async (chunk) => {
+        if (!(chunk instanceof Uint8Array)) {
+          // Fail the stream for both ends, as an abort does, so the callee is not left
+          // waiting for the rest of an upload that will never come.
+          const type = chunk === null
+            ? "null"
+            : typeof chunk === "object"
+            ? (chunk as object).constructor?.name ?? "object"
+            : typeof chunk;
+          const err = new CircuitError(
+            "bad request",
+            `A byte stream takes Uint8Array chunks, not ${type}`,
+          );
+          if (!this.#error) mux.send([Tag.RESET, id, dir]);
+          this.fail(err);
+          this.#finish();
+          throw err;
+        }
         let off = 0;
         let unsealed: Promise<void> | null = null;
         while (off < chunk.length) {
@@ -628,6 +656,8 @@ interface OutState {
   deadline: number;
   /** The timeout's error. */
   timeout?: () => CircuitError;
+  /** What the call is, when the caller said ({@linkcode CallOptions.label}). */
+  label?: string;
 }
 
 interface InState {
@@ -710,6 +740,10 @@ export class Mux {
       downloadWhole: () => down?.whole() ?? null,
       endUpload: () => up?.sendWhole(NO_BYTES) ?? false,
       resetUpload: () => up?.reset(new CircuitError("aborted", "The caller gave up its upload")),
+      holdToEnd: () => {
+        st.unlisten();
+        st.deadline = Infinity; // the shared deadline timer skips it from now on
+      },
     };
   }
 
@@ -763,6 +797,7 @@ export class Mux {
     const id = this.#nextId;
     this.#nextId += 2;
     const { signal } = options;
+    const label = options.label ?? `Call "${op}"`;
     let resolve!: (v: unknown) => void, reject!: (e: CircuitError) => void;
     const result = new Promise<unknown>((res, rej) => {
       resolve = res;
@@ -774,7 +809,7 @@ export class Mux {
       return { id, result, st: null };
     }
     if (signal?.aborted) {
-      reject(abortError(signal, `Call "${op}"`));
+      reject(abortError(signal, label));
       return { id, result, st: null };
     }
     const st: OutState = {
@@ -785,6 +820,7 @@ export class Mux {
       down: null,
       unlisten: () => {},
       deadline: Infinity,
+      label: options.label,
     };
     const gc = () => this.#gcOut(id, st);
     if (options.upload) {
@@ -792,14 +828,14 @@ export class Mux {
     }
     if (options.download) st.down = new RecvSide(this, id, DOWN, gc);
     if (signal) {
-      const onAbort = () => this.#cancelOut(id, st, abortError(signal, `Call "${op}"`));
+      const onAbort = () => this.#cancelOut(id, st, abortError(signal, label));
       signal.addEventListener("abort", onAbort, { once: true });
       st.unlisten = () => signal.removeEventListener("abort", onAbort);
     }
     const ms = options.timeoutMs ?? 0;
     if (ms > 0) {
       st.deadline = performance.now() + ms;
-      st.timeout = () => new CircuitError("timeout", `Call "${op}" timed out after ${ms} ms`);
+      st.timeout = () => new CircuitError("timeout", `${label} timed out after ${ms} ms`);
       if (st.deadline < this.#deadlineAt) this.#armDeadline(st.deadline);
     }
     this.#out.set(id, st);
@@ -813,12 +849,12 @@ export class Mux {
       this.#settleOut(
         id,
         st,
-        new CircuitError("bad request", `Call "${op}" arguments cannot be sent: ${why}`),
+        new CircuitError("bad request", `${label}: arguments cannot be sent: ${why}`),
       );
       return { id, result, st };
     }
     if (!sent) {
-      this.#settleOut(id, st, new CircuitError("bad request", `Call "${op}" request is too large`));
+      this.#settleOut(id, st, new CircuitError("bad request", `${label}: request is too large`));
     }
     return { id, result, st };
   }
@@ -835,7 +871,7 @@ export class Mux {
   request(
     op: string,
     body: unknown,
-    options: { signal?: AbortSignal; timeoutMs?: number } = {},
+    options: { signal?: AbortSignal; timeoutMs?: number; label?: string } = {},
   ): Promise<unknown> {
     return this.call(op, body, options).result;
   }
@@ -921,9 +957,13 @@ export class Mux {
     clearTimeout(this.#deadlineTimer);
     this.#deadlineTimer = undefined;
     for (const [id, st] of this.#out) {
-      st.up?.fail(err);
-      st.down?.fail(err);
-      this.#settleOut(id, st, err);
+      // Say which call the lost connection cut, when the caller named it.
+      const e = st.label
+        ? new CircuitError(err.code, `${st.label}: ${err.message}`, { cause: err })
+        : err;
+      st.up?.fail(e);
+      st.down?.fail(e);
+      this.#settleOut(id, st, e);
     }
     for (const st of this.#in.values()) {
       st.abort.abort(err);

@@ -158,8 +158,11 @@ export class Router {
         return null;
       case Op.MAKE:
         throw new CircuitError("bad request", "cannot create elements outside of servers");
-      default:
-        throw new CircuitError("bad request", `"${call.op}" needs a path below a server`);
+      default: {
+        // An element call names its own operation (stk, suicide, …) in the body.
+        const op = call.op === Op.ELEMENT ? (call.body as { op?: unknown } | null)?.op : call.op;
+        throw new CircuitError("bad request", `"${String(op)}" needs a server's path (/X…), not /`);
+      }
     }
   }
 

@@ -948,3 +948,95 @@ Deno.test("chan recv on a closed client rejects with a typed closed error", asyn
   assert(err instanceof CircuitError, `expected a CircuitError, got ${err}`);
   assertEquals(err.code, "closed");
 });
+
+// ---------------------------------------------------------------------------------------
+// What a user's acceptance run found
+
+Deno.test("chan: a recv aborted around the moment its message arrives never loses it", async () => {
+  await using s = await Server.start();
+  await using client = await connect(s.url);
+  const ch = await client.walk(`${s.path}/race`).makeChan(1000);
+  const n = 400;
+  const got = new Set<string>();
+  for (let i = 0; i < n; i++) {
+    // The abort lands before, during or after the message's arrival and acknowledgement.
+    const ac = new AbortController();
+    const r = ch.recv({ signal: ac.signal });
+    await ch.send(`m${i}`);
+    setTimeout(() => ac.abort(), Math.random() * 2);
+    const m = await r.then((b) => dec.decode(b), (e: unknown) => e);
+    if (typeof m === "string") got.add(m);
+    else assert(m instanceof CircuitError && m.code === "aborted", `recv failed: ${m}`);
+  }
+  await ch.close();
+  for await (const m of ch) got.add(dec.decode(m)); // what aborted receives left
+  const missing = Array.from({ length: n }, (_, i) => `m${i}`).filter((m) => !got.has(m));
+  assertEquals(missing, [], "every message reached a receiver");
+  assertEquals((await ch.peek()).NumRecv, n, "and was received once");
+});
+
+Deno.test("chan: send of something not bytes fails at once with bad request", async () => {
+  await using s = await Server.start();
+  await using client = await connect(s.url);
+  const ch = await client.walk(`${s.path}/bad`).makeChan(2);
+  const bad = await rejection(ch.send(42 as unknown as Uint8Array), "send(42)", 3000);
+  assertEquals(bad.code, "bad request");
+  const strings = ReadableStream.from(["hello"]) as unknown as ReadableStream<Uint8Array>;
+  const chunk = await rejection(ch.send(strings), "send(stream of strings)", 3000);
+  assertEquals(chunk.code, "bad request", chunk.message);
+  assert(/Uint8Array/.test(chunk.message), chunk.message);
+  // A source that fails is reported with its own words; nothing is delivered.
+  const failing = new ReadableStream<Uint8Array>({
+    start(c) {
+      c.enqueue(enc.encode("part"));
+      c.error(new Error("boom"));
+    },
+  });
+  const boom = await rejection(ch.send(failing), "send(failing stream)", 3000);
+  assert(/boom/.test(boom.message), boom.message);
+  // No slot is held by the failed sends: the channel takes two messages and gives them.
+  await within(ch.send("a"), 3000, "send a");
+  await within(ch.send("b"), 3000, "send b");
+  assertEquals([dec.decode(await ch.recv()), dec.decode(await ch.recv())], ["a", "b"]);
+  assertEquals((await ch.peek()).NumSend, 2);
+});
+
+Deno.test("chan: sends made at once keep their order, large ones included", async () => {
+  await using s = await Server.start();
+  await using client = await connect(s.url);
+  const ch = await client.walk(`${s.path}/mixed`).makeChan(20);
+  const big = (tag: number) => new Uint8Array(70_000).fill(tag); // over a batch: goes alone
+  const name = (m: Uint8Array) => m.length === 70_000 ? `big${m[0]}` : dec.decode(m);
+  for (let round = 0; round < 5; round++) {
+    await Promise.all([
+      ch.send(big(1)),
+      ch.send("a"),
+      ch.send("b"),
+      ch.send(big(2)),
+      ch.send(big(3)),
+      ch.send("c"),
+    ]);
+    const got: string[] = [];
+    for (let i = 0; i < 6; i++) got.push(name(await ch.recv()));
+    assertEquals(got, ["big1", "a", "b", "big2", "big3", "c"], `round ${round}`);
+  }
+});
+
+Deno.test("subscription: iteration ends when scrubbed and throws when the connection is lost", async () => {
+  await using s = await Server.start();
+  const client = await connect(s.url);
+  const sub = await client.walk(`${s.path}/joins`).makeOnJoin();
+  const it = sub[Symbol.asyncIterator]();
+  assertEquals((await it.next()).value, s.path, "the current member first");
+  const pending = it.next();
+  await client.walk(`${s.path}/joins`).scrub();
+  assertEquals((await within(pending, 5000, "the iteration's end")).done, true);
+
+  const sub2 = await client.walk(`${s.path}/joins2`).makeOnJoin();
+  const it2 = sub2[Symbol.asyncIterator]();
+  await it2.next();
+  const cut = it2.next();
+  await client.close();
+  const err = await rejection(cut, "iteration over a lost connection");
+  assertEquals(err.code, "closed");
+});
