@@ -145,11 +145,10 @@ export const PROC_COMMANDS: Record<string, Runner> = {
   stdin: (p) =>
     withSession(p, async (s) => {
       const [path] = positionals(p, 1, 1, "PROC");
-      const call = anchorOf(s, path).open("stdin", null, {
-        upload: true,
-        timeoutMs: s.timeoutMs,
-      });
-      await Promise.all([Deno.stdin.readable.pipeTo(call.upload!), call.result]);
+      // Errors are the server's (busy, not found, …), not a reset stream's.
+      await Deno.stdin.readable.pipeTo(
+        anchorOf(s, path).proc().openStdin({ timeoutMs: s.timeoutMs }),
+      );
       return 0;
     }),
   stdout: (p) => copyStream(p, "stdout"),

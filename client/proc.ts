@@ -79,6 +79,56 @@ function withCallError(
 }
 
 /**
+ * An upload whose failures are the call's: the server's reason rather than a reset
+ * stream. Once the call has failed, the next write and the close reject with its error.
+ * When the server ended the call well but stopped reading (the process closed its stdin
+ * or exited), later bytes are dropped and the close resolves.
+ */
+function withCallResult(
+  upload: WritableStream<Uint8Array>,
+  result: Promise<unknown>,
+): WritableStream<Uint8Array> {
+  const sink = upload.getWriter();
+  let failed: unknown = null;
+  let dropping = false;
+  result.catch((err) => {
+    failed = err;
+    sink.abort(err).catch(() => {}); // a write waiting for credit fails now
+  });
+  // Why the upload broke: the call's error if it failed, else null (nobody reads).
+  const why = (err: unknown) => result.then(() => null, (e) => e ?? err);
+  return new WritableStream<Uint8Array>({
+    async write(chunk) {
+      if (failed) throw failed;
+      if (dropping) return;
+      try {
+        await sink.write(chunk);
+      } catch (err) {
+        if (err instanceof CircuitError && err.code === "bad request") throw err; // not bytes
+        const reason = await why(err);
+        if (reason) throw reason;
+        dropping = true;
+      }
+    },
+    async close() {
+      if (failed) throw failed;
+      if (!dropping) {
+        try {
+          await sink.close();
+        } catch (err) {
+          const reason = await why(err);
+          if (reason) throw reason;
+        }
+      }
+      await result;
+    },
+    async abort(reason) {
+      await sink.abort(reason).catch(() => {});
+    },
+  }, { highWaterMark: 1 });
+}
+
+/**
  * A process element. Its streams are opened when first used.
  *
  * @example Run a command and read its output
@@ -108,16 +158,26 @@ export class Proc {
   }
 
   /**
-   * The process's standard input; write as often as needed, close to send EOF.
-   * Only one writer per process: a second one fails with `busy`.
+   * The process's standard input; write as often as needed, close to send EOF. Only one
+   * writer per process: a second one fails with `busy`. A failure (`busy`, `not found`,
+   * no process there) rejects the next write or the close with the server's reason;
+   * bytes written after the process stopped reading its stdin are dropped, as a pipe
+   * to a process that exited would drop them.
    */
   get stdin(): WritableStream<Uint8Array> {
-    if (!this.#stdin) {
-      const call = this.anchor.open("stdin", null, { upload: true });
-      call.result.catch(() => {});
-      this.#stdin = call.upload!;
-    }
-    return this.#stdin;
+    return this.#stdin ??= this.openStdin();
+  }
+
+  /**
+   * A writer of the process's standard input, like {@linkcode Proc.stdin} but with a
+   * signal or time limit for the whole of it.
+   *
+   * @param options signal, timeout (default: none)
+   * @returns the stream; closing it resolves once the process has its EOF
+   */
+  openStdin(options: CallOptions = {}): WritableStream<Uint8Array> {
+    const call = this.anchor.open("stdin", null, { ...options, upload: true });
+    return withCallResult(call.upload!, call.result);
   }
 
   /** The process's standard output, from the oldest retained byte, as it is written. */

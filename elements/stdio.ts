@@ -39,6 +39,8 @@ export class Stdio {
   #path: string;
   #stdin: WritableStream<Uint8Array> | null = null;
   #stdinTaken = false;
+  /** The writer that took stdin has finished: stdin is closed for good. */
+  #stdinEnded = false;
 
   /**
    * @param path the element's path, for messages
@@ -97,7 +99,9 @@ export class Stdio {
       await call.upload.cancel();
       throw new CircuitError(
         "busy",
-        `Writing stdin of ${this.#path} failed: stdin is already taken`,
+        `Writing stdin of ${this.#path} failed: ${
+          this.#stdinEnded ? "an earlier writer already closed stdin" : "stdin is already taken"
+        }`,
       );
     }
     this.#stdinTaken = true;
@@ -107,6 +111,8 @@ export class Stdio {
       // A child that exited or closed stdin is not the writer's error.
       if (call.signal.aborted) throw err;
       await this.closeStdin();
+    } finally {
+      this.#stdinEnded = true;
     }
     return null;
   }

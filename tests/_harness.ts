@@ -67,10 +67,15 @@ export async function cli(args: string[], opts: CliOptions = {}): Promise<CliRes
   const child = cmd.spawn();
   if (opts.stdin !== undefined) {
     const w = child.stdin.getWriter();
-    await w.write(
-      typeof opts.stdin === "string" ? new TextEncoder().encode(opts.stdin) : opts.stdin,
-    );
-    await w.close();
+    try {
+      await w.write(
+        typeof opts.stdin === "string" ? new TextEncoder().encode(opts.stdin) : opts.stdin,
+      );
+      await w.close();
+    } catch (err) {
+      // A command may exit without reading all its input (as `head` does).
+      if (!(err instanceof Deno.errors.BrokenPipe)) throw err;
+    }
   }
   const o = await child.output();
   const dec = new TextDecoder();

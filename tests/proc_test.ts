@@ -762,3 +762,78 @@ for (const launch of ["setsid", "detached"] as const) {
     }
   });
 }
+
+// What a user's acceptance run found.
+
+Deno.test("Proc.stdin reports the server's reason: nothing there, not a process, taken", async () => {
+  await using s = await Server.start();
+  await using client = await connect(s.url);
+  const enc1 = enc.encode("lost\n");
+  const fails = async (w: WritableStream<Uint8Array>) => {
+    const writer = w.getWriter();
+    const e = await writer.write(enc1).then(() => writer.close()).then(() => null, (e) => e);
+    assert(e instanceof CircuitError, `writing and closing must fail, got ${e}`);
+    return e;
+  };
+  assertEquals((await fails(client.walk(`${s.path}/nothing`).proc().stdin)).code, "not found");
+  await client.walk(`${s.path}/ch`).makeChan(1);
+  assertEquals((await fails(client.walk(`${s.path}/ch`).proc().stdin)).code, "bad request");
+  const cat = await client.walk(`${s.path}/cat`).makeProc({ Path: "/bin/cat" });
+  const out = text(cat.stdout);
+  const first = cat.stdin.getWriter();
+  await first.write(enc.encode("A"));
+  const second = await fails(client.walk(`${s.path}/cat`).proc().openStdin());
+  assertEquals(second.code, "busy");
+  await first.close();
+  assertEquals(await out, "A");
+});
+
+Deno.test("stdin to a process that has exited: small and large input alike exit 0", async () => {
+  await using s = await Server.start();
+  for (const [name, input] of [["small", enc.encode("hi\n")], ["large", new Uint8Array(1e6)]]) {
+    const p = `${s.path}/done-${name}`;
+    await mkprocOk(s, p, { Path: "/bin/true" });
+    await ok(["wait", "-d", s.url, p]);
+    const r = await cli(["stdin", "-d", s.url, p], { stdin: input as Uint8Array });
+    assertEquals([r.code, r.stderr], [0, ""], `${name} input`);
+    // stdin is one stream: once a writer has ended it, it stays closed.
+    assertOneLineError(
+      await cli(["stdin", "-d", s.url, p], { stdin: input as Uint8Array }),
+      /an earlier writer already closed stdin/,
+    );
+  }
+  // A second writer gets the server's reason whatever the size of its input.
+  const q = `${s.path}/cat`;
+  await mkprocOk(s, q, { Path: "/bin/sh", Args: ["-c", "read x; sleep 100"] });
+  await using client = await connect(s.url);
+  const holder = client.walk(q).proc().stdin.getWriter();
+  await holder.write(enc.encode("x"));
+  await waitFor(async () => {
+    const r = await cli(["stdin", "-d", s.url, q], { stdin: enc.encode("y") });
+    return r.code === 1 && /already taken/.test(r.stderr);
+  }, "a small second stdin to be refused");
+  assertOneLineError(
+    await cli(["stdin", "-d", s.url, q], { stdin: new Uint8Array(1_000_000) }),
+    /stdin is already taken/,
+  );
+  await holder.close();
+  await ok(["scrub", "-d", s.url, q]);
+});
+
+Deno.test("Phase is stopped after STOP and continued after CONT", async () => {
+  await using s = await Server.start();
+  const p = `${s.path}/nap`;
+  await mkprocOk(s, p, { Path: "/bin/sleep", Args: ["100"] });
+  await ok(["signal", "-d", s.url, "STOP", p]);
+  await waitFor(
+    async () => parseState(await ok(["peek", "-d", s.url, p])).Phase === "stopped",
+    "phase stopped",
+  );
+  await ok(["signal", "-d", s.url, "cont", p]);
+  await waitFor(
+    async () => parseState(await ok(["peek", "-d", s.url, p])).Phase === "continued",
+    "phase continued",
+  );
+  await ok(["signal", "-d", s.url, "TERM", p]);
+  assertEquals(parseState(await ok(["wait", "-d", s.url, p])).Phase, "signaled");
+});

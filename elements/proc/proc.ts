@@ -42,6 +42,8 @@ export class ProcElement implements Element {
   #child: Deno.ChildProcess | null = null;
   #status: Deno.CommandStatus | null = null;
   #execError: string | null = null;
+  /** The process has been stopped at some time: once it runs again its phase is `continued`. */
+  #beenStopped = false;
   #exited: Promise<void>;
   #stdio: Stdio;
   #scrubbing: Promise<void> | null = null;
@@ -106,6 +108,9 @@ export class ProcElement implements Element {
       if (s.code !== 0) exit = { Body: `exit status ${s.code}` };
     } else if (this.#child && isStopped(this.#child.pid)) {
       phase = "stopped";
+      this.#beenStopped = true;
+    } else if (this.#beenStopped) {
+      phase = "continued"; // running again after a stop, as the original's wait status says
     }
     return {
       Cmd: this.#cmd,
@@ -163,12 +168,21 @@ export class ProcElement implements Element {
 
   #signal(name: string): null {
     const sig = parseSignal(name);
+    if (this.#execError) {
+      throw new CircuitError(
+        "bad request",
+        `Signaling ${this.#ctx.path} failed: the process never started (${this.#execError})`,
+      );
+    }
     if (!this.#child || this.#status) {
       throw new CircuitError(
         "bad request",
         `Signaling ${this.#ctx.path} failed: the process has already exited`,
       );
     }
+    // A stop seen now (or made now) makes the phase `continued` once it runs again, even
+    // if no peek saw the process stopped.
+    if (isStopped(this.#child.pid) || STOPS.has(sig)) this.#beenStopped = true;
     signalGroup(this.#child.pid, sig, true);
     return null;
   }
@@ -193,6 +207,9 @@ function signalGroup(pid: number, sig: Deno.Signal, running: boolean): void {
     } catch { /* gone */ }
   }
 }
+
+/** Signals that stop a process. */
+const STOPS: ReadonlySet<Deno.Signal> = new Set(["SIGSTOP", "SIGTSTP", "SIGTTIN", "SIGTTOU"]);
 
 function isStopped(pid: number): boolean {
   try {
