@@ -73,13 +73,15 @@ export function parse(argv: string[], specs: Record<string, FlagSpec>): Parsed {
   for (const [name, s] of Object.entries(specs)) {
     options[name] = s.short ? { type: s.type, short: s.short } : { type: s.type };
   }
+  const { args, off } = rewriteEquals(argv, specs);
   try {
     const { values, positionals } = parseArgs({
-      args: normalizeArgs(argv),
+      args: normalizeArgs(args),
       options,
       allowPositionals: true,
       strict: true,
     });
+    for (const name of off) values[name] ??= false;
     return {
       flags: values as Parsed["flags"],
       positionals: positionals.map((p) => (p.startsWith(NEG) ? p.slice(1) : p)),
@@ -91,4 +93,57 @@ export function parse(argv: string[], specs: Record<string, FlagSpec>): Parsed {
       .split("\n")[0];
     throw new UsageError(msg);
   }
+}
+
+/** The spellings of true and false Go's flag package accepts (strconv.ParseBool). */
+const BOOLS: Record<string, boolean> = {
+  "1": true,
+  t: true,
+  T: true,
+  TRUE: true,
+  true: true,
+  True: true,
+  "0": false,
+  f: false,
+  F: false,
+  FALSE: false,
+  false: false,
+  False: false,
+};
+
+/**
+ * Rewrite `FLAG=VALUE` forms as Go's flag package reads them: a short alias with `=`
+ * (`-d=URL`) becomes the long flag, and an on/off flag given a value (`-l=true`,
+ * `--scrub=false`) becomes the bare flag, or is dropped and reported as off.
+ */
+function rewriteEquals(
+  argv: string[],
+  specs: Record<string, FlagSpec>,
+): { args: string[]; off: string[] } {
+  const byShort = new Map<string, string>();
+  for (const [name, s] of Object.entries(specs)) if (s.short) byShort.set(s.short, name);
+  const args: string[] = [];
+  const off: string[] = [];
+  let rest = false;
+  for (const a of argv) {
+    const m = rest ? null : /^(--?)([^=-][^=]*)=(.*)$/s.exec(a);
+    if (a === "--") rest = true;
+    const name = m && (m[1] === "-" && m[2].length === 1 ? byShort.get(m[2]) : m[2]);
+    const spec = name ? specs[name] : undefined;
+    if (!m || !name || !spec) {
+      args.push(a);
+      continue;
+    }
+    if (spec.type === "string") {
+      args.push(`--${name}=${m[3]}`);
+      continue;
+    }
+    const on = BOOLS[m[3]];
+    if (on === undefined) {
+      throw new UsageError(`invalid boolean value "${m[3]}" for -${m[2]}: parse error`);
+    }
+    if (on) args.push(`--${name}`);
+    else off.push(name);
+  }
+  return { args, off };
 }

@@ -55,3 +55,26 @@ Deno.test("parse() rejects a string flag without a value", () => {
     if (!err.message.startsWith("flag needs an argument")) throw err;
   }
 });
+
+Deno.test("parse() reads -short=VALUE and on/off flags given a value, as Go's flag package", () => {
+  eq(parse(["-d=circuit://h:1/2/Q3", "/"], SPECS).flags.dial, "circuit://h:1/2/Q3");
+  eq(parse(["-d=a=b", "/"], SPECS).flags.dial, "a=b");
+  for (const v of ["true", "1", "t", "T", "TRUE", "True"]) {
+    eq(parse([`-l=${v}`, "/"], SPECS).flags.long, true);
+    eq(parse([`--depth=${v}`], SPECS).flags.depth, true);
+  }
+  for (const v of ["false", "0", "f", "F", "FALSE", "False"]) {
+    const p = parse([`-long=${v}`, "/"], SPECS);
+    eq([p.flags.long, p.positionals], [false, ["/"]]);
+  }
+  // After --, nothing is a flag.
+  eq(parse(["--", "-l=true"], SPECS).positionals, ["-l=true"]);
+  let err: unknown;
+  try {
+    parse(["-l=maybe", "/"], SPECS);
+  } catch (e) {
+    err = e;
+  }
+  if (!(err instanceof UsageError)) throw new Error(`expected a UsageError, got ${err}`);
+  eq(err.message, 'invalid boolean value "maybe" for -l: parse error');
+});

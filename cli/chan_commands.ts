@@ -26,7 +26,7 @@ export const CHAN_COMMANDS: Record<string, Runner> = {
   mkchan: (p) =>
     withClient(p, async (c, timeoutMs) => {
       const [path, cap] = positionals(p, 2, 2, "ANCHOR CAP");
-      if (!/^\d+$/.test(cap)) {
+      if (!/^\d+$/.test(cap) || !Number.isSafeInteger(Number(cap))) {
         throw new UsageError(`channel capacity must be a non-negative integer, got "${cap}"`);
       }
       await c.walk(path).makeChan(Number(cap), { timeoutMs });

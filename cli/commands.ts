@@ -6,7 +6,7 @@
  * @module
  */
 
-import type { FlagSpec, Parsed } from "./args.ts";
+import { type FlagSpec, type Parsed, UsageError } from "./args.ts";
 
 /** Flags every client command takes. */
 export const CLIENT_FLAGS: Record<string, FlagSpec> = {
@@ -126,7 +126,13 @@ export const COMMANDS: Record<string, Command> = {
     summary: "print a new key: base64 of 64 random bytes",
     flags: {},
     client: false,
-    run: async () => (await import("./keygen.ts")).runKeygen,
+    run: async () => {
+      const { runKeygen } = await import("./keygen.ts");
+      return (p) => {
+        if (p.positionals.length > 1) throw new UsageError("keygen takes no arguments");
+        return runKeygen();
+      };
+    },
   },
   ls: {
     args: "[-l] [--depth] GLOB",
@@ -335,7 +341,15 @@ export const COMMANDS: Record<string, Command> = {
     summary: "help",
     flags: {},
     client: false,
-    run: () => Promise.resolve((p) => Promise.resolve(printHelp(p.positionals[1]))),
+    run: () =>
+      Promise.resolve((p) => {
+        const [, name, extra] = p.positionals;
+        if (extra !== undefined) throw new UsageError("usage: circuit help [COMMAND]");
+        if (name !== undefined && !Object.hasOwn(COMMANDS, name)) {
+          throw new UsageError(`unknown command "${name}"; see circuit help`);
+        }
+        return Promise.resolve(printHelp(name));
+      }),
   },
 };
 

@@ -104,8 +104,25 @@ Deno.test("bad input gets one line on stderr and exit 1", async () => {
     await cli(["ls", "-d", "circuit://127.0.0.1:1/1/Q0000000000000001", "/"]),
     /^Dialing circuit:\/\/127\.0\.0\.1:1\/1\/Q0000000000000001 failed/,
   );
+  assertOneLineError(await cli(["help", "bogus"]), /unknown command "bogus"/);
+  assertOneLineError(await cli(["keygen", "extra"]), /keygen takes no arguments/);
+  assertOneLineError(await cli(["ls", "-l=maybe", "-d", s.url, "/"]), /invalid boolean value/);
+  // Errors name the operation and the path, not the wire's internal call names.
+  assertOneLineError(await cli(["stk", "-d", s.url, "/"]), /^"stk" needs a server's path/);
+  await cli(["mkchan", "-d", s.url, `${s.path}/quiet`, "0"]);
+  const late = await cli(["recv", "-d", s.url, "--timeout", "300ms", `${s.path}/quiet`]);
+  assertOneLineError(late, new RegExp(`^Recv ${s.path}/quiet timed out after 300 ms$`));
   const alive = await cli(["ls", "-d", s.url, "/"]);
   assertEquals(alive.stdout, `${s.path}\n`, "server alive after bad input");
+});
+
+Deno.test("flags take Go's FLAG=VALUE forms: -d=URL, -l=true, --long=false", async () => {
+  await using s = await Server.start();
+  assertEquals((await cli(["ls", `-d=${s.url}`, "/"])).stdout, `${s.path}\n`);
+  const long = (await cli(["ls", "-l", "-d", s.url, "/"])).stdout;
+  assert(long.startsWith("server ") && long.endsWith(` ${s.path}\n`), long);
+  assertEquals((await cli(["ls", "-l=true", "-d", s.url, "/"])).stdout, long);
+  assertEquals((await cli(["ls", "--long=false", "-d", s.url, "/"])).stdout, `${s.path}\n`);
 });
 
 Deno.test("scrub of an empty anchor succeeds and does nothing", async () => {
