@@ -12,6 +12,7 @@
 import { type Client, connect, readKeyFile } from "../mod.ts";
 import { Resp } from "./_resp.ts";
 import { summarize, type Summary } from "./_stats.ts";
+import { setsidPath } from "../elements/proc/launch.ts";
 
 /** What to measure. */
 export type WorkJob =
@@ -71,10 +72,11 @@ export interface SpawnLatencyJob {
   /** Untimed spawns first. */
   warmup: number;
   /**
-   * Spawn as the proc element does: `spawn()` with stdin, stdout and stderr piped and
-   * `detached: true` (own process group), then await the status.
+   * Spawn as the proc element does, with stdin, stdout and stderr piped and the child in
+   * its own process group, then await the status: `setsid /bin/true` (what the element
+   * does where the host has setsid) or `detached: true` (its fallback).
    */
-  serverLike?: boolean;
+  serverLike?: "setsid" | "detached";
 }
 
 /** `loops` concurrent local spawn loops for `seconds`. */
@@ -366,11 +368,14 @@ async function spawnLatency(job: SpawnLatencyJob): Promise<LatencyResult> {
   for (let i = 0; i < job.warmup + job.n; i++) {
     const t = performance.now();
     if (job.serverLike) {
-      const child = new Deno.Command("/bin/true", {
+      const setsid = job.serverLike === "setsid" ? setsidPath() : null;
+      if (job.serverLike === "setsid" && !setsid) throw new Error("no setsid on this host");
+      const child = new Deno.Command(setsid ?? "/bin/true", {
+        args: setsid ? ["/bin/true"] : [],
         stdin: "piped",
         stdout: "piped",
         stderr: "piped",
-        detached: true,
+        detached: !setsid,
       }).spawn();
       if (i >= job.warmup) sync.push(performance.now() - t);
       const drain = Promise.all([child.stdout.cancel(), child.stderr.cancel()]);
