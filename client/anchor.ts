@@ -333,6 +333,7 @@ export class Anchor implements ElementAnchor {
     options: CallOptions & { upload?: boolean | Uint8Array; download?: boolean } = {},
   ): OutgoingCall {
     const body: ElementRequest = { path: [...this.components], op, args };
+    checkTimeout(options.timeoutMs, `${capital(op)} ${this.path}`);
     const route = this.#t.route(this.components[0]);
     const call = route.mux.call(Op.ELEMENT, body, {
       signal: options.signal,
@@ -363,6 +364,7 @@ export class Anchor implements ElementAnchor {
     const { signal } = options;
     const label = `${capital(name)} ${this.path}`;
     if (signal?.aborted) throw abortError(signal, label);
+    checkTimeout(options.timeoutMs, label);
     const timeoutMs = options.timeoutMs ?? this.#t.timeoutMs;
     const route = this.#t.route(this.components[0]);
     try {
@@ -370,6 +372,13 @@ export class Anchor implements ElementAnchor {
     } finally {
       route.settled?.();
     }
+  }
+}
+
+/** A time limit must be a number of ms ≥ 0 (0: none), not NaN or negative. */
+function checkTimeout(ms: number | undefined, what: string): void {
+  if (ms !== undefined && !(typeof ms === "number" && ms >= 0)) {
+    throw new CircuitError("bad request", `${what}: timeoutMs must be a number ≥ 0, got ${ms}`);
   }
 }
 

@@ -6,8 +6,8 @@
 
 import { dial } from "../net/conn.ts";
 import type { Connection } from "../net/conn.ts";
-import type { CircuitError } from "../net/errors.ts";
-import { parseKey, readKeyFile } from "../net/keys.ts";
+import { CircuitError } from "../net/errors.ts";
+import { MIN_KEY_BYTES, parseKey, readKeyFile } from "../net/keys.ts";
 import { parseUrl } from "../net/url.ts";
 import { Anchor, type AnchorTransport } from "./anchor.ts";
 import { Routes, type RoutesOptions } from "./routes.ts";
@@ -143,8 +143,26 @@ export class Client implements AsyncDisposable {
  *   (the URL is from an earlier incarnation), `auth` (key mismatch), `timeout`
  */
 export async function connect(url: string, options: ConnectOptions = {}): Promise<Client> {
+  if (typeof url !== "string") {
+    throw new CircuitError("bad request", `connect takes a circuit:// URL, not ${typeof url}`);
+  }
   const u = parseUrl(url);
   const key = typeof options.key === "string" ? parseKey(options.key) : options.key;
+  if (key !== undefined && (!(key instanceof Uint8Array) || key.length < MIN_KEY_BYTES)) {
+    throw new CircuitError(
+      "bad request",
+      key instanceof Uint8Array
+        ? `A key must hold at least ${MIN_KEY_BYTES} bytes, got ${key.length}`
+        : "A key is bytes (Uint8Array) or the text of a key file",
+    );
+  }
+  for (
+    const [name, v] of [["timeoutMs", options.timeoutMs], ["dialTimeoutMs", options.dialTimeoutMs]]
+  ) {
+    if (v !== undefined && !(typeof v === "number" && v >= 0)) {
+      throw new CircuitError("bad request", `${name} must be a number of ms ≥ 0, got ${v}`);
+    }
+  }
   const config = options.dialTimeoutMs ? { dialTimeoutMs: options.dialTimeoutMs } : undefined;
   const conn = await dial(u, { key, role: "client", signal: options.signal, config });
   return new Client(url.trim(), conn, options.timeoutMs ?? 10_000, {

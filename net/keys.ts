@@ -9,6 +9,9 @@ import { CircuitError } from "./errors.ts";
 /** Length of a generated key, in bytes. */
 export const KEY_BYTES = 64;
 
+/** The fewest bytes a key may hold (a key file of `keygen` holds {@linkcode KEY_BYTES}). */
+export const MIN_KEY_BYTES = 16;
+
 /**
  * Make a new key and encode it as the key file's text: base64 of 64 bytes from the
  * system CSPRNG, 88 characters. `circuit keygen` prints this.
@@ -44,10 +47,10 @@ export function parseKey(text: string): Uint8Array {
   } catch {
     throw new CircuitError("bad request", "Reading key failed: the key file is not base64");
   }
-  if (raw.length < 16) {
+  if (raw.length < MIN_KEY_BYTES) {
     throw new CircuitError(
       "bad request",
-      `Reading key failed: a key must hold at least 16 bytes, got ${raw.length}`,
+      `Reading key failed: a key must hold at least ${MIN_KEY_BYTES} bytes, got ${raw.length}`,
     );
   }
   return Uint8Array.from(raw, (c) => c.charCodeAt(0));

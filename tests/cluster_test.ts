@@ -2,7 +2,7 @@
  * Real servers on loopback: joining, merging, listing, peeking, leaving, failing.
  */
 
-import { connect } from "../mod.ts";
+import { CircuitError, connect } from "../mod.ts";
 import { assert, assertEquals, cli, Cluster, listEachOther, Server, waitFor } from "./_harness.ts";
 
 async function lsRoot(dial: string): Promise<string[]> {
@@ -188,4 +188,22 @@ Deno.test("suicide of the dialed server itself exits 0 and the server stops", as
   const r = await cli(["suicide", "-d", s.url, s.path]);
   assertEquals([r.code, r.stderr], [0, ""]);
   assertEquals((await s.status).code, 0);
+});
+
+Deno.test("library: bad arguments are typed bad request errors, before anything is sent", async () => {
+  await using s = await Server.start();
+  const code = async (p: () => Promise<unknown>) => {
+    const e = await p().then(() => null, (e) => e);
+    assert(e instanceof CircuitError, `expected a CircuitError, got ${e}`);
+    return e.code;
+  };
+  assertEquals(await code(() => connect(undefined as unknown as string)), "bad request");
+  assertEquals(await code(() => connect(s.url, { key: new Uint8Array(3) })), "bad request");
+  assertEquals(await code(() => connect(s.url, { key: 42 as unknown as string })), "bad request");
+  assertEquals(await code(() => connect(s.url, { timeoutMs: -5 })), "bad request");
+  await using client = await connect(s.url);
+  assertEquals(await code(() => client.walk(s.path).peek({ timeoutMs: NaN })), "bad request");
+  const ch = await client.walk(`${s.path}/c`).makeChan(1);
+  assertEquals(await code(() => ch.recv({ timeoutMs: -5 })), "bad request");
+  assertEquals((await ch.peek()).NumRecv, 0, "and the channel saw nothing");
 });
