@@ -132,6 +132,21 @@ if (skip) {
     assertEquals(ls.stdout, `dns             ${s.path}/dns\n`);
   });
 
+  Deno.test("on a loopback-only server, mkdns without a host listens on loopback only", async () => {
+    await using s = await Server.start();
+    for (const [name, addr] of [["bare", []], ["port-only", [":0"]]] as const) {
+      const r = await cli(["mkdns", "-d", s.url, `${s.path}/${name}`, ...addr]);
+      assertEquals([r.code, r.stderr], [0, ""]);
+      const peek = JSON.parse((await cli(["peek", "-d", s.url, `${s.path}/${name}`])).stdout);
+      const port = Number(String(peek.Address).split(":").pop());
+      // /proc/net/udp lists local addresses as hex: 0100007F is 127.0.0.1, 00000000 any.
+      const local = (await Deno.readTextFile("/proc/net/udp")).split("\n")
+        .map((l) => l.trim().split(/\s+/)[1] ?? "")
+        .filter((a) => a.endsWith(`:${port.toString(16).toUpperCase().padStart(4, "0")}`));
+      assertEquals(local, [`0100007F:${port.toString(16).toUpperCase().padStart(4, "0")}`], name);
+    }
+  });
+
   Deno.test("dig gets A, AAAA, TXT, SRV and CNAME answers, over UDP and TCP", async () => {
     await using s = await Server.start();
     const port = await mkdns(s, "dns");

@@ -177,6 +177,15 @@ export const dnsKind: ElementKind = {
   name: "dns",
   async make(ctx: ElementContext, spec: unknown): Promise<Element> {
     const s = (spec ?? {}) as DnsSpec;
-    return await DnsElement.start(s, ctx.settings.advertiseHost ?? "127.0.0.1");
+    const host = ctx.settings.advertiseHost ?? "127.0.0.1";
+    // A server that serves loopback only (no key, or bound there on purpose) keeps its
+    // nameservers there too, rather than answering on every interface by default.
+    const local = host === "::1" || host.startsWith("127.");
+    const raw = typeof s.addr === "string" ? s.addr.trim() : s.addr ?? "";
+    const noHost = raw === "" || (typeof raw === "string" && /^:\d+$/.test(raw)); // "" or ":PORT"
+    const addr = local && noHost
+      ? `${host === "::1" ? "[::1]" : host}${raw === "" ? ":0" : raw}`
+      : s.addr;
+    return await DnsElement.start({ ...s, addr }, host);
   },
 };
