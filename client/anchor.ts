@@ -12,6 +12,7 @@ import { joinPath, splitPath } from "./path.ts";
 import { Proc, type ProcCommand, type ProcState } from "./proc.ts";
 import type { CallOptions, ElementAnchor } from "./types.ts";
 import { Chan } from "./chan.ts";
+import { checkTimeout } from "./_check.ts";
 import { Container, type ContainerRun } from "./docker.ts";
 import { Subscription } from "./subscription.ts";
 import { Nameserver } from "./dns.ts";
@@ -372,13 +373,6 @@ export class Anchor implements ElementAnchor {
     } finally {
       route.settled?.();
     }
-  }
-}
-
-/** A time limit must be a number of ms ≥ 0 (0: none), not NaN or negative. */
-function checkTimeout(ms: number | undefined, what: string): void {
-  if (ms !== undefined && !(typeof ms === "number" && ms >= 0)) {
-    throw new CircuitError("bad request", `${what}: timeoutMs must be a number ≥ 0, got ${ms}`);
   }
 }
 

@@ -4,12 +4,13 @@
  * @module
  */
 
-import { CircuitError, fromWireError } from "../net/errors.ts";
+import { abortError, CircuitError, fromWireError, typeName } from "../net/errors.ts";
 import { Slabs } from "../net/slabs.ts";
 import { BATCH_BYTES, BATCH_HEADER_BYTES, type SendManyReply } from "../net/wire.ts";
 import { type Incoming, receive, receiveAll } from "./_recv.ts";
 import type { OutgoingCall } from "../net/mux.ts";
 import type { CallOptions, ElementAnchor } from "./types.ts";
+import { checkTimeout } from "./_check.ts";
 
 /** Most messages this library puts in one batch call. */
 export const BATCH_LIMIT = 64;
@@ -50,10 +51,11 @@ export interface ChanState {
  * Operations a program has under way at once on one handle are batched: sends of small
  * byte arrays (up to {@linkcode BATCH_BYTES} in all) and receives that have neither a
  * signal nor a time limit share calls, up to {@linkcode BATCH_LIMIT} messages each and
- * {@linkcode BATCHES_IN_FLIGHT} calls at a time each way. Nothing else changes: each
- * message is admitted in the order its `send` was made, and a batch of received
- * messages is consumed only once all of it has arrived (a receiver that dies gives
- * every message back).
+ * {@linkcode BATCHES_IN_FLIGHT} calls at a time each way. Each message is admitted in the
+ * order its `send` was made: a send that goes alone (a stream, bytes over the batch size,
+ * or a signal or time limit) holds back the sends made after it on this handle until it
+ * is done. A batch of received messages is consumed only once all of it has arrived (a
+ * receiver that dies gives every message back).
  *
  * @example Send and receive
  * ```ts ignore
@@ -90,8 +92,9 @@ export class Chan implements AsyncIterable<Uint8Array> {
    *
    * @param message bytes, text, or a stream (sent as it is read)
    * @param options signal, timeout (default none)
-   * @throws {CircuitError} `closed` (`channel closed`), `aborted` (`channel aborted`),
-   *   `bad request` (message too large)
+   * @throws {CircuitError} `closed` (`channel closed`), `aborted` (`channel aborted`, the
+   *   signal, or the message's stream failed), `timeout`, `bad request` (message too
+   *   large, not bytes, text or a byte stream, or a bad time limit)
    */
   async send(
     message: Uint8Array | string | ReadableStream<Uint8Array>,
@@ -104,9 +107,10 @@ export class Chan implements AsyncIterable<Uint8Array> {
       throw new CircuitError(
         "bad request",
         `Send ${this.anchor.path}: a message is bytes (Uint8Array), text, or a ReadableStream ` +
-          `of bytes, not ${describe(message)}`,
+          `of bytes, not ${typeName(message)}`,
       );
     }
+    checkTimeout(options.timeoutMs, `Send ${this.anchor.path}`);
     const body = typeof message === "string" ? new TextEncoder().encode(message) : message;
     if (body instanceof Uint8Array && batchable(options) && body.length <= BATCH_BYTES) {
       // A copy of the caller's bytes, taken now as a lone send's are: the caller may
@@ -124,10 +128,7 @@ export class Chan implements AsyncIterable<Uint8Array> {
     let call: OutgoingCall;
     if (this.#sends.length > 0 || this.#lone > 0) {
       const later = body instanceof Uint8Array && body === message ? copies.copy(body) : body;
-      call = await new Promise<OutgoingCall>((resolve) => {
-        this.#sends.push({ open: () => resolve(this.#openLone(later, options)) });
-        this.#gather();
-      });
+      call = await this.#queueLone(later, options);
     } else call = this.#openLone(body, options);
     if (body instanceof Uint8Array) {
       await call.result;
@@ -160,6 +161,54 @@ export class Chan implements AsyncIterable<Uint8Array> {
     await call.result;
   }
 
+  /**
+   * Queue a lone send behind the sends made before it. While it waits its signal and time
+   * limit still apply: either takes it out of the queue (nothing was sent), and the time
+   * it waited counts against its limit.
+   */
+  #queueLone(
+    body: Uint8Array | ReadableStream<Uint8Array>,
+    options: CallOptions,
+  ): Promise<OutgoingCall> {
+    const { signal, timeoutMs } = options;
+    const start = performance.now();
+    return new Promise<OutgoingCall>((resolve, reject) => {
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const entry = {
+        open: () => {
+          cleanup();
+          const left = timeoutMs ? Math.max(1, timeoutMs - (performance.now() - start)) : 0;
+          try {
+            resolve(this.#openLone(body, { ...options, timeoutMs: left }));
+          } catch (err) {
+            reject(err);
+          }
+        },
+      };
+      const drop = (err: CircuitError) => {
+        cleanup();
+        const i = this.#sends.indexOf(entry);
+        if (i >= 0) this.#sends.splice(i, 1);
+        reject(err);
+      };
+      const onAbort = () => drop(abortError(signal!, `Send ${this.anchor.path}`));
+      const cleanup = () => {
+        signal?.removeEventListener("abort", onAbort);
+        clearTimeout(timer);
+      };
+      if (signal?.aborted) return onAbort();
+      signal?.addEventListener("abort", onAbort, { once: true });
+      if (timeoutMs) {
+        timer = setTimeout(() =>
+          drop(
+            new CircuitError("timeout", `Send ${this.anchor.path} timed out after ${timeoutMs} ms`),
+          ), timeoutMs);
+      }
+      this.#sends.push(entry);
+      this.#gather();
+    });
+  }
+
   /** Open a lone send; until it is done, later sends wait (see {@linkcode Chan.send}). */
   #openLone(body: Uint8Array | ReadableStream<Uint8Array>, options: CallOptions): OutgoingCall {
     const call = this.#openSend(body, options);
@@ -178,13 +227,17 @@ export class Chan implements AsyncIterable<Uint8Array> {
   }
 
   /**
-   * Receive one whole message.
+   * Receive one whole message. A signal or time limit that fires after the whole message
+   * has arrived and been acknowledged does not cancel the receive: the message is returned
+   * once the server confirms it taken (see the README).
    *
    * @param options signal, timeout (default none)
    * @returns the message
-   * @throws {CircuitError} `closed` once closed and drained; `aborted` when scrubbed
+   * @throws {CircuitError} `closed` once closed and drained; `aborted` when scrubbed or
+   *   by the signal; `timeout`
    */
   async recv(options: CallOptions = {}): Promise<Uint8Array> {
+    checkTimeout(options.timeoutMs, `Recv ${this.anchor.path}`);
     if (batchable(options)) {
       return await new Promise<Uint8Array>((resolve, reject) => {
         this.#recvs.push({ resolve, reject });
@@ -369,11 +422,4 @@ function unframe(bytes: Uint8Array): Uint8Array[] {
 
 function torn(): CircuitError {
   return new CircuitError("closed", "Receiving failed: a batch of messages arrived torn");
-}
-
-/** What a value is, for an error message. */
-function describe(v: unknown): string {
-  if (v === null) return "null";
-  if (typeof v !== "object") return typeof v;
-  return v.constructor?.name ?? "an object";
 }

@@ -10,6 +10,7 @@ import { CircuitError } from "../net/errors.ts";
 import { MIN_KEY_BYTES, parseKey, readKeyFile } from "../net/keys.ts";
 import { parseUrl } from "../net/url.ts";
 import { Anchor, type AnchorTransport } from "./anchor.ts";
+import { checkTimeout } from "./_check.ts";
 import { Routes, type RoutesOptions } from "./routes.ts";
 import { splitPath } from "./path.ts";
 
@@ -156,13 +157,8 @@ export async function connect(url: string, options: ConnectOptions = {}): Promis
         : "A key is bytes (Uint8Array) or the text of a key file",
     );
   }
-  for (
-    const [name, v] of [["timeoutMs", options.timeoutMs], ["dialTimeoutMs", options.dialTimeoutMs]]
-  ) {
-    if (v !== undefined && !(typeof v === "number" && v >= 0)) {
-      throw new CircuitError("bad request", `${name} must be a number of ms ≥ 0, got ${v}`);
-    }
-  }
+  checkTimeout(options.timeoutMs, "Connecting");
+  checkTimeout(options.dialTimeoutMs, "Connecting");
   const config = options.dialTimeoutMs ? { dialTimeoutMs: options.dialTimeoutMs } : undefined;
   const conn = await dial(u, { key, role: "client", signal: options.signal, config });
   return new Client(url.trim(), conn, options.timeoutMs ?? 10_000, {

@@ -54,8 +54,8 @@ export class Subscription implements AsyncIterable<string> {
    * @param options signal, timeout (default none)
    * @returns the server's path and how many events were dropped before it
    * @throws {CircuitError} `closed` (`subscription closed`) when it is scrubbed while this
-   *   waits; `not found` once it is gone; `closed` with another message when the
-   *   connection is lost
+   *   waits; `not found` once it is gone; `closed` (with another message) or
+   *   `unreachable` when the connection is lost
    */
   async recv(options: CallOptions = {}): Promise<MemberEvent> {
     const { bytes, reply } = await receiveAll(this.anchor, options);

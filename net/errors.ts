@@ -107,3 +107,16 @@ export function abortError(signal: AbortSignal, what: string): CircuitError {
   }
   return new CircuitError("aborted", `${what} was aborted`, { cause: reason });
 }
+
+/**
+ * What kind of value this is, for a message about a wrong argument: `number`, `null`,
+ * `string`, or a class name such as `ArrayBuffer`.
+ *
+ * @param v the value
+ * @returns its type's name
+ */
+export function typeName(v: unknown): string {
+  if (v === null) return "null";
+  if (typeof v !== "object") return typeof v;
+  return (v as object).constructor?.name ?? "object";
+}

@@ -15,7 +15,7 @@
  */
 
 import { Packr } from "msgpackr/pack";
-import { abortError, CircuitError, fromWireError, toWireError } from "./errors.ts";
+import { abortError, CircuitError, fromWireError, toWireError, typeName } from "./errors.ts";
 import type { TransportConfig } from "./config.ts";
 
 /** Credit every byte stream starts with, in bytes (a protocol constant). */
@@ -290,20 +290,13 @@ class SendSide {
     return new WritableStream<Uint8Array>({
       write: async (chunk) => {
         if (!(chunk instanceof Uint8Array)) {
-          // Fail the stream for both ends, as an abort does, so the callee is not left
-          // waiting for the rest of an upload that will never come.
-          const type = chunk === null
-            ? "null"
-            : typeof chunk === "object"
-            ? (chunk as object).constructor?.name ?? "object"
-            : typeof chunk;
+          // Reset the stream for both ends, so the callee is not left waiting for the rest
+          // of an upload that will never come.
           const err = new CircuitError(
             "bad request",
-            `A byte stream takes Uint8Array chunks, not ${type}`,
+            `A byte stream takes Uint8Array chunks, not ${typeName(chunk)}`,
           );
-          if (!this.#error) mux.send([Tag.RESET, id, dir]);
-          this.fail(err);
-          this.#finish();
+          this.reset(err);
           throw err;
         }
         let off = 0;
