@@ -22,7 +22,13 @@ export { type Client, connect, type ConnectOptions, readKeyFile } from "./client
 export { discover, type DiscoverOptions } from "./client/discover.ts";
 export { comparePaths } from "./client/anchor.ts";
 export { type Glob, joinPath, parseGlob, splitPath } from "./client/path.ts";
-export { type OutputStream, Proc, type ProcCommand, type ProcState } from "./client/proc.ts";
+export {
+  isStdinClosed,
+  type OutputStream,
+  Proc,
+  type ProcCommand,
+  type ProcState,
+} from "./client/proc.ts";
 export { Chan, type ChanState } from "./client/chan.ts";
 export { Nameserver, type NameserverState } from "./client/dns.ts";
 export { Container, type ContainerRun, type ContainerState } from "./client/docker.ts";

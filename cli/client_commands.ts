@@ -4,7 +4,7 @@
  * @module
  */
 
-import { type Anchor, comparePaths, parseGlob, type ProcCommand } from "../mod.ts";
+import { type Anchor, comparePaths, isStdinClosed, parseGlob, type ProcCommand } from "../mod.ts";
 import { type Parsed, UsageError } from "./args.ts";
 import { positionals, print, type Session, withSession, writeOut } from "./session.ts";
 import type { Runner } from "./commands.ts";
@@ -145,10 +145,13 @@ export const PROC_COMMANDS: Record<string, Runner> = {
   stdin: (p) =>
     withSession(p, async (s) => {
       const [path] = positionals(p, 1, 1, "PROC");
-      // Errors are the server's (busy, not found, …), not a reset stream's.
+      // Errors are the server's (busy, not found, …), not a reset stream's. A process that
+      // stops reading ends the copy, as `yes | head` ends: not an error.
       await Deno.stdin.readable.pipeTo(
         anchorOf(s, path).proc().openStdin({ timeoutMs: s.timeoutMs }),
-      );
+      ).catch((err) => {
+        if (!isStdinClosed(err)) throw err;
+      });
       return 0;
     }),
   stdout: (p) => copyStream(p, "stdout"),

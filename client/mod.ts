@@ -15,7 +15,13 @@ export { discover, type DiscoverOptions } from "./discover.ts";
 export { Anchor, type CallOptions, comparePaths, type LsOptions } from "./anchor.ts";
 export type { ElementAnchor } from "./types.ts";
 export { joinPath, parseGlob, splitPath } from "./path.ts";
-export { type OutputStream, Proc, type ProcCommand, type ProcState } from "./proc.ts";
+export {
+  isStdinClosed,
+  type OutputStream,
+  Proc,
+  type ProcCommand,
+  type ProcState,
+} from "./proc.ts";
 export { Chan, type ChanState } from "./chan.ts";
 export { Nameserver, type NameserverState } from "./dns.ts";
 export { Container, type ContainerRun, type ContainerState } from "./docker.ts";

@@ -78,19 +78,43 @@ function withCallError(
   }, { highWaterMark: 0 });
 }
 
+/** Errors that say only that the process stopped reading its stdin. */
+const STDIN_CLOSED = new WeakSet<object>();
+
+/**
+ * Whether an error from writing {@linkcode Proc.stdin} says only that the process no
+ * longer reads its stdin (it closed it or exited): what a pipe's writer hears as EPIPE.
+ *
+ * @param err the error
+ * @returns true for that error
+ */
+export function isStdinClosed(err: unknown): boolean {
+  return typeof err === "object" && err !== null && STDIN_CLOSED.has(err);
+}
+
 /**
  * An upload whose failures are the call's: the server's reason rather than a reset
  * stream. Once the call has failed, the next write and the close reject with its error.
- * When the server ended the call well but stopped reading (the process closed its stdin
- * or exited), later bytes are dropped and the close resolves.
+ * When the server ended the call well but the process stopped reading (it closed its
+ * stdin or exited), writes fail with `closed` (see {@linkcode isStdinClosed}), as a pipe
+ * to such a process fails, and the close resolves.
  */
 function withCallResult(
   upload: WritableStream<Uint8Array>,
   result: Promise<unknown>,
+  path: string,
 ): WritableStream<Uint8Array> {
   const sink = upload.getWriter();
   let failed: unknown = null;
   let dropping = false;
+  const stopped = () => {
+    const e = new CircuitError(
+      "closed",
+      `Writing stdin of ${path}: the process no longer reads it`,
+    );
+    STDIN_CLOSED.add(e);
+    return e;
+  };
   result.catch((err) => {
     failed = err;
     sink.abort(err).catch(() => {}); // a write waiting for credit fails now
@@ -100,7 +124,7 @@ function withCallResult(
   return new WritableStream<Uint8Array>({
     async write(chunk) {
       if (failed) throw failed;
-      if (dropping) return;
+      if (dropping) throw stopped();
       try {
         await sink.write(chunk);
       } catch (err) {
@@ -108,6 +132,7 @@ function withCallResult(
         const reason = await why(err);
         if (reason) throw reason;
         dropping = true;
+        throw stopped();
       }
     },
     async close() {
@@ -160,9 +185,9 @@ export class Proc {
   /**
    * The process's standard input; write as often as needed, close to send EOF. Only one
    * writer per process: a second one fails with `busy`. A failure (`busy`, `not found`,
-   * no process there) rejects the next write or the close with the server's reason;
-   * bytes written after the process stopped reading its stdin are dropped, as a pipe
-   * to a process that exited would drop them.
+   * no process there) rejects the next write or the close with the server's reason. Once
+   * the process no longer reads its stdin (closed it, or exited) writes fail with
+   * `closed` ({@linkcode isStdinClosed} tells that error apart), as a pipe's would.
    */
   get stdin(): WritableStream<Uint8Array> {
     return this.#stdin ??= this.openStdin();
@@ -177,7 +202,7 @@ export class Proc {
    */
   openStdin(options: CallOptions = {}): WritableStream<Uint8Array> {
     const call = this.anchor.open("stdin", null, { ...options, upload: true });
-    return withCallResult(call.upload!, call.result);
+    return withCallResult(call.upload!, call.result, this.anchor.path);
   }
 
   /** The process's standard output, from the oldest retained byte, as it is written. */

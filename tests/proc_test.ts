@@ -6,7 +6,7 @@
  */
 
 import { createHash } from "node:crypto";
-import { CircuitError, type Client, connect, type Proc } from "../mod.ts";
+import { CircuitError, type Client, connect, isStdinClosed, type Proc } from "../mod.ts";
 import {
   assert,
   assertEquals,
@@ -786,6 +786,15 @@ Deno.test("Proc.stdin reports the server's reason: nothing there, not a process,
   assertEquals(second.code, "busy");
   await first.close();
   assertEquals(await out, "A");
+  // A process that stopped reading: writes fail with closed, told apart by isStdinClosed.
+  const quit = await client.walk(`${s.path}/quit`).makeProc({ Path: "/bin/true" });
+  await quit.wait();
+  const w = quit.stdin.getWriter();
+  let e: unknown = null;
+  for (let i = 0; i < 100 && !e; i++) {
+    e = await w.write(new Uint8Array(65536)).then(() => null, (x) => x);
+  }
+  assert(isStdinClosed(e), `writes to an exited process fail as a closed pipe, got ${e}`);
 });
 
 Deno.test("stdin to a process that has exited: small and large input alike exit 0", async () => {
@@ -802,16 +811,31 @@ Deno.test("stdin to a process that has exited: small and large input alike exit 
       /an earlier writer already closed stdin/,
     );
   }
+  // An endless input ends when the process no longer reads it: exit 0, no spinning.
+  const q0 = `${s.path}/endless`;
+  await mkprocOk(s, q0, { Path: "/bin/sh", Args: ["-c", "exec head -c 10"] });
+  const t0 = performance.now();
+  const yes = await new Deno.Command("sh", {
+    args: ["-c", `yes | "${Deno.execPath()}" run -A "${CLI}" stdin -d "${s.url}" "${q0}"`],
+    stdout: "null",
+    stderr: "piped",
+  }).output();
+  assertEquals([yes.code, dec.decode(yes.stderr)], [0, ""], "yes | circuit stdin");
+  assert(performance.now() - t0 < 20_000, "and it ended");
   // A second writer gets the server's reason whatever the size of its input.
   const q = `${s.path}/cat`;
   await mkprocOk(s, q, { Path: "/bin/sh", Args: ["-c", "read x; sleep 100"] });
   await using client = await connect(s.url);
   const holder = client.walk(q).proc().stdin.getWriter();
   await holder.write(enc.encode("x"));
-  await waitFor(async () => {
-    const r = await cli(["stdin", "-d", s.url, q], { stdin: enc.encode("y") });
-    return r.code === 1 && /already taken/.test(r.stderr);
-  }, "a small second stdin to be refused");
+  await waitFor(
+    async () => {
+      const r = await cli(["stdin", "-d", s.url, q], { stdin: enc.encode("y") });
+      return r.code === 1 && /already taken/.test(r.stderr);
+    },
+    "a small second stdin to be refused",
+    20_000,
+  );
   assertOneLineError(
     await cli(["stdin", "-d", s.url, q], { stdin: new Uint8Array(1_000_000) }),
     /stdin is already taken/,
@@ -828,12 +852,38 @@ Deno.test("Phase is stopped after STOP and continued after CONT", async () => {
   await waitFor(
     async () => parseState(await ok(["peek", "-d", s.url, p])).Phase === "stopped",
     "phase stopped",
+    20_000,
   );
   await ok(["signal", "-d", s.url, "cont", p]);
   await waitFor(
     async () => parseState(await ok(["peek", "-d", s.url, p])).Phase === "continued",
     "phase continued",
+    20_000,
   );
   await ok(["signal", "-d", s.url, "TERM", p]);
   assertEquals(parseState(await ok(["wait", "-d", s.url, p])).Phase, "signaled");
+  // Stopped and resumed from outside circuit: the stop a peek saw counts too.
+  const q = `${s.path}/nap2`;
+  await mkprocOk(s, q, { Path: "/bin/sleep", Args: ["100"] });
+  const pid = Number(parseState(await ok(["peek", "-d", s.url, q])).Pid);
+  Deno.kill(pid, "SIGSTOP");
+  await waitFor(
+    async () => parseState(await ok(["peek", "-d", s.url, q])).Phase === "stopped",
+    "phase stopped by an outside SIGSTOP",
+    20_000,
+  );
+  Deno.kill(pid, "SIGCONT");
+  await waitFor(
+    async () => parseState(await ok(["peek", "-d", s.url, q])).Phase === "continued",
+    "phase continued by an outside SIGCONT",
+    20_000,
+  );
+  // A stop signal the process ignores never stops it: still running, never continued.
+  const r = `${s.path}/stubborn`;
+  await mkprocOk(s, r, { Path: "/bin/sh", Args: ["-c", "trap '' TSTP; sleep 100"] });
+  await ok(["signal", "-d", s.url, "TSTP", r]);
+  await ok(["signal", "-d", s.url, "CONT", r]);
+  assertEquals(parseState(await ok(["peek", "-d", s.url, r])).Phase, "running");
+  await ok(["scrub", "-d", s.url, q]);
+  await ok(["scrub", "-d", s.url, r]);
 });

@@ -44,6 +44,8 @@ export class ProcElement implements Element {
   #execError: string | null = null;
   /** The process has been stopped at some time: once it runs again its phase is `continued`. */
   #beenStopped = false;
+  /** We sent SIGSTOP (which always stops). */
+  #stopSent = false;
   #exited: Promise<void>;
   #stdio: Stdio;
   #scrubbing: Promise<void> | null = null;
@@ -180,9 +182,12 @@ export class ProcElement implements Element {
         `Signaling ${this.#ctx.path} failed: the process has already exited`,
       );
     }
-    // A stop seen now (or made now) makes the phase `continued` once it runs again, even
-    // if no peek saw the process stopped.
-    if (isStopped(this.#child.pid) || STOPS.has(sig)) this.#beenStopped = true;
+    // A CONT to a process stopped now (or sent SIGSTOP, which cannot be caught, and not
+    // yet seen stopped) makes the phase `continued`, even if no peek saw it stopped.
+    if (sig === "SIGCONT" && (this.#stopSent || isStopped(this.#child.pid))) {
+      this.#beenStopped = true;
+    }
+    if (sig === "SIGSTOP") this.#stopSent = true;
     signalGroup(this.#child.pid, sig, true);
     return null;
   }
@@ -207,9 +212,6 @@ function signalGroup(pid: number, sig: Deno.Signal, running: boolean): void {
     } catch { /* gone */ }
   }
 }
-
-/** Signals that stop a process. */
-const STOPS: ReadonlySet<Deno.Signal> = new Set(["SIGSTOP", "SIGTSTP", "SIGTTIN", "SIGTTOU"]);
 
 function isStopped(pid: number): boolean {
   try {
