@@ -143,7 +143,12 @@ function rewriteEquals(
       throw new UsageError(`invalid boolean value "${m[3]}" for -${m[2]}: parse error`);
     }
     if (on) args.push(`--${name}`);
-    else off.push(name);
+    else {
+      // The last occurrence wins, as in Go: an earlier bare flag is undone.
+      const bare = new Set([`--${name}`, `-${name}`, ...(spec.short ? [`-${spec.short}`] : [])]);
+      for (let i = args.length - 1; i >= 0; i--) if (bare.has(args[i])) args.splice(i, 1);
+      off.push(name);
+    }
   }
   return { args, off };
 }

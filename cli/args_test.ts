@@ -67,6 +67,9 @@ Deno.test("parse() reads -short=VALUE and on/off flags given a value, as Go's fl
     const p = parse([`-long=${v}`, "/"], SPECS);
     eq([p.flags.long, p.positionals], [false, ["/"]]);
   }
+  // The last occurrence wins.
+  eq(parse(["-l", "-l=false", "/"], SPECS).flags.long, false);
+  eq(parse(["-l=false", "-l", "/"], SPECS).flags.long, true);
   // After --, nothing is a flag.
   eq(parse(["--", "-l=true"], SPECS).positionals, ["-l=true"]);
   let err: unknown;
