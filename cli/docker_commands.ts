@@ -21,7 +21,7 @@ export const DOCKER_COMMANDS: Record<string, Runner> = {
       run = JSON.parse(text);
     } catch (err) {
       const why = (err as Error).message.replace(/\s+/g, " ");
-      throw new UsageError(`container json not parsing: ${why}`);
+      throw new UsageError(`command json not parsing: ${why}`);
     }
     if (p.flags.scrub && run && typeof run === "object") run.Scrub = true;
     return await withSession(p, async ({ client, timeoutMs }) => {

@@ -13,6 +13,11 @@ export interface TestEngine {
   host: string;
   /** Stop dockerd (when we started it) and remove its files. */
   stop(): Promise<void>;
+  /**
+   * Stop dockerd, run `during` while the engine is down, then start it again on the same
+   * data (images and containers kept). Absent for an engine the tests did not start.
+   */
+  downFor?<T>(during: () => Promise<T>): Promise<T>;
 }
 
 async function which(cmd: string): Promise<boolean> {
@@ -62,18 +67,20 @@ export async function testEngine(): Promise<TestEngine | { skip: string }> {
   }
   const dir = `/tmp/cdk-${crypto.randomUUID().slice(0, 8)}`;
   const host = `unix://${dir}/docker.sock`;
-  const pid = await sh(
-    `mkdir -p ${dir} && dockerd --host ${host} --data-root ${dir}/data --exec-root ${dir}/exec ` +
-      `--pidfile ${dir}/docker.pid --bridge none --iptables=false --ip6tables=false ` +
-      `>${dir}/dockerd.log 2>&1 </dev/null & echo $!`,
-  );
+  const launch = () =>
+    sh(
+      `mkdir -p ${dir} && dockerd --host ${host} --data-root ${dir}/data --exec-root ${dir}/exec ` +
+        `--pidfile ${dir}/docker.pid --bridge none --iptables=false --ip6tables=false ` +
+        `>>${dir}/dockerd.log 2>&1 </dev/null & echo $!`,
+    );
+  let pid = await launch();
   // Backstop for runs that filter out the test that stops the engine.
   globalThis.addEventListener("unload", () => {
     try {
       Deno.kill(Number(pid), "SIGTERM");
     } catch { /* gone */ }
   });
-  const stop = async () => {
+  const halt = async () => {
     try {
       Deno.kill(Number(pid), "SIGTERM");
     } catch { /* gone */ }
@@ -85,11 +92,26 @@ export async function testEngine(): Promise<TestEngine | { skip: string }> {
       }
       await new Promise((r) => setTimeout(r, 100));
     }
+  };
+  const stop = async () => {
+    await halt();
     await sh(`rm -rf ${dir} 2>/dev/null; true`);
   };
-  for (let i = 0; i < 150 && !(await answers(host)); i++) {
-    await new Promise((r) => setTimeout(r, 200));
-  }
+  const up = async () => {
+    for (let i = 0; i < 150 && !(await answers(host)); i++) {
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  };
+  const downFor = async <T>(during: () => Promise<T>): Promise<T> => {
+    await halt();
+    try {
+      return await during();
+    } finally {
+      pid = await launch();
+      await up();
+    }
+  };
+  await up();
   if (!(await answers(host))) {
     const log = await sh(`tail -5 ${dir}/dockerd.log`).catch(() => "");
     await stop();
@@ -101,5 +123,5 @@ export async function testEngine(): Promise<TestEngine | { skip: string }> {
       `tar -C $r -c . | docker import - busybox:latest >/dev/null`,
     { DOCKER_HOST: host },
   );
-  return { host, stop };
+  return { host, stop, downFor };
 }

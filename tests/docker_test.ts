@@ -87,6 +87,20 @@ if ("skip" in engine) {
     assertEquals((await cli(["ls", "-d", s.url, `${s.path}/...`])).stdout, "");
   });
 
+  Deno.test("scrub while the engine does not answer fails with one line and keeps the element", async () => {
+    const downFor = engine.downFor;
+    if (!downFor) return; // an engine the tests did not start is not theirs to stop
+    await using s = await dockerServer();
+    const before = await containers();
+    await mkdkr(s, "held", { Image: "busybox", Path: "/bin/sleep", Args: ["100"] });
+    const r = await downFor(() => cli(["scrub", "-d", s.url, `${s.path}/held`]));
+    assertOneLineError(r, /^Scrubbing \/X[0-9a-f]+\/held failed: Docker engine .* does not answer/);
+    const ls = await cli(["ls", "-d", s.url, `${s.path}/...`]);
+    assertEquals(ls.stdout, `${s.path}/held\n`, "the element stays, to be scrubbed again");
+    assertEquals((await cli(["scrub", "-d", s.url, `${s.path}/held`])).code, 0);
+    assertEquals(await containers(), before, "and then the container is gone");
+  });
+
   Deno.test("Env, Dir, Volume, Memory and CpuShares are mapped (peek is docker inspect)", async () => {
     await using s = await dockerServer();
     const run = {
@@ -126,7 +140,7 @@ if ("skip" in engine) {
     );
     assertOneLineError(
       await cli(["mkdkr", "-d", s.url, `${s.path}/x`], { stdin: "{not json" }),
-      /^container json not parsing/,
+      /^command json not parsing/,
     );
     assertEquals(await containers(), before);
     assertEquals((await cli(["ls", "-d", s.url, `${s.path}/...`])).stdout, "", "no element left");

@@ -152,7 +152,13 @@ export class DockerElement implements Element {
     this.#scrubbing ??= (async () => {
       const t = Math.max(0, Math.ceil(this.#ctx.settings.scrubGraceMs / 1000));
       await this.#engine.request("POST", `/containers/${this.#name}/stop?t=${t}`).catch(() => {});
-      await this.#remove();
+      // The container must be gone before the anchor is freed: an engine that does not
+      // answer fails the scrub (the element stays, to be scrubbed again), rather than
+      // reporting success and leaving the container behind.
+      await this.#removeOrFail(`Scrubbing ${this.#ctx.path}`).catch((err) => {
+        this.#scrubbing = null;
+        throw err;
+      });
       this.#waitAbort.abort();
       try {
         this.#child?.kill("SIGKILL");
@@ -207,7 +213,23 @@ export class DockerElement implements Element {
   }
 
   async #remove(): Promise<void> {
-    await this.#engine.request("DELETE", `/containers/${this.#name}?force=1&v=1`).catch(() => {});
+    await this.#removeOrFail("Removing the container").catch(() => {});
+  }
+
+  /** Remove the container; one already gone counts as removed. */
+  async #removeOrFail(what: string): Promise<void> {
+    let r: { status: number; json: unknown };
+    try {
+      r = await this.#engine.request("DELETE", `/containers/${this.#name}?force=1&v=1`);
+    } catch (err) {
+      const e = err as CircuitError;
+      throw new CircuitError(e.code ?? "unreachable", `${what} failed: ${e.message}`, {
+        cause: err,
+      });
+    }
+    if ((r.status >= 200 && r.status < 300) || r.status === 404) return;
+    const message = (r.json as { message?: string } | null)?.message ?? `HTTP ${r.status}`;
+    throw new CircuitError("unreachable", `${what} failed: ${message}`);
   }
 }
 

@@ -47,7 +47,7 @@ export interface DockerRun {
 }
 
 function bad(why: string): CircuitError {
-  return new CircuitError("bad request", `container json not parsing: ${why}`);
+  return new CircuitError("bad request", `command json not parsing: ${why}`);
 }
 
 function strings(v: unknown, key: string): string[] | null {
