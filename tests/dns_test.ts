@@ -265,6 +265,11 @@ if (skip) {
       await cli(["set", "-d", s.url, `${s.path}/none`, "foo A 1.2.3.4"]),
       /No element/,
     );
+    // unset checks a name as set does.
+    assertOneLineError(
+      await cli(["unset", "-d", s.url, `${s.path}/dns`, "bad..name"]),
+      /empty label/,
+    );
     assertOneLineError(
       await cli(["mkdns", "-d", s.url, `${s.path}/bad`, "nohost:99999"]),
       /ADDR|address/i,

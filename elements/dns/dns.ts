@@ -13,7 +13,7 @@ import { ReplyCache, type Rotation } from "./cache.ts";
 import { DnsServer, formatAddress } from "./server.ts";
 import { RecordStore } from "./store.ts";
 import { formatRecord } from "./record.ts";
-import { parseRecord } from "./zone.ts";
+import { absoluteName, parseRecord } from "./zone.ts";
 
 /** The `peek` shape. */
 export interface DnsPeek {
@@ -164,7 +164,7 @@ export class DnsElement implements Element {
         if (typeof args.name !== "string" || args.name.trim() === "") {
           throw new CircuitError("bad request", "unset needs a name");
         }
-        return this.#store.remove(args.name.trim());
+        return this.#store.remove(absoluteName(args.name.trim())); // checked as set checks it
       }
       default:
         throw new CircuitError("bad request", `A dns element has no operation "${op}"`);

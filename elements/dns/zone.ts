@@ -259,11 +259,12 @@ export function parseIpv6(text: string): string {
 const ENC = new TextEncoder();
 
 /**
- * The bytes of a character-string: `\"`, `\\`, `\X` and `\DDD` (decimal) escapes.
+ * The bytes of a quoted or bare string: `\"`, `\\`, `\X` and `\DDD` (decimal) escapes.
+ * Longer than a character-string's 255 bytes is fine here: TXT splits it.
  *
  * @param text the token without quotes
- * @returns the bytes, at most 255
- * @throws {CircuitError} `bad request` for a bad escape or more than 255 bytes
+ * @returns the bytes
+ * @throws {CircuitError} `bad request` for a bad escape
  */
 export function characterString(text: string): Uint8Array {
   const bytes: number[] = [];
@@ -283,8 +284,16 @@ export function characterString(text: string): Uint8Array {
       bytes.push(...ENC.encode(text[++i]));
     }
   }
-  if (bytes.length > 255) fail(`a TXT string is ${bytes.length} bytes, over 255`);
   return new Uint8Array(bytes);
+}
+
+/** Bytes as DNS character-strings: pieces of at most 255 bytes (one empty string stays). */
+function characterStrings(bytes: Uint8Array): Uint8Array[] {
+  const out: Uint8Array[] = [];
+  for (let at = 0; at < bytes.length || out.length === 0; at += 255) {
+    out.push(bytes.subarray(at, at + 255));
+  }
+  return out;
 }
 
 function parseRdata(type: RecordType, rdata: Token[]): Pick<ResourceRecord, "type" | "data"> {
@@ -341,6 +350,8 @@ function parseRdata(type: RecordType, rdata: Token[]): Pick<ResourceRecord, "typ
     }
     case "TXT":
       if (rdata.length === 0) fail("TXT needs at least one string");
-      return { type, data: rdata.map((t) => characterString(t.text)) };
+      // A string over 255 bytes becomes several, as BIND and miekg/dns (which the original
+      // used) split it.
+      return { type, data: rdata.flatMap((t) => characterStrings(characterString(t.text))) };
   }
 }
