@@ -85,14 +85,13 @@ async function flood(
 /** Run bench/_pingpong_floor.ts: two relays, party Q, then party P, which times rounds. */
 async function pingPongFloor(trips: 4 | 8, n: number, warmup: number): Promise<Summary> {
   const script = `${ROOT}bench/_pingpong_floor.ts`;
-  const ports = freeTcpPorts(2).map(String);
   const svcs: Service[] = [];
   try {
     for (const which of ["s1", "s2"]) {
-      svcs.push(
-        await spawnService(denoArgv(script, [which, ports[which === "s1" ? 0 : 1], String(trips)])),
-      );
+      svcs.push(await spawnService(denoArgv(script, [which, String(trips)])));
     }
+    const ports = svcs.map((svc) => svc.line); // each relay prints the port it took
+
     svcs.push(await spawnService(denoArgv(script, ["q", ...ports, String(trips)])));
     const r = await run(Deno.execPath(), [
       "run",
@@ -109,14 +108,6 @@ async function pingPongFloor(trips: 4 | 8, n: number, warmup: number): Promise<S
   } finally {
     await Promise.all(svcs.map((s) => s.stop()));
   }
-}
-
-/** Ports free for TCP on 127.0.0.1 right now (bound, noted and released). */
-function freeTcpPorts(k: number): number[] {
-  const ls = Array.from({ length: k }, () => Deno.listen({ hostname: "127.0.0.1", port: 0 }));
-  const ports = ls.map((l) => (l.addr as Deno.NetAddr).port);
-  for (const l of ls) l.close();
-  return ports;
 }
 
 /**

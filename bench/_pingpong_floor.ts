@@ -9,8 +9,8 @@
  * that returns on arrival costs (Redis BRPOP's shape): send, delivery, send, delivery.
  *
  * Usage (`deno run -A bench/_pingpong_floor.ts …`):
- * - `s1 PORT TRIPS` / `s2 PORT TRIPS`: a server holding P's ping (s1) or Q's pong (s2); it
- *   serves one party P and one party Q, then relays; prints `ready`;
+ * - `s1 TRIPS` / `s2 TRIPS`: a server holding P's ping (s1) or Q's pong (s2) on a free
+ *   port, which it prints; it serves one party P and one party Q, then relays;
  * - `q S1PORT S2PORT TRIPS`: party Q; prints `ready`;
  * - `p S1PORT S2PORT TRIPS N WARMUP`: party P; times N rounds after WARMUP untimed ones
  *   and prints the round trips in µs as a JSON array.
@@ -47,9 +47,9 @@ function put(conn: Deno.Conn, kind: number): void {
   void conn.write(m).catch(() => {});
 }
 
-async function server(which: "s1" | "s2", port: number, trips: number): Promise<void> {
-  const l = Deno.listen({ hostname: "127.0.0.1", port });
-  console.log("ready");
+async function server(which: "s1" | "s2", trips: number): Promise<void> {
+  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  console.log((l.addr as Deno.NetAddr).port);
   const conns = [await l.accept(), await l.accept()] as Deno.TcpConn[];
   const hello = async (c: Deno.TcpConn) => {
     c.setNoDelay(true);
@@ -114,7 +114,7 @@ async function party(
 if (import.meta.main) {
   const [role, ...rest] = Deno.args;
   const num = rest.map(Number);
-  if (role === "s1" || role === "s2") await server(role, num[0], num[1]);
+  if (role === "s1" || role === "s2") await server(role, num[0]);
   else if (role === "q") await party("q", num[0], num[1], num[2]);
   else if (role === "p") await party("p", num[0], num[1], num[2], num[3], num[4]);
   else throw new Error(`unknown role ${role}`);

@@ -8,6 +8,7 @@
  */
 
 import { connect, readKeyFile } from "../mod.ts";
+import { setsidPath } from "../elements/proc/launch.ts";
 import { CLI, Cluster, type ServerProc, stopAll, waitConverged } from "./_cluster.ts";
 import {
   commandRate,
@@ -167,7 +168,9 @@ export async function procStart(ctx: SectionContext): Promise<void> {
         notes: `mean ${r.lat.mean.toFixed(2)} ms`,
       });
     });
-    for (const how of ["setsid", "detached"] as const) {
+    // setsid only where the element would use it (see elements/proc/launch.ts).
+    const hows = setsidPath() ? ["setsid", "detached"] as const : ["detached"] as const;
+    for (const how of hows) {
       await part(
         ctx,
         S,
