@@ -172,6 +172,20 @@ if ("skip" in engine) {
     assertEquals(await containers(), before, "the container is removed too");
   });
 
+  Deno.test("scrub of a running --scrub container succeeds (its exit removes it too)", async () => {
+    await using s = await dockerServer();
+    const before = await containers();
+    for (let i = 0; i < 4; i++) {
+      await mkdkr(s, `auto${i}`, { Image: "busybox", Path: "/bin/sleep", Args: ["100"] }, [
+        "--scrub",
+      ]);
+      const r = await cli(["scrub", "-d", s.url, `${s.path}/auto${i}`]);
+      assertEquals([r.code, r.stderr], [0, ""], `scrub ${i}`);
+    }
+    assertEquals(await containers(), before);
+    assertEquals((await cli(["ls", "-d", s.url, `${s.path}/...`])).stdout, "");
+  });
+
   Deno.test("a server that stops removes the containers it started", async () => {
     const s = await dockerServer();
     try {

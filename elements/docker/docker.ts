@@ -57,6 +57,7 @@ export class DockerElement implements Element {
   #exited: Promise<void>;
   #waitAbort = new AbortController();
   #scrubbing: Promise<void> | null = null;
+  #removing: Promise<void> | null = null;
 
   private constructor(ctx: ElementContext, engine: Engine, name: string) {
     this.#ctx = ctx;
@@ -133,7 +134,11 @@ export class DockerElement implements Element {
     this.#exited = Promise.race([waited.catch(() => child.status), child.status]).then(() => {});
     void this.#exited.then(async () => {
       if (!run.Scrub) return;
-      await this.#remove();
+      try {
+        await this.#removeOnce();
+      } catch {
+        return; // the engine did not answer: the element stays, for a scrub to retry
+      }
       this.#ctx.removeSelf();
     });
   }
@@ -154,11 +159,9 @@ export class DockerElement implements Element {
       await this.#engine.request("POST", `/containers/${this.#name}/stop?t=${t}`).catch(() => {});
       // The container must be gone before the anchor is freed: an engine that does not
       // answer fails the scrub (the element stays, to be scrubbed again), rather than
-      // reporting success and leaving the container behind.
-      await this.#removeOrFail(`Scrubbing ${this.#ctx.path}`).catch((err) => {
-        this.#scrubbing = null;
-        throw err;
-      });
+      // reporting success and leaving the container behind. What is local ends anyway.
+      let failed: unknown = null;
+      await this.#removeOrFail(`Scrubbing ${this.#ctx.path}`).catch((err) => (failed = err));
       this.#waitAbort.abort();
       try {
         this.#child?.kill("SIGKILL");
@@ -166,6 +169,10 @@ export class DockerElement implements Element {
       await this.#child?.status.catch(() => {});
       await this.#stdio.closeStdin();
       this.#stdio.close();
+      if (failed) {
+        this.#scrubbing = null;
+        throw failed;
+      }
     })();
     return this.#scrubbing;
   }
@@ -213,23 +220,44 @@ export class DockerElement implements Element {
   }
 
   async #remove(): Promise<void> {
-    await this.#removeOrFail("Removing the container").catch(() => {});
+    await this.#removeOnce().catch(() => {});
   }
 
-  /** Remove the container; one already gone counts as removed. */
+  /** {@linkcode DockerElement.#removeOnce}, its failure said as `WHAT failed: why`. */
   async #removeOrFail(what: string): Promise<void> {
-    let r: { status: number; json: unknown };
     try {
-      r = await this.#engine.request("DELETE", `/containers/${this.#name}?force=1&v=1`);
+      await this.#removeOnce();
     } catch (err) {
       const e = err as CircuitError;
       throw new CircuitError(e.code ?? "unreachable", `${what} failed: ${e.message}`, {
         cause: err,
       });
     }
-    if ((r.status >= 200 && r.status < 300) || r.status === 404) return;
-    const message = (r.json as { message?: string } | null)?.message ?? `HTTP ${r.status}`;
-    throw new CircuitError("unreachable", `${what} failed: ${message}`);
+  }
+
+  /**
+   * Remove the container, once for all who ask at the same time (a scrub and the exit
+   * of a `Scrub: true` container); a failure lets the next ask try again. One already
+   * gone counts as removed; one the engine is already removing is waited for.
+   */
+  #removeOnce(): Promise<void> {
+    this.#removing ??= (async () => {
+      const path = `/containers/${this.#name}`;
+      const r = await this.#engine.request("DELETE", `${path}?force=1&v=1`);
+      if ((r.status >= 200 && r.status < 300) || r.status === 404) return;
+      if (r.status === 409) { // "removal of container … is already in progress"
+        for (let i = 0; i < 100; i++) {
+          await new Promise((done) => setTimeout(done, 100));
+          if ((await this.#engine.request("GET", `${path}/json`)).status === 404) return;
+        }
+      }
+      const message = (r.json as { message?: string } | null)?.message ?? `HTTP ${r.status}`;
+      throw new CircuitError("unreachable", message);
+    })().catch((err) => {
+      this.#removing = null;
+      throw err;
+    });
+    return this.#removing;
   }
 }
 
