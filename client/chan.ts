@@ -176,8 +176,9 @@ export class Chan implements AsyncIterable<Uint8Array> {
       let timer: ReturnType<typeof setTimeout> | undefined;
       const entry = {
         open: () => {
+          const left = timeoutMs ? timeoutMs - (performance.now() - start) : 0;
+          if (timeoutMs && left <= 0) return expire(); // its time ran out in the queue
           cleanup();
-          const left = timeoutMs ? Math.max(1, timeoutMs - (performance.now() - start)) : 0;
           try {
             resolve(this.#openLone(body, { ...options, timeoutMs: left }));
           } catch (err) {
@@ -189,8 +190,13 @@ export class Chan implements AsyncIterable<Uint8Array> {
         cleanup();
         const i = this.#sends.indexOf(entry);
         if (i >= 0) this.#sends.splice(i, 1);
+        if (body instanceof ReadableStream) body.cancel(err).catch(() => {});
         reject(err);
       };
+      const expire = () =>
+        drop(
+          new CircuitError("timeout", `Send ${this.anchor.path} timed out after ${timeoutMs} ms`),
+        );
       const onAbort = () => drop(abortError(signal!, `Send ${this.anchor.path}`));
       const cleanup = () => {
         signal?.removeEventListener("abort", onAbort);
@@ -198,12 +204,7 @@ export class Chan implements AsyncIterable<Uint8Array> {
       };
       if (signal?.aborted) return onAbort();
       signal?.addEventListener("abort", onAbort, { once: true });
-      if (timeoutMs) {
-        timer = setTimeout(() =>
-          drop(
-            new CircuitError("timeout", `Send ${this.anchor.path} timed out after ${timeoutMs} ms`),
-          ), timeoutMs);
-      }
+      if (timeoutMs) timer = setTimeout(expire, timeoutMs);
       this.#sends.push(entry);
       this.#gather();
     });

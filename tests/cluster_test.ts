@@ -203,6 +203,11 @@ Deno.test("library: bad arguments are typed bad request errors, before anything 
   assertEquals(await code(() => connect(s.url, { timeoutMs: -5 })), "bad request");
   await using client = await connect(s.url);
   assertEquals(await code(() => client.walk(s.path).peek({ timeoutMs: NaN })), "bad request");
+  // A timer cannot hold more than 2^31-1 ms: a larger limit would fire at once.
+  assertEquals(
+    await code(() => client.walk(s.path).peek({ timeoutMs: Infinity })),
+    "bad request",
+  );
   const ch = await client.walk(`${s.path}/c`).makeChan(1);
   assertEquals(await code(() => ch.recv({ timeoutMs: -5 })), "bad request");
   assertEquals((await ch.peek()).NumRecv, 0, "and the channel saw nothing");
