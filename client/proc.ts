@@ -96,8 +96,8 @@ export function isStdinClosed(err: unknown): boolean {
  * An upload whose failures are the call's: the server's reason rather than a reset
  * stream. Once the call has failed, the next write and the close reject with its error.
  * When the server ended the call well but the process stopped reading (it closed its
- * stdin or exited), writes fail with `closed` (see {@linkcode isStdinClosed}), as a pipe
- * to such a process fails, and the close resolves.
+ * stdin or exited), a write fails with `closed` (see {@linkcode isStdinClosed}), as a
+ * pipe to such a process fails; the stream is then errored and needs no close.
  */
 function withCallResult(
   upload: WritableStream<Uint8Array>,
@@ -106,7 +106,6 @@ function withCallResult(
 ): WritableStream<Uint8Array> {
   const sink = upload.getWriter();
   let failed: unknown = null;
-  let dropping = false;
   const stopped = () => {
     const e = new CircuitError(
       "closed",
@@ -122,28 +121,24 @@ function withCallResult(
   // Why the upload broke: the call's error if it failed, else null (nobody reads).
   const why = (err: unknown) => result.then(() => null, (e) => e ?? err);
   return new WritableStream<Uint8Array>({
+    // A write that fails errors this stream: later writes and the close reject with
+    // the same error, and no close is needed after it.
     async write(chunk) {
       if (failed) throw failed;
-      if (dropping) throw stopped();
       try {
         await sink.write(chunk);
       } catch (err) {
         if (err instanceof CircuitError && err.code === "bad request") throw err; // not bytes
-        const reason = await why(err);
-        if (reason) throw reason;
-        dropping = true;
-        throw stopped();
+        throw (await why(err)) ?? stopped();
       }
     },
     async close() {
       if (failed) throw failed;
-      if (!dropping) {
-        try {
-          await sink.close();
-        } catch (err) {
-          const reason = await why(err);
-          if (reason) throw reason;
-        }
+      try {
+        await sink.close();
+      } catch (err) {
+        const reason = await why(err);
+        if (reason) throw reason;
       }
       await result;
     },

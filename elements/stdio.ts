@@ -108,9 +108,12 @@ export class Stdio {
     try {
       await call.upload.pipeTo(stdin, { signal: call.signal });
     } catch (err) {
-      // A child that exited or closed stdin is not the writer's error.
       if (call.signal.aborted) throw err;
       await this.closeStdin();
+      // The upload broke (the writer reset it, or sent something that is not bytes): the
+      // call fails, so the writer does not take a truncated input for a whole one. A child
+      // that exited or closed its stdin (a Deno error on the pipe) is not its error.
+      if (err instanceof CircuitError) throw err;
     } finally {
       this.#stdinEnded = true;
     }
