@@ -25,7 +25,10 @@ export interface DnsPeek {
 
 /** The spec `make` takes. */
 export interface DnsSpec {
-  /** `HOST:PORT`, `:PORT`, `HOST` or absent; a missing host or port means any. */
+  /**
+   * `HOST:PORT`, `:PORT`, `HOST` or absent; a missing port means any, a missing host every
+   * interface (the server's loopback address on a loopback-only server).
+   */
   addr?: string;
 }
 
@@ -180,11 +183,12 @@ export const dnsKind: ElementKind = {
     const host = ctx.settings.advertiseHost ?? "127.0.0.1";
     // A server that serves loopback only (no key, or bound there on purpose) keeps its
     // nameservers there too, rather than answering on every interface by default.
-    const local = host === "::1" || host.startsWith("127.");
+    const loopback = host === "localhost" ? "127.0.0.1" : host;
+    const local = loopback === "::1" || loopback.startsWith("127.");
     const raw = typeof s.addr === "string" ? s.addr.trim() : s.addr ?? "";
     const noHost = raw === "" || (typeof raw === "string" && /^:\d+$/.test(raw)); // "" or ":PORT"
     const addr = local && noHost
-      ? `${host === "::1" ? "[::1]" : host}${raw === "" ? ":0" : raw}`
+      ? `${loopback === "::1" ? "[::1]" : loopback}${raw === "" ? ":0" : raw}`
       : s.addr;
     return await DnsElement.start({ ...s, addr }, host);
   },

@@ -270,7 +270,11 @@ export function characterString(text: string): Uint8Array {
   const bytes: number[] = [];
   for (let i = 0; i < text.length; i++) {
     if (text[i] !== "\\") {
-      bytes.push(...ENC.encode(text[i]));
+      // A whole code point: one UTF-16 unit of a surrogate pair alone would not encode.
+      const cp = text.codePointAt(i)!;
+      const ch = String.fromCodePoint(cp);
+      bytes.push(...ENC.encode(ch));
+      i += ch.length - 1;
       continue;
     }
     const ddd = /^\d{3}/.exec(text.slice(i + 1));
@@ -348,10 +352,14 @@ function parseRdata(type: RecordType, rdata: Token[]): Pick<ResourceRecord, "typ
         },
       };
     }
-    case "TXT":
+    case "TXT": {
       if (rdata.length === 0) fail("TXT needs at least one string");
       // A string over 255 bytes becomes several, as BIND and miekg/dns (which the original
       // used) split it.
-      return { type, data: rdata.flatMap((t) => characterStrings(characterString(t.text))) };
+      const data = rdata.flatMap((t) => characterStrings(characterString(t.text)));
+      const size = data.reduce((n, d) => n + 1 + d.length, 0);
+      if (size > 65_535) fail(`TXT data is ${size} bytes, over the 65535 a record can hold`);
+      return { type, data };
+    }
   }
 }

@@ -26,6 +26,8 @@ Deno.test("parseRecord() reads every supported type back in tab-separated presen
     ["www IN 300 CNAME web", "www.\t300\tIN\tCNAME\tweb."],
     ['t TXT "v=spf1 -all" two', 't.\t3600\tIN\tTXT\t"v=spf1 -all" "two"'],
     ['q TXT "say \\"hi\\"\\\\" "\\007"', 'q.\t3600\tIN\tTXT\t"say \\"hi\\"\\\\" "\\007"'],
+    // Characters outside the BMP are whole code points (4 bytes of UTF-8), escaped.
+    ['smile TXT "😀"', 'smile.\t3600\tIN\tTXT\t"\\240\\159\\152\\128"'],
     // Over 255 bytes, a string is split into 255-byte strings, as BIND and miekg/dns do.
     [
       `long TXT "${"x".repeat(300)}"`,
@@ -66,6 +68,7 @@ Deno.test("parseRecord() names what does not parse, in one line", () => {
     ["foo SRV 1 2 3", /SRV needs/],
     ["foo TXT", /TXT needs at least one string/],
     ['foo TXT "open', /never closed/],
+    [`big TXT ${`"${"x".repeat(255)}" `.repeat(257)}`, /over the 65535 a record can hold/],
     ["foo SOA a. b. 1 2 3 4 ( 5", /never closed/],
     ["a..b A 1.2.3.4", /empty label/],
     [`${"x".repeat(64)} A 1.2.3.4`, /longer than 63 bytes/],
