@@ -125,6 +125,12 @@ function rewriteEquals(
   const args: string[] = [];
   const off: string[] = [];
   let rest = false;
+  // Whether this argument is a flag that takes the next argument as its value.
+  const takesValue = (tok: string): boolean => {
+    const t = /^(--?)([^=-][^=]*)$/.exec(tok);
+    const name = t && (t[1] === "-" && t[2].length === 1 ? byShort.get(t[2]) : t[2]);
+    return !!name && specs[name]?.type === "string";
+  };
   for (const a of argv) {
     const m = rest ? null : /^(--?)([^=-][^=]*)=(.*)$/s.exec(a);
     if (a === "--") rest = true;
@@ -146,7 +152,10 @@ function rewriteEquals(
     else {
       // The last occurrence wins, as in Go: an earlier bare flag is undone.
       const bare = new Set([`--${name}`, `-${name}`, ...(spec.short ? [`-${spec.short}`] : [])]);
-      for (let i = args.length - 1; i >= 0; i--) if (bare.has(args[i])) args.splice(i, 1);
+      for (let i = args.length - 1; i >= 0; i--) {
+        // Not when it is the value of a flag before it (`-d -l`): that is no flag at all.
+        if (bare.has(args[i]) && !(i > 0 && takesValue(args[i - 1]))) args.splice(i, 1);
+      }
       off.push(name);
     }
   }

@@ -70,6 +70,15 @@ Deno.test("parse() reads -short=VALUE and on/off flags given a value, as Go's fl
   // The last occurrence wins.
   eq(parse(["-l", "-l=false", "/"], SPECS).flags.long, false);
   eq(parse(["-l=false", "-l", "/"], SPECS).flags.long, true);
+  // A flag's value that looks like a flag is not undone: it stays an ambiguous value (an
+  // error), rather than the string flag silently taking the next argument.
+  let ambiguous: unknown;
+  try {
+    parse(["-d", "-l", "-l=false", "/p"], SPECS);
+  } catch (e) {
+    ambiguous = e;
+  }
+  if (!(ambiguous instanceof UsageError)) throw new Error(`expected a UsageError: ${ambiguous}`);
   // After --, nothing is a flag.
   eq(parse(["--", "-l=true"], SPECS).positionals, ["-l=true"]);
   let err: unknown;

@@ -880,7 +880,18 @@ Deno.test("Phase is stopped after STOP and continued after CONT", async () => {
   );
   // A stop signal the process ignores never stops it: still running, never continued.
   const r = `${s.path}/stubborn`;
-  await mkprocOk(s, r, { Path: "/bin/sh", Args: ["-c", "trap '' TSTP; sleep 100"] });
+  await mkprocOk(s, r, { Path: "/bin/sh", Args: ["-c", "trap '' TSTP; exec sleep 100"] });
+  const rpid = Number(parseState(await ok(["peek", "-d", s.url, r])).Pid);
+  // Only once the trap is set (SigIgn has SIGTSTP, 20) may the signal go.
+  await waitFor(
+    async () => {
+      const status = await Deno.readTextFile(`/proc/${rpid}/status`).catch(() => "");
+      const ign = /SigIgn:\s*([0-9a-f]+)/.exec(status)?.[1];
+      return ign !== undefined && (BigInt(`0x${ign}`) & (1n << 19n)) !== 0n;
+    },
+    "the TSTP trap",
+    20_000,
+  );
   await ok(["signal", "-d", s.url, "TSTP", r]);
   await ok(["signal", "-d", s.url, "CONT", r]);
   assertEquals(parseState(await ok(["peek", "-d", s.url, r])).Phase, "running");
