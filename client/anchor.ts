@@ -334,14 +334,15 @@ export class Anchor implements ElementAnchor {
     options: CallOptions & { upload?: boolean | Uint8Array; download?: boolean } = {},
   ): OutgoingCall {
     const body: ElementRequest = { path: [...this.components], op, args };
-    checkTimeout(options.timeoutMs, `${capital(op)} ${this.path}`);
+    const label = `${capital(op)} ${this.path}`;
+    checkTimeout(options.timeoutMs, label);
     const route = this.#t.route(this.components[0]);
     const call = route.mux.call(Op.ELEMENT, body, {
       signal: options.signal,
       timeoutMs: options.timeoutMs ?? 0,
       upload: options.upload,
       download: options.download,
-      label: `${capital(op)} ${this.path}`,
+      label,
     });
     if (route.settled) call.result.then(route.settled, route.settled);
     return call;

@@ -7,7 +7,7 @@
 import { dial } from "../net/conn.ts";
 import type { Connection } from "../net/conn.ts";
 import { CircuitError } from "../net/errors.ts";
-import { MIN_KEY_BYTES, parseKey, readKeyFile } from "../net/keys.ts";
+import { checkKey, parseKey, readKeyFile } from "../net/keys.ts";
 import { parseUrl } from "../net/url.ts";
 import { Anchor, type AnchorTransport } from "./anchor.ts";
 import { checkTimeout } from "./_check.ts";
@@ -148,15 +148,11 @@ export async function connect(url: string, options: ConnectOptions = {}): Promis
     throw new CircuitError("bad request", `connect takes a circuit:// URL, not ${typeof url}`);
   }
   const u = parseUrl(url);
-  const key = typeof options.key === "string" ? parseKey(options.key) : options.key;
-  if (key !== undefined && (!(key instanceof Uint8Array) || key.length < MIN_KEY_BYTES)) {
-    throw new CircuitError(
-      "bad request",
-      key instanceof Uint8Array
-        ? `A key must hold at least ${MIN_KEY_BYTES} bytes, got ${key.length}`
-        : "A key is bytes (Uint8Array) or the text of a key file",
-    );
-  }
+  const key = typeof options.key === "string"
+    ? parseKey(options.key)
+    : options.key === undefined
+    ? undefined
+    : checkKey(options.key, "Connecting failed: ");
   checkTimeout(options.timeoutMs, "Connecting");
   checkTimeout(options.dialTimeoutMs, "Connecting");
   const config = options.dialTimeoutMs ? { dialTimeoutMs: options.dialTimeoutMs } : undefined;

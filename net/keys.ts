@@ -47,13 +47,28 @@ export function parseKey(text: string): Uint8Array {
   } catch {
     throw new CircuitError("bad request", "Reading key failed: the key file is not base64");
   }
-  if (raw.length < MIN_KEY_BYTES) {
+  return checkKey(Uint8Array.from(raw, (c) => c.charCodeAt(0)), "Reading key failed: ");
+}
+
+/**
+ * Check a raw key: bytes, at least {@linkcode MIN_KEY_BYTES} of them.
+ *
+ * @param key what was given as a key
+ * @param prefix how the message starts (what failed)
+ * @returns the key
+ * @throws {CircuitError} `bad request` otherwise
+ */
+export function checkKey(key: unknown, prefix = ""): Uint8Array {
+  if (!(key instanceof Uint8Array)) {
+    throw new CircuitError("bad request", `${prefix}a key is bytes or the text of a key file`);
+  }
+  if (key.length < MIN_KEY_BYTES) {
     throw new CircuitError(
       "bad request",
-      `Reading key failed: a key must hold at least ${MIN_KEY_BYTES} bytes, got ${raw.length}`,
+      `${prefix}a key must hold at least ${MIN_KEY_BYTES} bytes, got ${key.length}`,
     );
   }
-  return Uint8Array.from(raw, (c) => c.charCodeAt(0));
+  return key;
 }
 
 /**

@@ -72,3 +72,13 @@ export function newServerId(): string {
 export function isServerName(name: string): boolean {
   return SERVER_RE.test(name);
 }
+
+/**
+ * Whether an address is loopback.
+ *
+ * @param host an IP address or name
+ * @returns true for 127.0.0.0/8, ::1 and localhost
+ */
+export function isLoopback(host: string): boolean {
+  return host === "localhost" || host === "::1" || /^127\./.test(host);
+}

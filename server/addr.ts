@@ -6,6 +6,7 @@
  */
 
 import { CircuitError } from "../net/errors.ts";
+import { isLoopback } from "../net/url.ts";
 
 /** Where to listen and what to advertise. */
 export interface BindPlan {
@@ -41,16 +42,6 @@ export interface BindInput {
   interfaces: Iface[];
   /** The default-route interface's name, if any. */
   defaultIface?: string;
-}
-
-/**
- * Whether an address is loopback.
- *
- * @param host an IP address or name
- * @returns true for 127.0.0.0/8, ::1 and localhost
- */
-export function isLoopback(host: string): boolean {
-  return host === "localhost" || host === "::1" || /^127\./.test(host);
 }
 
 function isWildcard(host: string): boolean {

@@ -21,7 +21,8 @@ export const DEFAULT_MAX_MESSAGE_BYTES = 1024 ** 3;
 export const DEFAULT_SCRUB_GRACE_MS = 5000;
 /** Default time a full output stream waits for its first reader (`--output-hold`). */
 export const DEFAULT_OUTPUT_HOLD_MS = 5000;
-import { isLoopback, planBind, readDefaultIface, readInterfaces } from "./addr.ts";
+import { planBind, readDefaultIface, readInterfaces } from "./addr.ts";
+import { isLoopback } from "../net/url.ts";
 import type { Announcer } from "../net/discovery.ts";
 import { logger, setupLogging } from "./log.ts";
 import { MemberTable } from "./membership.ts";

@@ -14,6 +14,7 @@ import { DnsServer, formatAddress } from "./server.ts";
 import { RecordStore } from "./store.ts";
 import { formatRecord } from "./record.ts";
 import { absoluteName, parseRecord } from "./zone.ts";
+import { isLoopback } from "../../net/url.ts";
 
 /** The `peek` shape. */
 export interface DnsPeek {
@@ -183,8 +184,8 @@ export const dnsKind: ElementKind = {
     const host = ctx.settings.advertiseHost ?? "127.0.0.1";
     // A server that serves loopback only (no key, or bound there on purpose) keeps its
     // nameservers there too, rather than answering on every interface by default.
+    const local = isLoopback(host);
     const loopback = host === "localhost" ? "127.0.0.1" : host;
-    const local = loopback === "::1" || loopback.startsWith("127.");
     const raw = typeof s.addr === "string" ? s.addr.trim() : s.addr ?? "";
     const noHost = raw === "" || (typeof raw === "string" && /^:\d+$/.test(raw)); // "" or ":PORT"
     const addr = local && noHost
