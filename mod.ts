@@ -16,24 +16,8 @@
  * @module
  */
 
-export { Anchor, type CallOptions, type LsOptions } from "./client/anchor.ts";
-export type { ElementAnchor } from "./client/types.ts";
-export { type Client, connect, type ConnectOptions, readKeyFile } from "./client/client.ts";
-export { discover, type DiscoverOptions } from "./client/discover.ts";
-export { comparePaths } from "./client/anchor.ts";
-export { type Glob, joinPath, parseGlob, splitPath } from "./client/path.ts";
-export {
-  isStdinClosed,
-  type OutputStream,
-  Proc,
-  type ProcCommand,
-  type ProcState,
-} from "./client/proc.ts";
-export { Chan, type ChanState } from "./client/chan.ts";
-export { Nameserver, type NameserverState } from "./client/dns.ts";
-export { Container, type ContainerRun, type ContainerState } from "./client/docker.ts";
-export { type MemberEvent, Subscription, type SubscriptionState } from "./client/subscription.ts";
-export type { Incoming } from "./client/_recv.ts";
+// The client's own entry point lists its API once; this adds what comes from net/.
+export * from "./client/mod.ts";
 export { CircuitError, type ErrorCode } from "./net/errors.ts";
 export { generateKey, parseKey } from "./net/keys.ts";
 export type { LsEntry } from "./net/wire.ts";
