@@ -1039,6 +1039,8 @@ Deno.test("subscription: iteration ends when scrubbed and throws when the connec
   await client.close();
   const err = await rejection(cut, "iteration over a lost connection");
   assertEquals(err.code, "closed");
+  // The lost connection's error names the call it cut.
+  assert(err.message.startsWith(`Recv ${s.path}/joins2: `), err.message);
 });
 
 Deno.test("chan: a send waiting behind a lone send still obeys its signal and time limit", async () => {

@@ -106,6 +106,10 @@ Deno.test("bad input gets one line on stderr and exit 1", async () => {
   );
   assertOneLineError(await cli(["help", "bogus"]), /unknown command "bogus"/);
   assertOneLineError(await cli(["keygen", "extra"]), /keygen takes no arguments/);
+  assertOneLineError(
+    await cli(["mkchan", "-d", s.url, `${s.path}/c`, "99999999999999999999"]),
+    /got "99999999999999999999"$/,
+  );
   assertOneLineError(await cli(["ls", "-l=maybe", "-d", s.url, "/"]), /invalid boolean value/);
   // Errors name the operation and the path, not the wire's internal call names.
   assertOneLineError(await cli(["stk", "-d", s.url, "/"]), /^"stk" needs a server's path/);

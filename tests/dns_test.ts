@@ -133,8 +133,15 @@ if (skip) {
   });
 
   Deno.test("on a loopback-only server, mkdns without a host listens on loopback only", async () => {
-    await using s = await Server.start();
-    for (const [name, addr] of [["bare", []], ["port-only", [":0"]]] as const) {
+    await using plain = await Server.start();
+    await using named = await Server.start({ args: ["-a", "localhost:0"] }); // URL host: localhost
+    for (
+      const [s, name, addr] of [
+        [plain, "bare", []],
+        [plain, "port-only", [":0"]],
+        [named, "bare", []],
+      ] as const
+    ) {
       const r = await cli(["mkdns", "-d", s.url, `${s.path}/${name}`, ...addr]);
       assertEquals([r.code, r.stderr], [0, ""]);
       const peek = JSON.parse((await cli(["peek", "-d", s.url, `${s.path}/${name}`])).stdout);

@@ -667,6 +667,8 @@ Deno.test("makeProc rejects an exec error with CircuitError bad request", async 
   assertEquals(err.code, "bad request");
   assert(err.message.startsWith("exec error:"), err.message);
   assertEquals((await client.walk(`${s.path}/x`).proc().peek()).Phase, "unknown");
+  const sig = await client.walk(`${s.path}/x`).proc().signal("TERM").then(() => null, (e) => e);
+  assert(sig instanceof CircuitError && /never started/.test(sig.message), `got ${sig}`);
 });
 
 Deno.test("Proc.stdin takes several writes and a close; cat echoes all of it", async () => {
@@ -897,4 +899,24 @@ Deno.test("Phase is stopped after STOP and continued after CONT", async () => {
   assertEquals(parseState(await ok(["peek", "-d", s.url, r])).Phase, "running");
   await ok(["scrub", "-d", s.url, q]);
   await ok(["scrub", "-d", s.url, r]);
+});
+
+Deno.test("a stdin upload that breaks fails its call: no truncated input is taken as whole", async () => {
+  await using s = await Server.start();
+  await using client = await connect(s.url);
+  const p = `${s.path}/cat`;
+  const cat = await client.walk(p).makeProc({ Path: "/bin/cat" });
+  const out = text(cat.stdout);
+  const w = cat.stdin.getWriter();
+  await w.write(enc.encode("part"));
+  const bad = await w.write("not bytes" as unknown as Uint8Array).then(() => null, (e) => e);
+  assert(bad instanceof CircuitError && bad.code === "bad request", `got ${bad}`);
+  assertEquals(await out, "part", "the process got what came before, then EOF");
+  const stdinOutcome = async () => {
+    const recs = (await Deno.readTextFile(`${s.varDir}/ops.log`)).trim().split("\n")
+      .map((l) => JSON.parse(l)).filter((r) => r.path === p && r.op === "stdin");
+    return recs[0]?.outcome as string | undefined;
+  };
+  await waitFor(async () => (await stdinOutcome()) !== undefined, "the stdin call's record");
+  assert((await stdinOutcome())!.startsWith("error"), `stdin outcome: ${await stdinOutcome()}`);
 });
