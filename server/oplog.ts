@@ -1,10 +1,22 @@
 /**
  * The operation log: every state-changing operation, in execution order, as JSON lines
  * `{"time", "caller", "op", "path", "outcome"}`. Written synchronously so a crash loses
- * nothing that was acknowledged.
+ * nothing that was acknowledged while the disk takes writes.
+ *
+ * A line is written after its operation, and an operation's outcome never depends on its
+ * line: when the file cannot be written (a full disk), the operation still stands as it
+ * happened and its line waits in memory, up to {@linkcode OPLOG_BACKLOG_LINES} lines, to
+ * be written in order as soon as the file takes writes again (tried before every new
+ * line, and every {@linkcode OPLOG_RETRY_MS}). Lines past the backlog are counted, and a
+ * line with op `oplog` says how many were lost, where they were lost.
  *
  * @module
  */
+
+/** Lines held in memory while `ops.log` cannot be written: 4096. */
+export const OPLOG_BACKLOG_LINES = 4096;
+/** How often held lines are retried while nothing new is logged, in ms: 1 s. */
+export const OPLOG_RETRY_MS = 1000;
 
 /** One operation log line. */
 export interface OpRecord {
@@ -20,32 +32,141 @@ export interface OpRecord {
   outcome: string;
 }
 
-/** Appends operation records to a file. */
+/** The operation log's health, for `stk`. */
+export interface OpLogStats {
+  /** Lines waiting in memory for the file to take writes. */
+  Pending: number;
+  /** Lines dropped since the server started because the backlog was full. */
+  Lost: number;
+  /** Why the file cannot be written now, or null when it can. */
+  Error: string | null;
+}
+
+/** Options of {@linkcode OpLog}. */
+export interface OpLogOptions {
+  /**
+   * Told once when the file stops taking writes and once when it takes them again (not
+   * once per line).
+   */
+  report?: (message: string) => void;
+}
+
+/** Appends operation records to a file; never throws once open. */
 export class OpLog {
   #file: Deno.FsFile;
   #enc = new TextEncoder();
+  /** Encoded lines not yet written, oldest first; the first may be partly written. */
+  #pending: Uint8Array[] = [];
+  /** Bytes of `#pending[0]` already written. */
+  #written = 0;
+  /** Lines dropped since the backlog last drained (not yet noted in the file). */
+  #dropped = 0;
+  #lost = 0;
+  #error: string | null = null;
+  #retry: ReturnType<typeof setTimeout> | undefined;
+  #report: (message: string) => void;
+  #closed = false;
 
-  /** @param path the file, created or appended to */
-  constructor(path: string) {
-    this.#file = Deno.openSync(path, { create: true, append: true });
+  /**
+   * @param path the file, created (mode 0600) or appended to
+   * @param options where trouble is reported
+   */
+  constructor(path: string, options: OpLogOptions = {}) {
+    this.#file = Deno.openSync(path, { create: true, append: true, mode: 0o600 });
+    // A file left by an older server may be readable by others: the log is the owner's.
+    Deno.chmodSync(path, 0o600);
+    this.#report = options.report ?? (() => {});
   }
 
   /**
-   * Append one record.
+   * Where trouble is reported from now on (see {@linkcode OpLogOptions.report}).
+   *
+   * @param fn the reporter
+   */
+  set report(fn: (message: string) => void) {
+    this.#report = fn;
+  }
+
+  /** @returns lines waiting, lines lost, and the current error */
+  stats(): OpLogStats {
+    return { Pending: this.#pending.length, Lost: this.#lost, Error: this.#error };
+  }
+
+  /**
+   * Append one record, after any held back. Never throws: a line the file does not take
+   * now waits in memory (see the module's documentation).
    *
    * @param r the record without its time
    */
   write(r: Omit<OpRecord, "time">): void {
-    const line = JSON.stringify({ time: new Date().toISOString(), ...r }) + "\n";
-    const bytes = this.#enc.encode(line);
-    let off = 0;
-    while (off < bytes.length) off += this.#file.writeSync(bytes.subarray(off));
+    if (this.#closed) return;
+    this.#flush();
+    const line = this.#encode(r);
+    if (this.#pending.length >= OPLOG_BACKLOG_LINES) {
+      this.#dropped++;
+      this.#lost++;
+      return;
+    }
+    this.#pending.push(line);
+    this.#flush();
   }
 
-  /** Close the file. */
+  /** Write what is held back (as far as the file takes it), then close the file. */
   close(): void {
+    if (this.#closed) return;
+    this.#flush();
+    this.#closed = true;
+    clearTimeout(this.#retry);
     try {
       this.#file.close();
     } catch { /* closed */ }
+  }
+
+  #encode(r: Omit<OpRecord, "time">): Uint8Array {
+    return this.#enc.encode(JSON.stringify({ time: new Date().toISOString(), ...r }) + "\n");
+  }
+
+  /** Write held lines in order; a line that does not go leaves the rest waiting. */
+  #flush(): void {
+    try {
+      while (this.#pending.length > 0) {
+        const line = this.#pending[0];
+        while (this.#written < line.length) {
+          this.#written += this.#file.writeSync(line.subarray(this.#written));
+        }
+        this.#pending.shift();
+        this.#written = 0;
+        if (this.#pending.length === 0 && this.#dropped > 0) {
+          // Where lines were lost, the file says how many.
+          this.#pending.push(this.#encode({
+            caller: "server",
+            op: "oplog",
+            path: "/",
+            outcome: `error: ${this.#dropped} lines lost: ops.log could not be written`,
+          }));
+          this.#dropped = 0;
+        }
+      }
+    } catch (err) {
+      const why = err instanceof Error ? err.message : String(err);
+      if (this.#error === null) {
+        this.#report(`ops.log cannot be written (${why}); holding its lines in memory`);
+      }
+      this.#error = why;
+      if (this.#retry === undefined) {
+        this.#retry = setTimeout(() => {
+          this.#retry = undefined;
+          if (!this.#closed) this.#flush();
+        }, OPLOG_RETRY_MS);
+        // Held lines never keep the process alive.
+        Deno.unrefTimer(this.#retry);
+      }
+      return;
+    }
+    if (this.#error !== null) {
+      this.#error = null;
+      const lost = this.#lost === 0 ? "none" : String(this.#lost);
+      this.#report(`ops.log is written again; lines lost since the server started: ${lost}`);
+    }
   }
 }

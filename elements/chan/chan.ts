@@ -21,7 +21,7 @@
 import { CircuitError, toWireError } from "../../net/errors.ts";
 import type { Element, ElementCall, ElementContext, ElementKind } from "../element.ts";
 import { deliver } from "../delivery.ts";
-import { SMALL_MESSAGE_BYTES, Spool, tooLarge } from "../spool.ts";
+import { diskFull, isDiskFull, SMALL_MESSAGE_BYTES, Spool, tooLarge } from "../spool.ts";
 import {
   BATCH_BYTES,
   BATCH_HEADER_BYTES,
@@ -209,7 +209,9 @@ export class ChanElement implements Element {
       this.#cap > 0 && n < order.length && this.#senders.length === 0 && this.#hasRoom() &&
       !signal.aborted
     ) {
-      this.#bufferWhole(this.#newSpool(), messages[order[n++]]);
+      const error = this.#bufferWhole(this.#newSpool(), messages[order[n]]);
+      if (error !== undefined) return { n, error };
+      n++;
     }
     if (n === order.length) return { n };
     if (this.#cap > 0) return await this.#queueBatch(messages, order, n, signal);
@@ -258,7 +260,13 @@ export class ChanElement implements Element {
         more: order.length - from - 1,
         wake: (spool) => {
           this.#filling.delete(spool!);
-          this.#bufferWhole(spool!, messages[order[n]]);
+          const error = this.#bufferWhole(spool!, messages[order[n]]);
+          if (error !== undefined) {
+            // The rest of the batch gives up its place (the freed room goes to the next).
+            const i = this.#senders.indexOf(w);
+            if (i >= 0) this.#senders.splice(i, 1);
+            return end(error);
+          }
           if (++n === order.length) end();
         },
         fail: (err) => end(err),
@@ -282,10 +290,33 @@ export class ChanElement implements Element {
     return new Spool(this.#ctx.settings.spoolDir, this.#ctx.settings.maxMessageBytes);
   }
 
-  /** Buffer an admitted whole message (CAP > 0), within the size limit. */
-  #bufferWhole(spool: Spool, message: Uint8Array): void {
-    spool.fillMemory([message]);
+  /**
+   * Buffer an admitted whole message (CAP > 0), within the size limit; the error when it
+   * cannot be held (the spool is then discarded: nothing was admitted).
+   */
+  #bufferWhole(spool: Spool, message: Uint8Array): CircuitError | undefined {
+    try {
+      spool.fillMemory([message]);
+    } catch (err) {
+      spool.discard();
+      return this.#spoolError(err);
+    }
     this.#buffered(spool);
+  }
+
+  /**
+   * What a sender is told when its message could not be spooled: a full disk as such;
+   * the limit's and scrub's reasons as they are; anything else (a broken or reset
+   * upload) is a sender that went away (not a closed channel).
+   */
+  #spoolError(err: unknown): CircuitError {
+    if (isDiskFull(err)) return diskFull(`Sending to ${this.#ctx.path}`, err);
+    if (err instanceof CircuitError && (err.code === "bad request" || err.code === "aborted")) {
+      return err;
+    }
+    return new CircuitError("aborted", "The sender went away before the end of its message", {
+      cause: err,
+    });
   }
 
   /** A complete message joins the buffer (CAP > 0): one send done. */
@@ -335,12 +366,7 @@ export class ChanElement implements Element {
       if (signal.aborted) throw signal.reason;
     } catch (err) {
       this.#release(spool);
-      // Keep the limit's and scrub's reasons; a broken or reset upload is a sender that
-      // went away (not a closed channel).
-      if (err instanceof CircuitError && (err.code === "bad request" || err.code === "aborted")) {
-        throw err;
-      }
-      throw new CircuitError("aborted", "The sender went away before the end of its message");
+      throw this.#spoolError(err);
     }
     this.#filling.delete(spool);
     if (this.#aborted) {
@@ -444,9 +470,9 @@ export class ChanElement implements Element {
   #take(max: number): Message[] {
     const buffer = this.#buffer;
     let n = 1;
-    if (this.#cap > 0 && max > 1 && buffer[0].spool.size <= SMALL_MESSAGE_BYTES) {
+    if (this.#cap > 0 && max > 1 && isSmall(buffer[0].spool)) {
       let bytes = BATCH_HEADER_BYTES + buffer[0].spool.size;
-      while (n < max && n < buffer.length) {
+      while (n < max && n < buffer.length && isSmall(buffer[n].spool)) {
         bytes += BATCH_HEADER_BYTES + buffer[n].spool.size;
         if (bytes > BATCH_BYTES) break;
         n++;
@@ -461,8 +487,8 @@ export class ChanElement implements Element {
       const { spool } = batch[0];
       return deliver(call, (w) => spool.drainTo(w), spool.small());
     }
-    if (batch.length === 1 && batch[0].spool.size > SMALL_MESSAGE_BYTES) {
-      // One large message: its length, then its bytes as they are read.
+    if (batch.length === 1 && !isSmall(batch[0].spool)) {
+      // One large (or spilled) message: its length, then its bytes as they are read.
       const { spool } = batch[0];
       return deliver(call, async (w) => {
         await w.write(lengthPrefix(spool.size));
@@ -623,6 +649,11 @@ export function parseBatchSize(raw: unknown): number {
     );
   }
   return n;
+}
+
+/** A message a batch can carry as it is: small and in memory ({@linkcode Spool.small}). */
+function isSmall(spool: Spool): boolean {
+  return spool.inMemory && spool.size <= SMALL_MESSAGE_BYTES;
 }
 
 function lengthPrefix(n: number): Uint8Array {
