@@ -6,7 +6,7 @@
 
 import { Packr } from "msgpackr/pack";
 import { abortError, CircuitError, fromWireError } from "./errors.ts";
-import { FrameError, FrameOpener, FrameSealer } from "./frame.ts";
+import { FrameError, FrameOpener, FrameSealer, LENGTH_BYTES } from "./frame.ts";
 import { loadNodeCrypto } from "./node_crypto.ts";
 import type { DirectionKeys } from "./frame.ts";
 import {
@@ -20,41 +20,80 @@ import {
 } from "./handshake.ts";
 import type { Hello, PeerInfo, Role, Target } from "./handshake.ts";
 import { type Handler, Mux } from "./mux.ts";
-import { type TransportConfig, transportConfig } from "./config.ts";
+import {
+  HANDSHAKE_MAX_FRAME_BYTES,
+  HANDSHAKE_TIMEOUT_MS,
+  READ_BYTES,
+  type TransportConfig,
+  transportConfig,
+} from "./config.ts";
+import { escapeForLog } from "./escape.ts";
 import { formatUrl } from "./url.ts";
 import type { CircuitUrl } from "./url.ts";
 
 const packr = new Packr({ useRecords: false, moreTypes: false });
-const HANDSHAKE_MAX_FRAME_BYTES = 4096;
-/** Free memory asked of the frame opener for each socket read. */
-const READ_BYTES = 64 * 1024;
+/** The most a pending connection reads at once: one whole handshake frame. */
+const HANDSHAKE_READ_BYTES = LENGTH_BYTES + HANDSHAKE_MAX_FRAME_BYTES;
 /** Why a handshake failed when the other end closed before a whole frame. */
 const CLOSED_IN_HANDSHAKE = "Connection closed during the handshake";
+
+/**
+ * A handshake broken by bytes that were not part of it: what an on-path attacker who
+ * appends to a real handshake causes. Never leaves this module as itself: dial turns it
+ * into a CircuitError `auth`, accept logs it.
+ */
+class HandshakeViolation extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "HandshakeViolation";
+  }
+}
 
 /** A sink for one-line connection events (protocol violations, closes). */
 export type ConnLog = (message: string) => void;
 
-/** Framed socket I/O; re-keyed once the handshake derives keys. */
+/**
+ * Framed socket I/O; re-keyed once the handshake derives keys.
+ *
+ * Until then it is frugal and strict: it reads at most one handshake frame's worth of
+ * bytes at a time into a buffer of that size, writes its plain frames without a sealer,
+ * and takes each handshake message only when it arrived alone: a frame, or part of one,
+ * after it (which an honest peer never sends, as it waits for our answer) fails the
+ * handshake. So no byte read before the key change is ever taken as if it came after.
+ */
 class FrameIO {
   #conn: Deno.Conn;
-  #sealer = new FrameSealer();
+  #sealer: FrameSealer | undefined;
   #opener: FrameOpener;
   #ready: Uint8Array[] = [];
-  #maxFrameBytes: number;
+  #config: TransportConfig;
+  #keyed = false;
   #closed = false;
 
-  constructor(conn: Deno.Conn, maxFrameBytes: number) {
+  constructor(conn: Deno.Conn, config: TransportConfig) {
     this.#conn = conn;
-    this.#maxFrameBytes = maxFrameBytes;
+    this.#config = config;
     this.#opener = new FrameOpener(undefined, HANDSHAKE_MAX_FRAME_BYTES);
   }
 
+  /**
+   * Change to the session's keys (or to plain frames, unkeyed) for everything after.
+   *
+   * @throws {HandshakeViolation} when any byte is still held from before the change
+   */
   rekey(tx: DirectionKeys | undefined, rx: DirectionKeys | undefined): void {
     if (this.#closed) return; // a handshake that timed out: make no ciphers to leak
-    this.#sealer.close();
+    const held = this.#opener.pendingBytes + this.#ready.reduce((n, f) => n + f.length, 0);
+    if (held > 0) {
+      throw new HandshakeViolation(
+        `${held} bytes that were not part of the handshake arrived before the key change (tampering on the path?)`,
+      );
+    }
+    this.#sealer?.close();
     this.#opener.close();
-    this.#sealer = new FrameSealer(tx);
-    this.#opener = new FrameOpener(rx, this.#maxFrameBytes);
+    this.#sealer = new FrameSealer(tx, this.#config.epochBytes);
+    this.#opener = new FrameOpener(rx, this.#config.maxFrameBytes, this.#config.epochBytes);
+    this.#keyed = true;
   }
 
   /**
@@ -63,7 +102,9 @@ class FrameIO {
    * sealed, so a large one may reuse the sealer's buffer.
    */
   async write(parts: Uint8Array[], size: number): Promise<void> {
-    const bytes = this.#sealer.sealParts(parts, size, true);
+    const bytes = this.#sealer
+      ? this.#sealer.sealParts(parts, size, true)
+      : plainFrame(parts, size);
     let off = 0;
     while (off < bytes.length) off += await this.#conn.write(bytes.subarray(off));
   }
@@ -88,7 +129,7 @@ class FrameIO {
     }
   }
 
-  /** One frame; handshake only (at most one frame is in flight then). */
+  /** The first frame after the key change (the welcome); frames after it stay queued. */
   async readOne(): Promise<Uint8Array> {
     if (!this.#ready.length) this.#ready = await this.read();
     const f = this.#ready.shift();
@@ -96,14 +137,55 @@ class FrameIO {
     return f;
   }
 
+  /**
+   * One handshake message before the key change: exactly one frame, read at most one
+   * frame's worth at a time, with nothing after it.
+   *
+   * @param what the message, for the error
+   * @throws {HandshakeViolation} when bytes follow it
+   * @throws {CircuitError} `unreachable` at EOF
+   * @throws {FrameError} on an oversized length or a partial frame at EOF
+   */
+  async readHandshake(what: string): Promise<Uint8Array> {
+    if (this.#keyed) throw new Error("readHandshake() after the key change");
+    for (;;) {
+      const room = HANDSHAKE_READ_BYTES - this.#opener.pendingBytes;
+      const n = await this.#conn.read(this.#opener.space(room).subarray(0, room));
+      if (n === null) {
+        this.#opener.end();
+        throw new CircuitError("unreachable", CLOSED_IN_HANDSHAKE);
+      }
+      const frames = this.#opener.commit(n);
+      if (!frames.length) continue;
+      if (frames.length > 1 || this.#opener.pendingBytes > 0) {
+        throw new HandshakeViolation(
+          `unexpected bytes followed the ${what} (tampering on the path?)`,
+        );
+      }
+      return frames[0];
+    }
+  }
+
   close(): void {
     this.#closed = true;
     try {
       this.#conn.close();
     } catch { /* already closed */ }
-    this.#sealer.close();
+    this.#sealer?.close();
     this.#opener.close();
   }
+}
+
+/** `length | body` of a plain frame, in memory of its own (handshake frames only). */
+function plainFrame(parts: Uint8Array[], size: number): Uint8Array {
+  const out = new Uint8Array(LENGTH_BYTES + size);
+  new DataView(out.buffer).setUint32(0, size);
+  let at = LENGTH_BYTES;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
 }
 
 /** Who is on the other end of an established connection. */
@@ -229,7 +311,7 @@ export async function dial(url: CircuitUrl, options: DialOptions): Promise<Conne
     );
     await cryptoReady;
     (conn as Deno.TcpConn).setNoDelay?.(true);
-    io = new FrameIO(conn, config.maxFrameBytes);
+    io = new FrameIO(conn, config);
     if (signal.aborted) throw signal.reason;
     const target: Target = { pid: url.pid, id: url.id };
     const nc = newNonce();
@@ -242,12 +324,12 @@ export async function dial(url: CircuitUrl, options: DialOptions): Promise<Conne
       ...(options.from ? { from: options.from } : {}),
     };
     await io.writeOne(packr.pack(hello));
-    const ch = packr.unpack(await io.readOne()) as {
+    const ch = packr.unpack(await io.readHandshake("server's challenge")) as {
       error?: unknown;
       nonce?: unknown;
       proof?: unknown;
     };
-    if (ch?.error) throw fromWireError(ch.error);
+    if (ch?.error) throw unauthenticatedError(ch.error);
     if (!(ch?.nonce instanceof Uint8Array)) {
       throw new CircuitError("unreachable", `Dialing ${where} failed: malformed handshake`);
     }
@@ -275,7 +357,7 @@ export async function dial(url: CircuitUrl, options: DialOptions): Promise<Conne
       }
       throw err;
     }
-    if (welcome?.error) throw fromWireError(welcome.error);
+    if (welcome?.error) throw unauthenticatedError(welcome.error);
     if (welcome?.id !== url.id) {
       throw new CircuitError("unreachable", `Dialing ${where} failed: malformed welcome`);
     }
@@ -296,6 +378,9 @@ export async function dial(url: CircuitUrl, options: DialOptions): Promise<Conne
     }
     if (signal.aborted) throw abortError(signal, `Dialing ${where}`);
     if (err instanceof CircuitError) throw err;
+    if (err instanceof HandshakeViolation) {
+      throw new CircuitError("auth", `Dialing ${where} failed: ${err.message}`, { cause: err });
+    }
     if (err instanceof FrameError) {
       throw new CircuitError("unreachable", `Dialing ${where} failed: ${err.message}`, {
         cause: err,
@@ -327,8 +412,31 @@ export interface AcceptOptions {
    * member checking that our port still answers) is reported instead of `log`.
    */
   quietLog?: ConnLog;
-  /** Handshake time limit in milliseconds. @default {5000} */
+  /** Handshake time limit in milliseconds. @default {HANDSHAKE_TIMEOUT_MS} */
   handshakeTimeoutMs?: number;
+  /**
+   * Decides, after a well-formed hello and before the challenge, whether this peer may go on.
+   * Return null to go on, or a refusal that is sent to the dialer as `{error: {code, message}}` and logged.
+   */
+  admit?: (info: { remote: Deno.NetAddr; local: Deno.NetAddr; role: Role; keyed: boolean }) =>
+    | Promise<{ code: "auth"; message: string } | null>
+    | { code: "auth"; message: string }
+    | null;
+}
+
+/** The most of a refusal's message from a peer not yet authenticated that is shown. */
+const MAX_UNAUTHENTICATED_MESSAGE_CHARS = 300;
+
+/**
+ * The error a peer sent before it was authenticated (a refusal): its code is kept, its
+ * message escaped and bounded, since anyone on the path could have written it.
+ */
+function unauthenticatedError(wire: unknown): CircuitError {
+  const e = fromWireError(wire);
+  return new CircuitError(
+    e.code,
+    escapeForLog(e.message, { maxChars: MAX_UNAUTHENTICATED_MESSAGE_CHARS, quote: false }),
+  );
 }
 
 /**
@@ -343,8 +451,8 @@ export async function accept(conn: Deno.Conn, options: AcceptOptions): Promise<C
   const a = conn.remoteAddr as Deno.NetAddr;
   const addr = a.hostname.includes(":") ? `[${a.hostname}]:${a.port}` : `${a.hostname}:${a.port}`;
   (conn as Deno.TcpConn).setNoDelay?.(true);
-  const io = new FrameIO(conn, config.maxFrameBytes);
-  const timer = setTimeout(() => io.close(), options.handshakeTimeoutMs ?? 5000);
+  const io = new FrameIO(conn, config);
+  const timer = setTimeout(() => io.close(), options.handshakeTimeoutMs ?? HANDSHAKE_TIMEOUT_MS);
   const refuse = async (code: string, message: string) => {
     options.log?.(`refusing connection from ${addr}: ${message}`);
     try {
@@ -355,14 +463,14 @@ export async function accept(conn: Deno.Conn, options: AcceptOptions): Promise<C
   };
   let first: Uint8Array;
   try {
-    first = await io.readOne();
+    first = await io.readHandshake("hello");
   } catch (err) {
     const why = err instanceof Error ? err.message : String(err);
     // Closed (or reset) without sending a byte: a health check, not an attack.
     const silent = err instanceof Deno.errors.ConnectionReset ||
       (err instanceof CircuitError && err.message === CLOSED_IN_HANDSHAKE);
     const log = silent ? options.quietLog ?? options.log : options.log;
-    log?.(`handshake with ${addr} failed: ${why}`);
+    log?.(`handshake with ${addr} failed: ${escapeForLog(why, { quote: false })}`);
     io.close();
     clearTimeout(timer);
     return null;
@@ -371,6 +479,15 @@ export async function accept(conn: Deno.Conn, options: AcceptOptions): Promise<C
     const hello = packr.unpack(first) as Hello;
     const bad = checkHello(hello, options.self, !!options.key);
     if (bad) return await refuse(bad.code, bad.message);
+    if (options.admit) {
+      const no = await options.admit({
+        remote: a,
+        local: conn.localAddr as Deno.NetAddr,
+        role: hello.role,
+        keyed: !!options.key,
+      });
+      if (no) return await refuse(no.code, no.message);
+    }
     const ns = newNonce();
     const key = options.key;
     if (key) await loadNodeCrypto();
@@ -378,7 +495,7 @@ export async function accept(conn: Deno.Conn, options: AcceptOptions): Promise<C
       nonce: ns,
       proof: key ? proof(key, "server", hello.nonce, ns, options.self) : null,
     }));
-    const p = packr.unpack(await io.readOne()) as { proof?: unknown };
+    const p = packr.unpack(await io.readHandshake("client's proof")) as { proof?: unknown };
     if (key) {
       if (!proofMatches(proof(key, "client", hello.nonce, ns, options.self), p?.proof)) {
         return await refuse("auth", "Handshake failed: the client does not hold the key");
@@ -400,7 +517,7 @@ export async function accept(conn: Deno.Conn, options: AcceptOptions): Promise<C
     return new Connection(io, remote, 2, cfg, options.handlerFor(remote), options.log);
   } catch (err) {
     const why = err instanceof Error ? err.message : String(err);
-    options.log?.(`handshake with ${addr} failed: ${why}`);
+    options.log?.(`handshake with ${addr} failed: ${escapeForLog(why, { quote: false })}`);
     io.close();
     return null;
   } finally {

@@ -1,8 +1,9 @@
-import { accept, type Connection, dial, type DialOptions } from "./conn.ts";
+import { accept, type AcceptOptions, type Connection, dial, type DialOptions } from "./conn.ts";
 import { type Handler, INITIAL_WINDOW_BYTES } from "./mux.ts";
 import { CircuitError, type ErrorCode } from "./errors.ts";
 import { DEFAULT_TRANSPORT_CONFIG } from "./config.ts";
 import type { CircuitUrl } from "./url.ts";
+import { Packr } from "msgpackr/pack";
 
 // ---- tiny local helpers (no @std) ----
 
@@ -158,6 +159,7 @@ function startServer(opts: {
   key?: Uint8Array;
   handler: Handler;
   handshakeTimeoutMs?: number;
+  admit?: AcceptOptions["admit"];
 }): Server {
   const listener = Deno.listen({ hostname: HOST, port: 0 });
   const port = (listener.addr as Deno.NetAddr).port;
@@ -196,6 +198,7 @@ function startServer(opts: {
             log: (m) => srv.logs.push(m),
             quietLog: (m) => srv.quiet.push(m),
             handshakeTimeoutMs: opts.handshakeTimeoutMs,
+            admit: opts.admit,
           }).then((conn) => {
             if (!conn) {
               srv.refused++;
@@ -1402,3 +1405,78 @@ bothModes(
     });
   },
 );
+
+// ---- admit hook ----
+
+for (const keyed of [false, true]) {
+  Deno.test(`accept() admit: a refusal reaches the dialer as its CircuitError, logged (${keyed ? "keyed" : "unkeyed"})`, async () => {
+    const key = keyed ? newKey() : undefined;
+    const seen: { remote: Deno.NetAddr; local: Deno.NetAddr; role: string; keyed: boolean }[] = [];
+    let refuse = true;
+    const srv = startServer({
+      key,
+      handler: echoHandler,
+      admit: (info) => {
+        seen.push(info);
+        return refuse
+          ? Promise.resolve({ code: "auth" as const, message: "Refused: another local user" })
+          : null;
+      },
+    });
+    try {
+      const err = await assertRejectsCircuit(dialTo(srv.url, key), ["auth"], "refused dial");
+      assertEq(err.message, "Refused: another local user");
+      assertEq(seen.length, 1);
+      assertEq([seen[0].role, seen[0].keyed, seen[0].remote.hostname], ["client", keyed, HOST]);
+      assertEq(seen[0].local.port, srv.port);
+      assert(
+        srv.logs.some((l) => l.includes("refusing connection") && l.includes("another local user")),
+        srv.logs.join("\n"),
+      );
+      refuse = false; // null lets the peer go on
+      await assertServes(srv, key);
+      assertEq(seen.length, 2);
+    } finally {
+      await srv.close();
+    }
+  });
+}
+
+// ---- what a pending handshake costs (issue 18, item 2) ----
+
+Deno.test("a pending handshake holds a buffer of one handshake frame, not 64 KiB", async () => {
+  const key = newKey();
+  const srv = startServer({ key, handler: echoHandler, handshakeTimeoutMs: 30_000 });
+  const N = 200;
+  const socks: Deno.Conn[] = [];
+  const packr = new Packr({ useRecords: false, moreTypes: false });
+  const hello = packr.pack({
+    v: [2, 2],
+    role: "client",
+    nonce: randomBytes(32),
+    to: { pid: Deno.pid, id: ID },
+    keyed: true,
+  });
+  try {
+    // Warm up: the first keyed handshake loads node:crypto.
+    await assertServes(srv, key);
+    const before = Deno.memoryUsage().external;
+    for (let i = 0; i < N; i++) {
+      const c = await Deno.connect({ hostname: HOST, port: srv.port });
+      socks.push(c);
+      // Half stay silent, half send a hello and so get a challenge written to them.
+      if (i % 2) await writeAll(c, cat(u32(hello.length), hello));
+    }
+    // Every hello answered: each challenge read back (the server has written it).
+    for (let i = 1; i < N; i += 2) {
+      const buf = new Uint8Array(512);
+      assert((await within(socks[i].read(buf), 5000, "challenge")) !== null, "challenge");
+    }
+    const perConn = (Deno.memoryUsage().external - before) / N;
+    // 64 KiB read buffers (and a 64 KiB slab per challenge) came to about 97 KiB each here.
+    assert(perConn < 16 * 1024, `each pending connection holds ${Math.round(perConn)} bytes`);
+  } finally {
+    for (const c of socks) c.close();
+    await srv.close();
+  }
+});

@@ -12,10 +12,18 @@
  * first body takes the first bytes of the stream, the next body the bytes after them,
  * and so on (both sides see the same frames in the same order, so they stay in step).
  * That needs one cipher set-up per connection instead of one per frame. The stream's
- * 96-bit nonce is `epoch (u64) | 0 (u32)` with block counter 0; before a body would take
- * the epoch past {@link EPOCH_BYTES} of key stream, both sides move to the next epoch, so
- * no (key, nonce, counter) block is ever used twice and the 32-bit block counter never
- * wraps. The MAC input is contiguous (the sequence number is written where the
+ * 96-bit nonce is `epoch (u64) | 0 (u32)` with block counter 0.
+ *
+ * The epoch rule is decided per whole body, never per piece of one: when a body of `n`
+ * bytes would take the current epoch past {@link EPOCH_BYTES} (a transport setting,
+ * `epochBytes`) of key stream, both sides move to the next epoch before that body, and
+ * the whole body is then encrypted in that one epoch. A body larger than a whole epoch
+ * (only with the tiny epochs of tests) fills an epoch of its own, past the size. The
+ * sealer may encrypt a body in several pieces ({@linkcode FrameSealer.sealParts}), but it
+ * takes the epoch decision once for the whole body, as the opener does, so both sides
+ * agree whatever the split. No (key, nonce, counter) block is ever used twice, and since
+ * an epoch holds at most `EPOCH_BYTES` plus one body, the 32-bit block counter (256 GiB)
+ * never wraps. The MAC input is contiguous (the sequence number is written where the
  * MAC then goes) and the HMAC's inner and outer pad states are computed once per key,
  * so each frame costs two hash updates instead of an HMAC set-up and three updates.
  *
@@ -100,21 +108,34 @@ class KeyStream {
     this.#epochBytes = epochBytes;
   }
 
-  /** XOR the next `src.length` key stream bytes into `dst` at `at`. */
-  apply(src: Uint8Array, dst: Uint8Array, at: number): void {
-    if (src.length > 0) dst.set(this.xor(src), at);
-  }
-
-  /** `src` XOR the next `src.length` key stream bytes, in new memory. */
-  xor(src: Uint8Array): Uint8Array {
+  /**
+   * Start a body of `n` bytes: the one place the epoch rule is decided (see the module
+   * doc). Call once per body, before its first byte is encrypted, on both sides.
+   */
+  begin(n: number): void {
     if (this.#closed) throw new Error("The frame codec is closed");
-    if (src.length === 0) return new Uint8Array(0);
-    if (!this.#cipher || this.#used + src.length > this.#epochBytes) {
+    if (n === 0) return;
+    if (!this.#cipher || this.#used + n > this.#epochBytes) {
       if (this.#cipher) this.#epoch++;
       this.#release();
       this.#cipher = nodeCrypto().createCipheriv(CIPHER, this.#key, counterBlock(this.#epoch));
       this.#used = 0;
     }
+  }
+
+  /** XOR the next `src.length` key stream bytes into `dst` at `at`. */
+  apply(src: Uint8Array, dst: Uint8Array, at: number): void {
+    if (src.length > 0) dst.set(this.xor(src), at);
+  }
+
+  /**
+   * `src` XOR the next `src.length` key stream bytes, in new memory. Only within a body
+   * started with {@linkcode KeyStream.begin}: this never changes the epoch.
+   */
+  xor(src: Uint8Array): Uint8Array {
+    if (this.#closed) throw new Error("The frame codec is closed");
+    if (src.length === 0) return new Uint8Array(0);
+    if (!this.#cipher) throw new Error("Key stream used outside a body");
     this.#used += src.length;
     const b = this.#cipher.update(src);
     // A plain view, not the node Buffer: Buffer's slice() shares memory, Uint8Array's copies.
@@ -279,6 +300,7 @@ export class FrameSealer {
       return out;
     }
     const seq = this.#seq++;
+    stream.begin(size); // the epoch is decided for the whole body, as the opener does
     let run = at; // start of the small parts gathered, not yet encrypted
     for (const p of parts) {
       if (p.length < DIRECT_PART_BYTES) {
@@ -435,6 +457,7 @@ export class FrameOpener {
     if (!constantTimeEqual(this.#want, got)) {
       throw new FrameError("bad mac", `Reading frame ${seq} failed: MAC mismatch`);
     }
+    stream.begin(n);
     return stream.xor(body);
   }
 }

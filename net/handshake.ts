@@ -20,6 +20,7 @@
 
 import { nodeCrypto } from "./node_crypto.ts";
 import type { DirectionKeys } from "./frame.ts";
+import { escapeForLog } from "./escape.ts";
 
 /**
  * Protocol versions this build speaks. Version 2 encrypts each direction's frame bodies as one
@@ -153,6 +154,22 @@ export function deriveKeys(
   };
 }
 
+/** Longest `url` a peer may describe itself with, in characters. */
+const MAX_PEER_URL_CHARS = 512;
+/** Longest `joined` time, in characters (RFC 3339 needs about 30). */
+const MAX_PEER_JOINED_CHARS = 64;
+
+/** A well-formed {@linkcode PeerInfo}: a 16-hex-digit id and short, printable strings. */
+function validPeerInfo(p: unknown): p is PeerInfo {
+  const q = p as Partial<PeerInfo> | null;
+  return !!q && typeof q === "object" && typeof q.id === "string" &&
+    /^[0-9a-f]{16}$/.test(q.id) &&
+    typeof q.url === "string" && q.url.length <= MAX_PEER_URL_CHARS &&
+    /^[\x21-\x7e]+$/.test(q.url) &&
+    typeof q.joined === "string" && q.joined.length <= MAX_PEER_JOINED_CHARS &&
+    /^[\x21-\x7e]+$/.test(q.joined);
+}
+
 /**
  * Validate a hello as the target, before any key is used.
  *
@@ -184,12 +201,18 @@ export function checkHello(
   if (h.nonce.length !== NONCE_BYTES || (h.role !== "client" && h.role !== "peer")) {
     return { code: "bad request", message: "Handshake failed: malformed hello" };
   }
-  if (!h.to || h.to.id !== self.id || h.to.pid !== self.pid) {
+  if (h.from !== undefined && !validPeerInfo(h.from)) {
+    return { code: "bad request", message: "Handshake failed: malformed hello" };
+  }
+  const to = h.to as Partial<Target> | undefined;
+  if (!to || typeof to !== "object" || to.id !== self.id || to.pid !== self.pid) {
+    // Peer-supplied: escaped, as this sentence goes into the log and back to the dialer.
+    const id = escapeForLog(to?.id, { maxChars: 32, quote: false });
+    const pid = escapeForLog(to?.pid, { maxChars: 32, quote: false });
     return {
       code: "not found",
-      message: `Dialing failed: the URL names server Q${
-        String(h.to?.id)
-      } (pid ${h.to?.pid}), which no longer runs at this address`,
+      message:
+        `Dialing failed: the URL names server Q${id} (pid ${pid}), which no longer runs at this address`,
     };
   }
   if (keyed && !h.keyed) {

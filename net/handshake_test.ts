@@ -15,6 +15,7 @@ import { type CircuitUrl, formatUrl, isServerName, newServerId, parseUrl } from 
 import { generateKey, KEY_BYTES, parseKey } from "./keys.ts";
 import { CircuitError } from "./errors.ts";
 import { loadNodeCrypto } from "./node_crypto.ts";
+import { escapeForLog } from "./escape.ts";
 
 await loadNodeCrypto();
 
@@ -373,4 +374,91 @@ Deno.test("parseKey() rejects non-base64 and keys shorter than 16 bytes with bad
   for (const s of bad) assertCircuitError(() => parseKey(s), "bad request");
   const short = assertCircuitError(() => parseKey(btoa("x".repeat(15))), "bad request");
   assert(short.message.includes("15"), short.message);
+});
+
+// ---- log safety (issue 18, item 5) ----
+
+/** Any C0 or C1 control character, DEL, or U+2028/2029: what must not reach a log raw. */
+// deno-lint-ignore no-control-regex
+const UNSAFE_CHAR = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/;
+
+/** Control characters, line breaks and lone surrogates an attacker would put in a field. */
+const HOSTILE = [
+  "x\nmember X0000000000000001 left",
+  "a\r\nb",
+  "\u001b[2J",
+  "\u0000",
+  "\ud800",
+  "\u2028",
+  "\u009b",
+];
+
+Deno.test("checkHello() never echoes a control character or line break from the hello", () => {
+  for (const bad of HOSTILE) {
+    for (const to of [{ pid: SELF.pid, id: bad }, { pid: bad, id: SELF.id }]) {
+      const r = checkHello(goodHello({ to }), SELF, true);
+      assertEq(r?.code, "not found");
+      assert(r && !UNSAFE_CHAR.test(r.message), JSON.stringify(r));
+      assert(!/[\ud800-\udfff]/.test(r.message), JSON.stringify(r));
+    }
+  }
+  const long = checkHello(goodHello({ to: { pid: 1, id: "q".repeat(100_000) } }), SELF, true);
+  assert(long && long.message.length < 300, `message of ${long?.message.length} characters`);
+});
+
+Deno.test("checkHello() refuses a peer's self-description that is not an id, a url and a time", () => {
+  const from = {
+    id: "0123456789abcdef",
+    url: "circuit://127.0.0.1:1/2/Q0123456789abcdef",
+    joined: "2025-01-01T00:00:00.000Z",
+  };
+  assertEq(checkHello(goodHello({ role: "peer", from }), SELF, true), null);
+  for (
+    const bad of [
+      { ...from, id: "x\nmember X1 left" },
+      { ...from, id: "0123" },
+      { ...from, url: "u\nv" },
+      { ...from, url: "u".repeat(600) },
+      { ...from, joined: 7 },
+      "X0123456789abcdef",
+      null,
+    ]
+  ) {
+    assertEq(
+      checkHello(goodHello({ role: "peer", from: bad }), SELF, true)?.code,
+      "bad request",
+      JSON.stringify(bad),
+    );
+  }
+});
+
+Deno.test("escapeForLog() gives one bounded line for any string (property)", () => {
+  for (const bad of HOSTILE) {
+    assert(!UNSAFE_CHAR.test(escapeForLog(bad)) && !/[\ud800-\udfff]/.test(escapeForLog(bad)), bad);
+  }
+  assertEq(escapeForLog("plain"), '"plain"');
+  assertEq(escapeForLog("a\nb", { quote: false }), "a\\nb");
+  fc.assert(
+    fc.property(
+      fc.string({ unit: "binary", maxLength: 400 }),
+      fc.integer({ min: 1, max: 300 }),
+      (s, max) => {
+        const out = escapeForLog(s, { maxChars: max });
+        assert(!UNSAFE_CHAR.test(out), out);
+        assert(out.length <= 6 * max + 3, `${out.length} characters for max ${max}`);
+        if (s.length <= max) {
+          assertEq(
+            JSON.parse(
+              out.replace(
+                /\\u(00[89][0-9a-f]|007f|202[89])/g,
+                (_m, h) => String.fromCharCode(parseInt(h, 16)),
+              ),
+            ),
+            s,
+          );
+        }
+      },
+    ),
+    { numRuns: 300 },
+  );
 });
