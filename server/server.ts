@@ -24,10 +24,13 @@ export const DEFAULT_OUTPUT_HOLD_MS = 5000;
 import { planBind, readDefaultIface, readInterfaces } from "./addr.ts";
 import { isLoopback } from "../net/url.ts";
 import type { Announcer } from "../net/discovery.ts";
-import { logger, setupLogging } from "./log.ts";
+import { logger, LogThrottle, setupLogging } from "./log.ts";
+import { AcceptGate } from "./accept_gate.ts";
+import { admitLocalPeer, UdpOwners } from "./local_peer.ts";
 import { MemberTable } from "./membership.ts";
 import { Mesh, PEER_KEEPALIVE } from "./mesh.ts";
 import {
+  type AdmitFn,
   Memberlist,
   type MembershipConfig,
   type MembershipProfile,
@@ -117,7 +120,9 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       `Discovery on ${options.discover} needs a non-loopback address (loopback carries no multicast): use --if IFACE or -a HOST:PORT, with --hmac`,
     );
   }
-  const varDir = await lockVarDir(options.varDir ?? defaultVarDir(id));
+  const varDir = await lockVarDir(options.varDir ?? defaultVarDir(id), {
+    sharedParent: options.varDir === undefined,
+  });
   let dockerHost: string | null = null;
   if (options.docker) {
     dockerHost = Deno.env.get("DOCKER_HOST") || "unix:///var/run/docker.sock";
@@ -139,7 +144,14 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   let listener: Deno.Listener;
   let udp: UdpTransport;
   try {
-    [listener, udp] = await bindPorts(plan.hostname, plan.port);
+    // Keyless: loopback does not separate users, so membership packets from loopback are
+    // read only when they come from a socket of our own user (or root).
+    const owners = key ? null : new UdpOwners();
+    [listener, udp] = await bindPorts(
+      plan.hostname,
+      plan.port,
+      owners ? (from) => owners.admit(from) : undefined,
+    );
   } catch (err) {
     closeLog();
     varDir.release();
@@ -203,6 +215,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       Memory: Deno.memoryUsage(),
       Members: table.list().map((m) => `X${m.id}`),
       Peers: mesh.describe(),
+      Listener: gate.stats(),
       Connections: [...conns].map((c) => ({ Role: c.remote.role, Addr: c.remote.addr })),
       Elements: namespace.elements().map(([rel, el]) => ({
         Path: `/X${id}/${rel.join("/")}`,
@@ -233,24 +246,38 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   router = new Router({ id, namespace, mesh, table, kinds: ELEMENT_KINDS, settings, oplog, log });
 
   const netLog = logger("net");
-  const serve = async () => {
-    for await (const sock of listener) {
-      void accept(sock, {
+  // Anyone who reaches the port can make these lines: each kind is rate-limited.
+  const throttles = new Map<string, LogThrottle>();
+  const netWarn = (m: string) => {
+    const what = m.startsWith("refusing connection")
+      ? "refused connections"
+      : m.startsWith("handshake with")
+      ? "failed handshakes"
+      : "connection errors";
+    let t = throttles.get(what);
+    if (!t) throttles.set(what, t = new LogThrottle({ sink: (l) => netLog.warn(l), what }));
+    t.log(m);
+  };
+  const gate = new AcceptGate({
+    listener,
+    warn: (m) => netLog.warn(m),
+    handshake: (sock) =>
+      accept(sock, {
         key,
         self: { pid: Deno.pid, id, url },
         handlerFor: (remote) => router.handlerFor(remote),
         config: options.transport,
         peerConfig: PEER_KEEPALIVE,
-        log: (m) => netLog.warn(m),
+        log: netWarn,
         quietLog: (m) => netLog.debug(m),
+        // Keyless: only our own user (or root) may use a loopback connection.
+        admit: key ? undefined : ({ remote, local }) => admitLocalPeer({ remote, local }),
       }).then((conn) => {
         if (!conn) return;
         conns.add(conn);
         void conn.closed.then(() => conns.delete(conn));
-      });
-    }
-  };
-  void serve().catch(() => {});
+      }),
+  });
 
   const stop = (quiet = false): Promise<void> => {
     stopping ??= (async () => {
@@ -261,10 +288,9 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       mesh.close();
       // End every element at once (processes get TERM, then KILL after the grace).
       await Promise.allSettled(namespace.elements().map(([, el]) => el.scrub()));
-      try {
-        listener.close();
-      } catch { /* closed */ }
+      gate.close();
       await Promise.all([...conns].map((c) => c.mux.goAway("server stopping")));
+      for (const t of throttles.values()) t.close();
       oplog.close();
       closeLog();
       varDir.release();
@@ -320,6 +346,7 @@ const PORT_ATTEMPTS = 8;
 async function bindPorts(
   hostname: string,
   port: number,
+  admit: AdmitFn | undefined,
 ): Promise<[Deno.Listener, UdpTransport]> {
   for (let attempt = 1;; attempt++) {
     let listener: Deno.Listener;
@@ -335,7 +362,7 @@ async function bindPorts(
     }
     const bound = (listener.addr as Deno.NetAddr).port;
     try {
-      return [listener, await UdpTransport.bind({ host: hostname, port: bound })];
+      return [listener, await UdpTransport.bind({ host: hostname, port: bound }, { admit })];
     } catch (err) {
       listener.close();
       if (port === 0 && attempt < PORT_ATTEMPTS) continue;

@@ -18,6 +18,16 @@ export interface VarDir {
   release(): void;
 }
 
+/** Mode of a var directory: the server's user only. */
+export const VAR_DIR_MODE = 0o700;
+/** Mode of the files the server writes there (`lock`, `pid`; `server.log` too). */
+export const VAR_FILE_MODE = 0o600;
+/**
+ * Mode of the default var directories' shared parent, `$TMPDIR/circuit`, when a server
+ * creates it: like `/tmp`, anyone may add a directory and only its owner may remove it.
+ */
+export const SHARED_PARENT_MODE = 0o1777;
+
 /**
  * The default var directory: under the temp dir, per server id.
  *
@@ -29,25 +39,95 @@ export function defaultVarDir(id: string): string {
   return `${tmp}/circuit/X${id}`;
 }
 
+/** Options of {@linkcode lockVarDir}. */
+export interface LockVarDirOptions {
+  /**
+   * The directory is a default one, in the parent every user's servers share
+   * (`$TMPDIR/circuit`): make that parent sticky and world-writable if it is missing, and
+   * leave it alone if it exists.
+   */
+  sharedParent?: boolean;
+}
+
+/** The directory a path is in (`.` for a bare name, `/` at the top). */
+function dirname(path: string): string {
+  const p = path.replace(/\/+$/, "");
+  const slash = p.lastIndexOf("/");
+  return slash < 0 ? "." : slash === 0 ? "/" : p.slice(0, slash);
+}
+
+function openFailed(path: string, why: string, cause?: unknown): CircuitError {
+  return new CircuitError("bad request", `Opening var directory "${path}" failed: ${why}`, {
+    cause,
+  });
+}
+
+/** Make the parent every user's default var directories share, if it is missing. */
+async function ensureSharedParent(parent: string): Promise<void> {
+  try {
+    await Deno.mkdir(parent, { mode: 0o700 });
+  } catch (err) {
+    if (err instanceof Deno.errors.AlreadyExists) return;
+    throw err;
+  }
+  // Created here (0700 until now, so nobody raced in); open it to everyone, sticky.
+  await Deno.chmod(parent, SHARED_PARENT_MODE);
+}
+
+/**
+ * Make the var directory itself, or check one that exists: a real directory (not a
+ * symbolic link), owned by this user, not a shared (sticky) directory; then narrow it to
+ * {@linkcode VAR_DIR_MODE}.
+ */
+async function ensureOwnDir(path: string): Promise<void> {
+  try {
+    await Deno.mkdir(path, { mode: VAR_DIR_MODE });
+  } catch (err) {
+    if (!(err instanceof Deno.errors.AlreadyExists)) throw err;
+  }
+  const st = await Deno.lstat(path);
+  if (st.isSymlink || !st.isDirectory) throw openFailed(path, "it is not a directory");
+  const me = Deno.uid();
+  if (me !== null && st.uid !== null && st.uid !== me) {
+    throw openFailed(
+      path,
+      `it belongs to another user (uid ${st.uid}); use a directory of your own`,
+    );
+  }
+  if (st.mode !== null && (st.mode & 0o1000)) {
+    throw openFailed(path, "it is a shared directory (sticky bit); use a directory of its own");
+  }
+  if (st.mode !== null && (st.mode & 0o7777) !== VAR_DIR_MODE) {
+    await Deno.chmod(path, VAR_DIR_MODE);
+  }
+}
+
 /**
  * Create the directory if needed and take its lock. The lock is an OS file lock, so a
- * crashed server never leaves it held.
+ * crashed server never leaves it held. The directory ends up mode 0700 and owned by this
+ * user; the `lock` and `pid` files are 0600.
  *
  * @param path the directory
+ * @param options whether it is a default one under the shared parent
  * @returns the held directory
- * @throws {CircuitError} `busy` when another server holds it; `bad request` when it cannot be made
+ * @throws {CircuitError} `busy` when another server holds it; `bad request` when it cannot be made, or is not this user's own
  */
-export async function lockVarDir(path: string): Promise<VarDir> {
+export async function lockVarDir(path: string, options: LockVarDirOptions = {}): Promise<VarDir> {
   let file: Deno.FsFile;
   try {
-    await Deno.mkdir(path, { recursive: true });
-    file = await Deno.open(`${path}/lock`, { create: true, write: true });
+    const parent = dirname(path);
+    if (options.sharedParent) {
+      await Deno.mkdir(dirname(parent), { recursive: true });
+      await ensureSharedParent(parent);
+    } else {
+      await Deno.mkdir(parent, { recursive: true });
+    }
+    await ensureOwnDir(path);
+    file = await Deno.open(`${path}/lock`, { create: true, write: true, mode: VAR_FILE_MODE });
+    await Deno.chmod(`${path}/lock`, VAR_FILE_MODE);
   } catch (err) {
-    throw new CircuitError(
-      "bad request",
-      `Opening var directory "${path}" failed: ${(err as Error).message}`,
-      { cause: err },
-    );
+    if (err instanceof CircuitError) throw err;
+    throw openFailed(path, (err as Error).message, err);
   }
   let timer: ReturnType<typeof setTimeout> | undefined;
   const locked = await Promise.race([
@@ -61,7 +141,8 @@ export async function lockVarDir(path: string): Promise<VarDir> {
       `Locking var directory "${path}" failed: another circuit server is using it`,
     );
   }
-  await Deno.writeTextFile(`${path}/pid`, `${Deno.pid}\n`);
+  await Deno.writeTextFile(`${path}/pid`, `${Deno.pid}\n`, { mode: VAR_FILE_MODE });
+  await Deno.chmod(`${path}/pid`, VAR_FILE_MODE);
   return {
     path,
     release() {
