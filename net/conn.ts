@@ -279,6 +279,15 @@ export interface DialOptions {
   config?: Partial<TransportConfig>;
   /** One-line event log. */
   log?: ConnLog;
+  /**
+   * Decides, once TCP is connected and before the hello is sent, whether the far end may be
+   * talked to (a keyless server checks that a loopback peer's listener is its own user's).
+   * Return null to go on, or a refusal, which fails the dial with its code.
+   */
+  admit?: (info: { remote: Deno.NetAddr; local: Deno.NetAddr; role: Role; keyed: boolean }) =>
+    | Promise<{ code: "auth"; message: string } | null>
+    | { code: "auth"; message: string }
+    | null;
 }
 
 function hostOf(u: CircuitUrl): string {
@@ -313,6 +322,15 @@ export async function dial(url: CircuitUrl, options: DialOptions): Promise<Conne
     (conn as Deno.TcpConn).setNoDelay?.(true);
     io = new FrameIO(conn, config);
     if (signal.aborted) throw signal.reason;
+    if (options.admit) {
+      const no = await options.admit({
+        remote: conn.remoteAddr as Deno.NetAddr,
+        local: conn.localAddr as Deno.NetAddr,
+        role: options.role,
+        keyed: !!options.key,
+      });
+      if (no) throw new CircuitError(no.code, `Dialing ${where} failed: ${no.message}`);
+    }
     const target: Target = { pid: url.pid, id: url.id };
     const nc = newNonce();
     const hello: Hello = {

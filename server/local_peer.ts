@@ -213,6 +213,31 @@ export async function admitLocalPeer(
   return { code: "auth", message: otherUserMessage(self) };
 }
 
+/** The one-sentence refusal when a keyless server would dial another local user's socket. */
+export function otherUserListenerMessage(uid: number | null, self: number | null): string {
+  return uid === null
+    ? `its owner cannot be found; this keyless server talks only to its own user (uid ${self})`
+    : `it belongs to another local user (uid ${uid}); this keyless server talks only to its own user (uid ${self})`;
+}
+
+/**
+ * Admission of a TCP peer a keyless server dials: a loopback listener must belong to the
+ * server's own user or to root, so another user cannot take over a dead member's port and
+ * be served as a peer. Non-loopback peers (only under `--insecure`) are let through.
+ *
+ * @param conn the connection's addresses
+ * @returns null to go on, or the `auth` refusal
+ */
+export async function admitLocalListener(
+  conn: { remote: SockAddr; local: SockAddr },
+): Promise<{ code: "auth"; message: string } | null> {
+  if (!isLoopbackIp(conn.remote.hostname)) return null;
+  const self = Deno.uid();
+  const uid = await tcpPeerUid(conn);
+  if (sameLocalUser(uid, self)) return null;
+  return { code: "auth", message: otherUserListenerMessage(uid, self) };
+}
+
 /**
  * Owners of local UDP sockets, for checking where a loopback membership packet came from.
  * One read of `/proc/net/udp` and `udp6` answers lookups for {@linkcode UDP_TABLE_TTL_MS};

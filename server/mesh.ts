@@ -28,6 +28,7 @@ import type { TransportConfig } from "../net/config.ts";
 import { parseUrl } from "../net/url.ts";
 import { type MemberInfo, Op, type SyncMessage } from "../net/wire.ts";
 import { type MemberTable, REJOIN_MS } from "./membership.ts";
+import { admitLocalListener } from "./local_peer.ts";
 
 /**
  * Keep-alive of connections between servers. The membership layer watches members (and a
@@ -432,6 +433,10 @@ export class Mesh {
       signal,
       config: { ...this.#o.config, ...PEER_KEEPALIVE },
       log: (m) => this.#o.log.warn(m),
+      // Keyless, nothing proves who answers: a loopback peer must be our own user's.
+      ...(this.#o.key
+        ? {}
+        : { admit: ({ remote, local }) => admitLocalListener({ remote, local }) }),
     });
     this.#conns.get(id)?.close();
     this.#conns.set(id, conn);

@@ -13,6 +13,7 @@ import type { TransportConfig } from "../net/config.ts";
 import { ServerElement } from "../elements/server/mod.ts";
 import { ELEMENT_KINDS } from "../elements/registry.ts";
 import { DEFAULT_OUTPUT_BOUND_BYTES } from "../elements/output.ts";
+import { spoolMemoryBytes } from "../elements/spool.ts";
 
 /** Default largest channel message, in bytes: 1 GiB. */
 export const DEFAULT_MAX_MESSAGE_BYTES = 1024 ** 3;
@@ -216,6 +217,8 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       Members: table.list().map((m) => `X${m.id}`),
       Peers: mesh.describe(),
       Listener: gate.stats(),
+      OpLog: oplog.stats(),
+      Spool: { MemoryBytes: spoolMemoryBytes() },
       Connections: [...conns].map((c) => ({ Role: c.remote.role, Addr: c.remote.addr })),
       Elements: namespace.elements().map(([rel, el]) => ({
         Path: `/X${id}/${rel.join("/")}`,

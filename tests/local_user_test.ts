@@ -93,6 +93,25 @@ if (missing) {
   });
 }
 
+if (!missing) {
+  Deno.test("a keyless server does not take another local user's server as a peer", async () => {
+    using tmp = new TempDir();
+    const denoDir = await nobodyDenoDir(tmp.path);
+    const env = { DENO_DIR: denoDir, HOME: tmp.path };
+    // nobody's keyless server, which would serve root (root counts as any user).
+    await using theirs = await Server.start({
+      prefix: AS_NOBODY,
+      env,
+      varDir: `${tmp.path}/theirs`,
+    });
+    await using ours = await Server.start();
+    const j = await cli(["join", "-d", ours.url, ours.path, theirs.url]);
+    assertOneLineError(j, /belongs to another local user \(uid 65534\)/);
+    const ls = await cli(["ls", "-d", ours.url, "/"]);
+    assertEquals(ls.stdout.trim(), ours.path, `members after the refused join: ${ls.stderr}`);
+  });
+}
+
 Deno.test("a var directory is 0700 and the server's files in it 0600", async () => {
   await using s = await Server.start();
   // One operation, so that every file the server writes exists.
