@@ -4,12 +4,23 @@
  * @module
  */
 
-import { type Anchor, comparePaths, isStdinClosed, parseGlob, type ProcCommand } from "../mod.ts";
+import {
+  type Anchor,
+  comparePaths,
+  isStdinClosed,
+  type LsEntry,
+  parseGlob,
+  type ProcCommand,
+} from "../mod.ts";
+import { printable } from "../net/names.ts";
 import { type Parsed, UsageError } from "./args.ts";
 import { positionals, print, type Session, withSession, writeOut } from "./session.ts";
 import type { Runner } from "./commands.ts";
 
 const enc = new TextEncoder();
+
+/** Lines of an `ls` listing printed per write. */
+const LS_PRINT_LINES = 4096;
 
 function json(v: unknown): string {
   return JSON.stringify(v ?? null, null, "\t") + "\n";
@@ -39,14 +50,19 @@ export const CLIENT_COMMANDS: Record<string, Runner> = {
       entries.sort((a, b) =>
         p.flags.depth ? compareDepthFirst(a.path, b.path) : comparePaths(a.path, b.path)
       );
-      print(
-        entries.map((e) => (p.flags.long ? `${e.kind.padEnd(15)} ${e.path}\n` : `${e.path}\n`))
-          .join(""),
-      );
+      // Names are checked by servers, but escaped here too: nothing a server sends reaches
+      // the terminal raw. Printed in pieces, so a large listing is never one huge string.
+      const line = (e: LsEntry) =>
+        p.flags.long
+          ? `${printable(e.kind).padEnd(15)} ${printable(e.path)}\n`
+          : `${printable(e.path)}\n`;
+      for (let i = 0; i < entries.length; i += LS_PRINT_LINES) {
+        print(entries.slice(i, i + LS_PRINT_LINES).map(line).join(""));
+      }
       const failed = entries.filter((e) => e.error);
       if (failed.length === 0) return 0;
-      const names = failed.map((e) => e.path).join(", ");
-      throw new Error(`Listing failed for ${names}: ${failed[0].error}`);
+      const names = failed.map((e) => printable(e.path)).join(", ");
+      throw new Error(`Listing failed for ${names}: ${printable(failed[0].error ?? "")}`);
     }),
   peek: (p) =>
     withSession(p, async (s) => {

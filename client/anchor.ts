@@ -7,8 +7,20 @@
 import { abortError, CircuitError } from "../net/errors.ts";
 import type { OutgoingCall } from "../net/mux.ts";
 import type { Route } from "./routes.ts";
-import { type ElementRequest, type LsEntry, type MakeRequest, Op } from "../net/wire.ts";
-import { joinPath, splitPath } from "./path.ts";
+import {
+  type ElementRequest,
+  type LsEntry,
+  type LsRequest,
+  type MakeRequest,
+  Op,
+} from "../net/wire.ts";
+import {
+  checkLsEntry,
+  decodeLsBatch,
+  type LsStreamReply,
+  readLsBatches,
+} from "../net/ls_stream.ts";
+import { checkElementPath, joinPath, splitPath } from "./path.ts";
 import { Proc, type ProcCommand, type ProcState } from "./proc.ts";
 import type { CallOptions, ElementAnchor } from "./types.ts";
 import { Chan } from "./chan.ts";
@@ -91,10 +103,56 @@ export class Anchor implements ElementAnchor {
    * @throws {CircuitError} `not found`, `unreachable`, `timeout`, `aborted`
    */
   async ls(options: LsOptions = {}): Promise<LsEntry[]> {
-    const entries = await this.request(Op.LS, {
-      path: [...this.components],
-      recursive: options.recursive ?? false,
-    }, options) as LsEntry[];
+    const { signal } = options;
+    const label = `Ls ${this.path}`;
+    if (signal?.aborted) throw abortError(signal, label);
+    checkTimeout(options.timeoutMs, label);
+    const body: LsRequest = { path: [...this.components], recursive: options.recursive ?? false };
+    const route = this.#t.route(this.components[0]);
+    // The entries come on a download, in batches, however many there are; a server from
+    // before streamed listings replies with them instead (and resets the download).
+    // A listing that cannot be read stops the call, rather than leave the server waiting.
+    const stop = new AbortController();
+    const call = route.mux.call(Op.LS, body, {
+      signal: signal ? AbortSignal.any([signal, stop.signal]) : stop.signal,
+      timeoutMs: options.timeoutMs ?? this.#t.timeoutMs,
+      download: true,
+      label,
+    });
+    const streamed: LsEntry[] = [];
+    let unreadable: unknown = null;
+    const reading = (async () => {
+      for await (const batch of readLsBatches(call.download!)) {
+        for (const e of decodeLsBatch(batch)) streamed.push(e);
+      }
+    })();
+    reading.catch((err) => {
+      if (err instanceof CircuitError && err.code === "bad request") {
+        unreadable = err;
+        stop.abort(err);
+      }
+    });
+    let entries: LsEntry[];
+    try {
+      const reply = await call.result;
+      if (Array.isArray(reply)) {
+        entries = reply.map(checkLsEntry);
+      } else {
+        await reading;
+        const n = (reply as Partial<LsStreamReply> | null)?.streamed;
+        if (n !== streamed.length) {
+          throw new CircuitError(
+            "closed",
+            `${label} failed: ${streamed.length} entries arrived of ${String(n)} sent`,
+          );
+        }
+        entries = streamed;
+      }
+    } catch (err) {
+      throw unreadable ?? err;
+    } finally {
+      route.settled?.();
+    }
     return entries.sort((a, b) => comparePaths(a.path, b.path));
   }
 
@@ -157,9 +215,11 @@ export class Anchor implements ElementAnchor {
    * @param spec kind-specific specification
    * @param options signal, timeout
    * @returns the new element's peek
-   * @throws {CircuitError} `busy` (`anchor already has an element`), `bad request`
+   * @throws {CircuitError} `busy` (`anchor already has an element`), `bad request` (also
+   *   for a path servers refuse: too deep, a name too long or with control characters)
    */
   async make(kind: string, spec: unknown, options: CallOptions = {}): Promise<unknown> {
+    checkElementPath([...this.components]);
     const body: MakeRequest = { path: [...this.components], kind, spec };
     return await this.request(Op.MAKE, body, options);
   }

@@ -5,6 +5,7 @@
  */
 
 import { CircuitError } from "../net/errors.ts";
+import { checkNewPath } from "../net/names.ts";
 
 /** A parsed `ls` pattern. */
 export interface Glob {
@@ -62,7 +63,10 @@ export function joinPath(components: string[]): string {
 }
 
 /**
- * Check an element path: below a server, and no `...`.
+ * Check an element path before asking a server to make it: below a server, and within
+ * the rules every server enforces (at most `MAX_PATH_DEPTH` names of at most
+ * `MAX_NAME_BYTES` bytes below the server, no `...`, no control characters or lone
+ * surrogates; see `net/names.ts`). The server checks again.
  *
  * @param components the components
  * @throws {CircuitError} `bad request` otherwise
@@ -71,7 +75,5 @@ export function checkElementPath(components: string[]): void {
   if (components.length === 0) {
     throw new CircuitError("bad request", "cannot create elements outside of servers");
   }
-  if (components.includes("...")) {
-    throw new CircuitError("bad request", `Path "${joinPath(components)}" may not contain "..."`);
-  }
+  checkNewPath(joinPath(components), components.slice(1));
 }

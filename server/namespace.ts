@@ -2,15 +2,30 @@
  * The anchor tree of one server. An anchor holds at most one element and any number of
  * children; anchors without both disappear.
  *
+ * Key holders are trusted to run commands, not to take the server down: names, paths and
+ * the number of anchors are bounded (`MAX_NAME_BYTES`, `MAX_PATH_DEPTH` and
+ * `MAX_PATH_BYTES` in `net/names.ts`, {@linkcode MAX_ANCHORS} here), and
+ * every walk of the tree is a loop with its own stack, never a recursion.
+ *
  * @module
  */
 
 import { CircuitError } from "../net/errors.ts";
 import type { Element } from "../elements/element.ts";
 import type { LsEntry } from "../net/wire.ts";
+import { checkNewPath, printable } from "../net/names.ts";
+
+export { MAX_NAME_BYTES, MAX_PATH_BYTES, MAX_PATH_DEPTH } from "../net/names.ts";
 
 /** Kind shown by `ls -l` for an anchor without an element. */
 export const NO_ELEMENT = "·";
+
+/**
+ * Most anchors one server holds (the server's own anchor not counted), elements and the
+ * empty anchors above them together. A make that would pass it fails; scrubbing frees
+ * anchors. At most about 60 MB of names and far below what a listing can stream.
+ */
+export const MAX_ANCHORS = 100_000;
 
 class Anchor {
   children = new Map<string, Anchor>();
@@ -23,14 +38,27 @@ class Anchor {
 export class Namespace {
   #root = new Anchor();
   #serverName: string;
+  #count = 0;
+  #maxAnchors: number;
 
   /**
    * @param serverName `X` + the server id
    * @param serverElement the element at the root
+   * @param options `maxAnchors`: most anchors held (default {@linkcode MAX_ANCHORS})
    */
-  constructor(serverName: string, serverElement: Element) {
+  constructor(
+    serverName: string,
+    serverElement: Element,
+    options: { maxAnchors?: number } = {},
+  ) {
     this.#serverName = serverName;
     this.#root.element = serverElement;
+    this.#maxAnchors = options.maxAnchors ?? MAX_ANCHORS;
+  }
+
+  /** Anchors held, the server's own not counted. */
+  get size(): number {
+    return this.#count;
   }
 
   /**
@@ -47,21 +75,41 @@ export class Namespace {
    * Reserve an anchor for a new element; the caller then calls {@linkcode settle}.
    *
    * @param rel components after the server name, at least one
-   * @throws {CircuitError} `bad request` on the root; `busy` when the anchor is taken
+   * @throws {CircuitError} `bad request` on the root, for a bad name or path (see
+   *   `checkNewPath` in `net/names.ts`) or when the anchors would pass the limit; `busy` when
+   *   the anchor is taken
    */
   reserve(rel: string[]): void {
     if (rel.length === 0) {
       throw new CircuitError("bad request", "cannot create elements on a server anchor");
     }
+    const where = ["", this.#serverName, ...rel].join("/");
+    checkNewPath(where, rel);
+    // Find how far the path exists before adding anything, so a refusal changes nothing.
     let a = this.#root;
-    for (const name of rel) {
-      let next = a.children.get(name);
-      if (!next) a.children.set(name, next = new Anchor());
+    let depth = 0;
+    for (; depth < rel.length; depth++) {
+      const next = a.children.get(rel[depth]);
+      if (!next) break;
       a = next;
     }
-    if (a.element || a.reserved) {
+    const added = rel.length - depth;
+    if (added === 0 && (a.element || a.reserved)) {
       throw new CircuitError("busy", "anchor already has an element");
     }
+    if (this.#count + added > this.#maxAnchors) {
+      throw new CircuitError(
+        "bad request",
+        `Making "${printable(where, 200)}" failed: this server holds ${this.#count} anchors and ` +
+          `allows at most ${this.#maxAnchors}; scrub some first`,
+      );
+    }
+    for (; depth < rel.length; depth++) {
+      const next = new Anchor();
+      a.children.set(rel[depth], next);
+      a = next;
+    }
+    this.#count += added;
     a.reserved = true;
   }
 
@@ -100,20 +148,48 @@ export class Namespace {
    * @returns the entries, with absolute paths
    */
   list(rel: string[], recursive: boolean): LsEntry[] {
+    return [...this.walk(rel, recursive)];
+  }
+
+  /**
+   * The entries of {@linkcode list}, one at a time: a loop with its own stack, which
+   * sorts each anchor's children when it reaches it, so a listing of any size or depth
+   * costs memory only for the anchors on the current path. Anchors removed while the
+   * walk is paused are skipped; anchors added may or may not be seen.
+   *
+   * @param rel components after the server name
+   * @param recursive every descendant rather than direct children
+   * @yields the entries, with absolute paths
+   */
+  *walk(rel: string[], recursive: boolean): Generator<LsEntry> {
     const start = this.#find(rel);
-    const out: LsEntry[] = [];
-    if (!start) return out;
-    const walk = (a: Anchor, prefix: string) => {
-      for (const name of [...a.children.keys()].sort(compareNames)) {
-        const child = a.children.get(name)!;
-        if (!child.element && child.children.size === 0) continue;
-        const path = `${prefix}/${name}`;
-        out.push({ path, kind: child.element?.kind ?? NO_ELEMENT });
-        if (recursive) walk(child, path);
+    if (!start) return;
+    const stack: Array<{ a: Anchor; prefix: string; names: string[]; i: number }> = [{
+      a: start,
+      prefix: ["", this.#serverName, ...rel].join("/"),
+      names: [...start.children.keys()].sort(compareNames),
+      i: 0,
+    }];
+    while (stack.length) {
+      const top = stack[stack.length - 1];
+      if (top.i >= top.names.length) {
+        stack.pop();
+        continue;
       }
-    };
-    walk(start, ["", this.#serverName, ...rel].join("/"));
-    return out;
+      const name = top.names[top.i++];
+      const child = top.a.children.get(name);
+      if (!child || (!child.element && child.children.size === 0)) continue;
+      const path = `${top.prefix}/${name}`;
+      yield { path, kind: child.element?.kind ?? NO_ELEMENT };
+      if (recursive && child.children.size) {
+        stack.push({
+          a: child,
+          prefix: path,
+          names: [...child.children.keys()].sort(compareNames),
+          i: 0,
+        });
+      }
+    }
   }
 
   /**
@@ -123,15 +199,27 @@ export class Namespace {
    */
   elements(): Array<[string[], Element]> {
     const out: Array<[string[], Element]> = [];
-    const walk = (a: Anchor, rel: string[]) => {
-      for (const [name, child] of a.children) walk(child, [...rel, name]);
-      if (a.element && rel.length) out.push([rel, a.element]);
-    };
-    walk(this.#root, []);
+    // Post-order without recursion: an anchor's element is taken once its children are.
+    const stack: Array<{ a: Anchor; rel: string[]; kids: Iterator<[string, Anchor]> }> = [{
+      a: this.#root,
+      rel: [],
+      kids: this.#root.children.entries(),
+    }];
+    while (stack.length) {
+      const top = stack[stack.length - 1];
+      const next = top.kids.next();
+      if (!next.done) {
+        const [name, child] = next.value;
+        stack.push({ a: child, rel: [...top.rel, name], kids: child.children.entries() });
+        continue;
+      }
+      stack.pop();
+      if (top.a.element && top.rel.length) out.push([top.rel, top.a.element]);
+    }
     return out;
   }
 
-  #find(rel: string[]): Anchor | undefined {
+  #find(rel: readonly string[]): Anchor | undefined {
     let a: Anchor | undefined = this.#root;
     for (const name of rel) {
       a = a.children.get(name);
@@ -141,11 +229,17 @@ export class Namespace {
   }
 
   #prune(rel: string[]): void {
+    const chain: Anchor[] = [this.#root];
+    for (const name of rel) {
+      const next = chain[chain.length - 1].children.get(name);
+      if (!next) return;
+      chain.push(next);
+    }
     for (let i = rel.length; i > 0; i--) {
-      const parent = this.#find(rel.slice(0, i - 1));
-      const a = parent?.children.get(rel[i - 1]);
-      if (!parent || !a || a.element || a.reserved || a.children.size) return;
-      parent.children.delete(rel[i - 1]);
+      const a = chain[i];
+      if (a.element || a.reserved || a.children.size) return;
+      chain[i - 1].children.delete(rel[i - 1]);
+      this.#count--;
     }
   }
 }

@@ -13,7 +13,6 @@ import type { Handler, IncomingCall } from "../net/mux.ts";
 import { isServerName } from "../net/url.ts";
 import {
   type ElementRequest,
-  type LsEntry,
   type LsRequest,
   type MakeRequest,
   Op,
@@ -29,12 +28,12 @@ import type {
 } from "../elements/element.ts";
 import type { KindLoader } from "../elements/registry.ts";
 import type { Namespace } from "./namespace.ts";
+import { listAnchors, listCluster } from "./listing.ts";
 import type { Mesh } from "./mesh.ts";
 import type { MemberTable } from "./membership.ts";
 import type { OpLog } from "./oplog.ts";
 
-/** How long a recursive cluster listing waits for each server, in ms. */
-export const LS_FANOUT_TIMEOUT_MS = 5000;
+export { LS_FANOUT_TIMEOUT_MS } from "./listing.ts";
 
 /** Element operations that change nothing and stay out of the operation log. */
 const QUERY_OPS: ReadonlySet<string> = new Set(["stk"]);
@@ -87,6 +86,7 @@ export class Router {
   /** @param options namespace, mesh, kinds, logs */
   constructor(options: RouterOptions) {
     this.#o = options;
+    options.oplog.report = (m) => options.log.warn(m);
     const table = options.table;
     this.#cluster = {
       members: () => table.list().map((m) => `/X${m.id}`),
@@ -153,7 +153,15 @@ export class Router {
   async #root(call: IncomingCall, caller: string): Promise<unknown> {
     switch (call.op) {
       case Op.LS:
-        return await this.#listCluster((call.body as LsRequest).recursive === true, caller);
+        return await listCluster({
+          members: this.#o.table.list().map((m) => m.id),
+          selfId: this.#o.id,
+          namespace: this.#o.namespace,
+          recursive: (call.body as LsRequest).recursive === true,
+          caller,
+          peer: async (id) => (await this.#o.mesh.peer(id)).mux,
+          download: call.download,
+        });
       case Op.PEEK:
         return null;
       case Op.MAKE:
@@ -164,28 +172,6 @@ export class Router {
         throw new CircuitError("bad request", `"${String(op)}" needs a server's path (/X…), not /`);
       }
     }
-  }
-
-  async #listCluster(recursive: boolean, caller: string): Promise<LsEntry[]> {
-    const members = this.#o.table.list();
-    const out: LsEntry[] = members.map((m) => ({ path: `/X${m.id}`, kind: "server" }));
-    if (!recursive) return out;
-    const lists = await Promise.all(out.map(async (entry, i) => {
-      const id = members[i].id;
-      if (id === this.#o.id) return this.#o.namespace.list([], true);
-      try {
-        const conn = await this.#o.mesh.peer(id);
-        const body: LsRequest = { path: [`X${id}`], recursive: true, caller };
-        return await conn.mux.request(Op.LS, body, {
-          timeoutMs: LS_FANOUT_TIMEOUT_MS,
-        }) as LsEntry[];
-      } catch (err) {
-        // Never drop a server's anchors silently: say which server did not answer.
-        entry.error = err instanceof Error ? err.message : String(err);
-        return [];
-      }
-    }));
-    return out.concat(...lists);
   }
 
   async #forward(id: string, call: IncomingCall, caller: string): Promise<unknown> {
@@ -216,7 +202,12 @@ export class Router {
     };
     switch (call.op) {
       case Op.LS:
-        return ns.list(rel, (call.body as LsRequest).recursive === true);
+        return await listAnchors(
+          ns,
+          rel,
+          (call.body as LsRequest).recursive === true,
+          call.download,
+        );
       case Op.PEEK:
         return ns.element(rel)?.peek() ?? null;
       case Op.SCRUB: {
@@ -276,6 +267,11 @@ export class Router {
     }
   }
 
+  /**
+   * Run an operation, then log it. The outcome is the operation's alone: a line that
+   * cannot be written now (a full disk) never turns an operation that happened into a
+   * failure, nor a failure into another error; the log holds it back (see OpLog).
+   */
   async #logged<T>(caller: string, op: string, path: string, fn: () => Promise<T>): Promise<T> {
     try {
       const v = await fn();
