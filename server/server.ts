@@ -18,6 +18,9 @@ import { spoolMemoryBytes } from "../elements/spool.ts";
 /** Default largest channel message, in bytes: 1 GiB. */
 export const DEFAULT_MAX_MESSAGE_BYTES = 1024 ** 3;
 
+/** At most this many elements are listed in `stk` (`ElementCount` has them all). */
+export const STK_MAX_ELEMENTS = 1000;
+
 /** Default time between TERM and KILL when a process is scrubbed, in ms. */
 export const DEFAULT_SCRUB_GRACE_MS = 5000;
 /** Default time a full output stream waits for its first reader (`--output-hold`). */
@@ -220,10 +223,12 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       OpLog: oplog.stats(),
       Spool: { MemoryBytes: spoolMemoryBytes() },
       Connections: [...conns].map((c) => ({ Role: c.remote.role, Addr: c.remote.addr })),
-      Elements: namespace.elements().map(([rel, el]) => ({
+      // The first STK_MAX_ELEMENTS, so a server full of elements still fits one reply.
+      Elements: namespace.elements().slice(0, STK_MAX_ELEMENTS).map(([rel, el]) => ({
         Path: `/X${id}/${rel.join("/")}`,
         Kind: el.kind,
       })),
+      ElementCount: namespace.elements().length,
       InFlight: router.inflight(),
       VarDir: varDir.path,
       Queues: { ...mesh.queues(), Broadcasts: ml.stats().queue.depth },

@@ -9,6 +9,7 @@ import { type Anchor, CircuitError, comparePaths, connect } from "../mod.ts";
 import { Op } from "../net/wire.ts";
 import { MAX_NAME_BYTES, MAX_PATH_BYTES, MAX_PATH_DEPTH } from "../net/names.ts";
 import { MAX_ANCHORS } from "../server/namespace.ts";
+import { STK_MAX_ELEMENTS } from "../server/server.ts";
 import { assert, assertEquals, assertOneLineError, cli, Cluster, Server } from "./_harness.ts";
 
 /** A `make chan` sent as it is, past the client library's own checks. */
@@ -141,6 +142,13 @@ Deno.test("a server holds at most MAX_ANCHORS anchors, and lists them all", asyn
     }));
     const rest = MAX_ANCHORS - chains * MAX_PATH_DEPTH;
     if (rest > 0) await rawMake(root, chain(chains, rest));
+  });
+  await t.step("stk lists the first STK_MAX_ELEMENTS elements and counts them all", async () => {
+    const r = await cli(["stk", "-d", a.url, a.path]);
+    assertEquals(r.code, 0, r.stderr);
+    const stk = JSON.parse(r.stdout);
+    assertEquals(stk.ElementCount, chains + 1, "ElementCount");
+    assertEquals(stk.Elements.length, STK_MAX_ELEMENTS, "Elements listed");
   });
   await t.step("ls /... lists every anchor, through either server", async () => {
     for (const via of [a, b]) {
