@@ -66,6 +66,17 @@ export interface Packet {
   re?: Uint8Array;
 }
 
+/** Longest nonce (and `re`) accepted, in bytes: ours are 16; the cache holds them. */
+const MAX_NONCE_BYTES = 32;
+/** Longest URL accepted in an announcement or reply, in characters. */
+const MAX_URL_LENGTH = 1024;
+
+/** A URL a peer may send: bounded, visible ASCII only (it reaches logs and dials). */
+function isUrlText(v: unknown): boolean {
+  return typeof v === "string" && v.length > 0 && v.length <= MAX_URL_LENGTH &&
+    /^[\x21-\x7e]+$/.test(v);
+}
+
 /** Why a packet was dropped. */
 export type DropReason = "malformed" | "forged" | "stale" | "replayed";
 
@@ -140,26 +151,35 @@ export class PacketVerifier {
     } catch {
       return this.#drop("malformed");
     }
-    if (!raw || typeof raw !== "object" || raw.v !== 1) return this.#drop("malformed");
+    if (!raw || typeof raw !== "object" || Array.isArray(raw) || raw.v !== 1) {
+      return this.#drop("malformed");
+    }
     const { mac, ...body } = raw;
     const t = body.t;
+    const bytesOf = (v: unknown, min: number) =>
+      v instanceof Uint8Array && v.length >= min && v.length <= MAX_NONCE_BYTES;
     if (
-      (t !== "announce" && t !== "query" && t !== "reply") || typeof body.ts !== "number" ||
-      !(body.nonce instanceof Uint8Array) || body.nonce.length < 8 ||
-      (t !== "query" && typeof body.url !== "string")
+      (t !== "announce" && t !== "query" && t !== "reply") || !Number.isFinite(body.ts) ||
+      !bytesOf(body.nonce, 8) || (body.re !== undefined && !bytesOf(body.re, 1)) ||
+      (t !== "query" && !isUrlText(body.url))
     ) {
       return this.#drop("malformed");
     }
     if (this.#key) {
-      const want = macOf(this.#key, packr.pack(body));
+      let want: Uint8Array;
+      try {
+        want = macOf(this.#key, packr.pack(body));
+      } catch {
+        return this.#drop("malformed"); // extra fields that do not encode again
+      }
       if (
         !(mac instanceof Uint8Array) || mac.length !== want.length || !timingSafeEqual(want, mac)
       ) {
         return this.#drop("forged");
       }
     }
-    if (Math.abs(now - body.ts) > this.#config.maxSkewMs) return this.#drop("stale");
-    const id = `${t}:${btoa(String.fromCharCode(...body.nonce))}`;
+    if (Math.abs(now - (body.ts as number)) > this.#config.maxSkewMs) return this.#drop("stale");
+    const id = `${t}:${btoa(String.fromCharCode(...(body.nonce as Uint8Array)))}`;
     if (this.#seen.has(id)) return this.#drop("replayed");
     this.#seen.add(id);
     if (this.#seen.size > this.#config.nonceCacheSize) {
@@ -298,6 +318,15 @@ export class Announcer {
   }
 
   #receive(msg: Uint8Array, rinfo: dgram.RemoteInfo): void {
+    try {
+      this.#handle(msg, rinfo);
+    } catch {
+      // A listener or a reply that throws must not reach the socket's event loop: an
+      // uncaught error there would end the server.
+    }
+  }
+
+  #handle(msg: Uint8Array, rinfo: dgram.RemoteInfo): void {
     const p = this.#verifier.verify(new Uint8Array(msg));
     if (!p) return;
     if (p.t === "announce" && p.url) this.#o.onAnnounce(p.url);

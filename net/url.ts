@@ -74,11 +74,34 @@ export function isServerName(name: string): boolean {
 }
 
 /**
- * Whether an address is loopback.
+ * Whether an address is a loopback IP address, read as an address, never as a name: a
+ * name such as `127.evil.test` may resolve anywhere.
+ *
+ * @param host an IP address (IPv6 with or without brackets)
+ * @returns true for 127.0.0.0/8 in dotted quad, ::1 (any spelling) and IPv4-mapped
+ *   ::ffff:127.x.y.z
+ */
+export function isLoopbackAddress(host: string): boolean {
+  const h = host.startsWith("[") && host.endsWith("]") ? host.slice(1, -1) : host;
+  const v4 = /^(?:::ffff:)?(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/i.exec(h);
+  if (v4) return v4[1] === "127" && v4.slice(2).every((o) => Number(o) <= 255);
+  if (!/^[0-9a-f:]+$/i.test(h) || !h.includes("::") && h.split(":").length !== 8) return false;
+  // ::1 spelled in full or in part: every group zero but a last group of 1.
+  const [head, tail = ""] = h.split("::");
+  const groups = [...head.split(":"), ...(h.includes("::") ? tail.split(":") : [])]
+    .filter((g) => g !== "");
+  if (groups.length === 0 || groups.some((g) => g.length > 4)) return false;
+  const last = groups.pop()!;
+  return Number.parseInt(last, 16) === 1 && groups.every((g) => Number.parseInt(g, 16) === 0);
+}
+
+/**
+ * Whether a host is loopback: a loopback IP address ({@linkcode isLoopbackAddress}) or
+ * the name `localhost`, which circuit itself takes as 127.0.0.1 wherever it binds.
  *
  * @param host an IP address or name
- * @returns true for 127.0.0.0/8, ::1 and localhost
+ * @returns true for 127.0.0.0/8, ::1 and localhost; false for any other name
  */
 export function isLoopback(host: string): boolean {
-  return host === "localhost" || host === "::1" || /^127\./.test(host);
+  return host === "localhost" || isLoopbackAddress(host);
 }

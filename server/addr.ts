@@ -6,7 +6,7 @@
  */
 
 import { CircuitError } from "../net/errors.ts";
-import { isLoopback } from "../net/url.ts";
+import { isLoopback, isLoopbackAddress } from "../net/url.ts";
 
 /** Where to listen and what to advertise. */
 export interface BindPlan {
@@ -80,7 +80,8 @@ function ifaceV4(ifaces: Iface[], name: string): string | undefined {
  * @param input flags, key presence and the host's interfaces
  * @returns the plan
  * @throws {CircuitError} `bad request` for an unknown interface, a bad address, or a
- *   non-loopback bind without a key and without `--insecure`
+ *   bind without a key and without `--insecure` to anything but a loopback IP address or
+ *   `localhost` (taken as 127.0.0.1; other names are refused, whatever they resolve to)
  */
 export function planBind(input: BindInput): BindPlan {
   let plan: BindPlan;
@@ -101,11 +102,17 @@ export function planBind(input: BindInput): BindPlan {
     const host = input.keyed ? defaultHost(input) : "127.0.0.1";
     plan = { hostname: host, port: 0, advertise: host };
   }
-  if (!input.keyed && !input.insecure && !isLoopback(plan.hostname)) {
-    throw new CircuitError(
-      "bad request",
-      `Refusing to serve ${plan.hostname} without a key: pass --hmac KEYFILE (make one with circuit keygen), or --insecure`,
-    );
+  if (!input.keyed && !input.insecure) {
+    // Read as an address, never as a name: "127.evil.test" may resolve anywhere, and a
+    // name resolved now could resolve elsewhere at bind time. "localhost" is 127.0.0.1.
+    if (plan.hostname === "localhost") plan = { ...plan, hostname: "127.0.0.1" };
+    if (plan.advertise === "localhost") plan = { ...plan, advertise: "127.0.0.1" };
+    if (!isLoopbackAddress(plan.hostname)) {
+      throw new CircuitError(
+        "bad request",
+        `Refusing to serve ${plan.hostname} without a key: pass --hmac KEYFILE (make one with circuit keygen), or --insecure`,
+      );
+    }
   }
   return plan;
 }

@@ -393,3 +393,20 @@ if (skip) {
     assertEquals(await anchor.peek(), null);
   });
 }
+
+Deno.test("a keyless server refuses mkdns on every interface or any non-loopback address", async () => {
+  await using s = await Server.start();
+  for (const [name, addr] of [["any4", "0.0.0.0:0"], ["any6", "[::]:0"], ["bare-any", "0.0.0.0"]]) {
+    const r = await cli(["mkdns", "-d", s.url, `${s.path}/${name}`, addr]);
+    assertOneLineError(
+      r,
+      /^Refusing to serve DNS on (0\.0\.0\.0|::): this server serves loopback only, so its nameservers do too; give a loopback address, or start the server on another address with --hmac KEYFILE$/,
+    );
+  }
+  const ls = await cli(["ls", "-d", s.url, `${s.path}/...`]);
+  assertEquals([ls.code, ls.stdout], [0, ""], "no element was made");
+  const ok = await cli(["mkdns", "-d", s.url, `${s.path}/local`, "localhost:0"]);
+  assertEquals([ok.code, ok.stderr], [0, ""], "localhost is loopback");
+  const peek = JSON.parse((await cli(["peek", "-d", s.url, `${s.path}/local`])).stdout);
+  assert(String(peek.Address).startsWith("127.0.0.1:"), `bound ${peek.Address}`);
+});

@@ -14,7 +14,7 @@ import { DnsServer, formatAddress } from "./server.ts";
 import { RecordStore } from "./store.ts";
 import { formatRecord } from "./record.ts";
 import { absoluteName, parseRecord } from "./zone.ts";
-import { isLoopback } from "../../net/url.ts";
+import { isLoopback, isLoopbackAddress } from "../../net/url.ts";
 
 /** The `peek` shape. */
 export interface DnsPeek {
@@ -182,15 +182,33 @@ export const dnsKind: ElementKind = {
   async make(ctx: ElementContext, spec: unknown): Promise<Element> {
     const s = (spec ?? {}) as DnsSpec;
     const host = ctx.settings.advertiseHost ?? "127.0.0.1";
-    // A server that serves loopback only (no key, or bound there on purpose) keeps its
-    // nameservers there too, rather than answering on every interface by default.
-    const local = isLoopback(host);
-    const loopback = host === "localhost" ? "127.0.0.1" : host;
-    const raw = typeof s.addr === "string" ? s.addr.trim() : s.addr ?? "";
-    const noHost = raw === "" || (typeof raw === "string" && /^:\d+$/.test(raw)); // "" or ":PORT"
-    const addr = local && noHost
-      ? `${loopback === "::1" ? "[::1]" : loopback}${raw === "" ? ":0" : raw}`
-      : s.addr;
-    return await DnsElement.start({ ...s, addr }, host);
+    if (!isLoopback(host)) return await DnsElement.start(s, host);
+    return await DnsElement.start({ ...s, addr: loopbackDnsAddr(s.addr, host) }, host);
   },
 };
+
+/**
+ * Where a DNS element of a server that serves loopback only (its URL's host is loopback,
+ * as without a key) binds: its nameservers stay on loopback too. Without a host, the
+ * server's loopback address; with one, it must be a loopback address (`localhost` is
+ * 127.0.0.1; a name is never trusted to resolve there).
+ *
+ * @param raw the spec's address
+ * @param serverHost the server's loopback host
+ * @returns the address to bind, `HOST:PORT`
+ * @throws {CircuitError} `bad request` for anything that is not loopback
+ */
+export function loopbackDnsAddr(raw: unknown, serverHost: string): string {
+  const { hostname, port } = parseDnsAddr(raw); // also rejects a malformed address
+  const text = typeof raw === "string" ? raw.trim() : "";
+  const noHost = text === "" || /^:\d+$/.test(text); // "" or ":PORT"
+  const own = serverHost === "localhost" ? "127.0.0.1" : serverHost;
+  const bind = noHost ? own : hostname === "localhost" ? "127.0.0.1" : hostname;
+  if (!isLoopbackAddress(bind)) {
+    throw new CircuitError(
+      "bad request",
+      `Refusing to serve DNS on ${hostname}: this server serves loopback only, so its nameservers do too; give a loopback address, or start the server on another address with --hmac KEYFILE`,
+    );
+  }
+  return `${bind.includes(":") ? `[${bind}]` : bind}:${port}`;
+}

@@ -1,5 +1,5 @@
 import { CircuitError } from "../../net/errors.ts";
-import { parseDnsAddr } from "./dns.ts";
+import { loopbackDnsAddr, parseDnsAddr } from "./dns.ts";
 import { eq } from "./_testing.ts";
 
 Deno.test("parseDnsAddr() reads HOST:PORT, :PORT, HOST and nothing (any interface, any port)", () => {
@@ -24,6 +24,30 @@ Deno.test("parseDnsAddr() rejects what is not an address with a bad request", ()
       throw new Error(`accepted ${raw}`);
     } catch (err) {
       if (!(err instanceof CircuitError) || err.code !== "bad request") throw err;
+    }
+  }
+});
+
+Deno.test("loopbackDnsAddr() keeps a loopback-only server's nameservers on loopback", () => {
+  const cases: Array<[unknown, string, string]> = [
+    [undefined, "127.0.0.1", "127.0.0.1:0"],
+    [":5353", "127.0.0.1", "127.0.0.1:5353"],
+    ["", "localhost", "127.0.0.1:0"],
+    [":53", "::1", "[::1]:53"],
+    ["127.0.0.9:53", "127.0.0.1", "127.0.0.9:53"],
+    ["localhost:53", "127.0.0.1", "127.0.0.1:53"],
+    ["[::1]:53", "127.0.0.1", "[::1]:53"],
+  ];
+  for (const [raw, server, want] of cases) eq(loopbackDnsAddr(raw, server), want, String(raw));
+  for (const raw of ["0.0.0.0:53", "[::]:53", "10.0.0.1:53", "127.evil.test:53", "0.0.0.0"]) {
+    try {
+      loopbackDnsAddr(raw, "127.0.0.1");
+      throw new Error(`accepted ${raw}`);
+    } catch (err) {
+      if (!(err instanceof CircuitError) || err.code !== "bad request") throw err;
+      if (!/^Refusing to serve DNS on \S+: this server serves loopback only/.test(err.message)) {
+        throw err;
+      }
     }
   }
 });

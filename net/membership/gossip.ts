@@ -32,7 +32,7 @@ export interface PacketStats {
   sent: number;
   /** Datagrams accepted. */
   received: number;
-  /** Datagrams dropped, by reason. */
+  /** Datagrams dropped, by reason (`foreign`: refused by the transport's `admit` hook). */
   dropped: Record<DropReason, number>;
   /** Messages inside accepted datagrams that did not decode. */
   malformedMessages: number;
@@ -57,6 +57,7 @@ export class Gossip {
   #verifier: PacketVerifier;
   #transport: PacketTransport | undefined;
   #counts = { sent: 0, received: 0, malformedMessages: 0 };
+  #foreignAtDetach = 0;
 
   /**
    * Make the queue and the packet verifier; nothing is sent before {@linkcode Gossip.attach}.
@@ -147,7 +148,8 @@ export class Gossip {
    * @returns a snapshot
    */
   packetStats(): PacketStats {
-    return { ...this.#counts, dropped: { ...this.#verifier.dropped } };
+    const foreign = this.#transport?.foreign ?? this.#foreignAtDetach;
+    return { ...this.#counts, dropped: { ...this.#verifier.dropped, foreign } };
   }
 
   /**
@@ -161,6 +163,7 @@ export class Gossip {
 
   /** Stop sending and delivering; drop the queue. The transport is the caller's to close. */
   detach(): void {
+    this.#foreignAtDetach = this.#transport?.foreign ?? this.#foreignAtDetach;
     this.#transport = undefined;
     this.#queue.clear();
   }

@@ -17,6 +17,7 @@ import {
   type Addr,
   addrKey,
   checkRecords,
+  MAX_INCARNATION,
   type MemberRecord,
   type MemberStatus,
   type Message,
@@ -32,7 +33,7 @@ import {
 } from "./push_pull.ts";
 import type { BroadcastQueueStats } from "./queue.ts";
 import { type Member, type MemberEvent, MemberStates } from "./state.ts";
-import { type PacketTransport, UdpTransport } from "./transport.ts";
+import { type AdmitFn, type PacketTransport, UdpTransport } from "./transport.ts";
 import { waitFor } from "./_wait.ts";
 
 /** Options of {@linkcode Memberlist}. */
@@ -52,6 +53,12 @@ export interface MemberlistOptions {
   pushPull?: PushPullHook;
   /** A bound transport to use instead of a UDP socket on `self.addr`; closed by `stop()`. */
   transport?: PacketTransport;
+  /**
+   * Filters senders of the UDP socket bound on `self.addr` (the `admit` option of
+   * `UdpTransport.bind`); ignored when `transport` is given (pass it to `UdpTransport.bind`
+   * then).
+   */
+  admit?: AdmitFn;
   /**
    * Told when a member missed a direct probe (before the indirect probes): evidence found
    * elsewhere (a refused port) can then be reported through `failed()`.
@@ -145,7 +152,9 @@ export class Memberlist implements AsyncDisposable {
       },
       refuted: () => {
         this.#awareness.apply(REFUTE_AWARENESS_DELTA);
-        this.#log.info(`refuted a suspicion of ourselves (${this.#state.self.incarnation})`);
+        const inc = this.#state.self.incarnation;
+        const bound = inc === MAX_INCARNATION ? ", the bound" : "";
+        this.#log.info(`refuted a suspicion of ourselves (incarnation ${inc}${bound})`);
       },
     });
     this.#state.subscribe((e) => {
@@ -191,7 +200,8 @@ export class Memberlist implements AsyncDisposable {
     if (this.#stopped || this.#running) {
       throw new CircuitError("closed", "Starting membership failed: it was started before");
     }
-    this.#transport = this.#o.transport ?? await UdpTransport.bind(this.#o.self.addr);
+    this.#transport = this.#o.transport ??
+      await UdpTransport.bind(this.#o.self.addr, { admit: this.#o.admit });
     if (this.#o.self.addr.port === 0) this.#state.bound(this.#transport.addr);
     this.#gossip.attach(this.#transport, (msg, from) => this.#handle(msg, from));
     this.#running = true;

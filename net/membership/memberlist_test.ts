@@ -479,3 +479,23 @@ Deno.test("Memberlist: members that hear a suspicion probe the suspect at once, 
     );
   });
 });
+
+Deno.test("Memberlist: the admit option filters its UDP socket; refusals show as dropped foreign", async () => {
+  const outsider = await UdpTransport.bind({ host: "127.0.0.1", port: 0 });
+  const id = newId();
+  const ml = new Memberlist({
+    self: { id, url: `circuit://127.0.0.1:7000/1/Q${id}`, addr: { host: "127.0.0.1", port: 0 } },
+    profile: "test",
+    admit: (from) => from.port !== outsider.addr.port,
+  });
+  try {
+    await ml.start();
+    for (let i = 0; i < 3; i++) outsider.send(ml.self.addr, new Uint8Array([0x80]));
+    await waitUntil(() => ml.stats().packets.dropped.foreign === 3, 2000, "3 foreign drops");
+    assertEquals(ml.stats().packets.dropped.malformed, 0, "refused datagrams are not read");
+  } finally {
+    await ml.stop();
+    await outsider.close();
+  }
+  assertEquals(ml.stats().packets.dropped.foreign, 3, "still counted after stop");
+});

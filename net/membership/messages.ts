@@ -18,6 +18,20 @@ export const PROTOCOL_VERSION_MIN = 1;
 /** Newest protocol version this code speaks. */
 export const PROTOCOL_VERSION_MAX = 1;
 
+/**
+ * The highest incarnation a member may have, and the highest any message may carry:
+ * 2^32 − 1. A member raises its incarnation by one per refutation, so at one refutation
+ * per probe interval (500 ms) reaching it takes 68 years; only a forged or broken
+ * message gets near it. Messages above it are malformed, so `max(ours, accused) + 1`
+ * stays an exact integer; at the bound a refutation stays at the bound, and an `alive`
+ * at the bound beats a suspicion, death or leave at the bound (see `state.ts`), so no
+ * accusation can keep a live member out.
+ */
+export const MAX_INCARNATION = 2 ** 32 - 1;
+
+/** Most member records one `sync` (or one push-pull over the hook) may carry. */
+export const MAX_SYNC_RECORDS = 16_384;
+
 /** A UDP address. */
 export interface Addr {
   /** IP address or host name. */
@@ -174,19 +188,25 @@ const STATUSES: ReadonlySet<unknown> = new Set(["alive", "suspect", "dead", "lef
 
 type Check = (v: unknown) => boolean;
 const isUint: Check = (v) => Number.isSafeInteger(v) && (v as number) >= 0;
+const isInc: Check = (v) => isUint(v) && (v as number) <= MAX_INCARNATION;
+/** Visible ASCII only: nothing a peer sends can break a log line or a terminal. */
+const VISIBLE = /^[\x21-\x7e]+$/;
 const isText = (max: number): Check => (v) =>
-  typeof v === "string" && v.length > 0 && v.length <= max;
+  typeof v === "string" && v.length > 0 && v.length <= max && VISIBLE.test(v);
 const isId = isText(128);
+const isUrl = isText(1024);
+/** An IP address or a host name (IPv6 scope ids included). */
+const isHost: Check = (v) => isText(255)(v) && /^[0-9A-Za-z.:_%-]+$/.test(v as string);
 const isAddr: Check = (v) => {
   const a = v as Addr;
-  return !!a && typeof a === "object" && isText(255)(a.host) && Number.isInteger(a.port) &&
+  return !!a && typeof a === "object" && isHost(a.host) && Number.isInteger(a.port) &&
     a.port > 0 && a.port < 65536;
 };
 const RECORD: Record<string, Check> = {
   id: isId,
-  url: isText(1024),
+  url: isUrl,
   addr: isAddr,
-  inc: isUint,
+  inc: isInc,
   start: isUint,
   status: (v) => STATUSES.has(v),
 };
@@ -198,15 +218,15 @@ const SCHEMA: Record<MessageType, Record<string, Check>> = {
   indirectPing: { seq: isUint, id: isId, addr: isAddr, nack: (v) => typeof v === "boolean" },
   ack: { seq: isUint },
   nack: { seq: isUint },
-  alive: { id: isId, url: isText(1024), addr: isAddr, inc: isUint, start: isUint },
-  suspect: { id: isId, inc: isUint, from: isId },
-  dead: { id: isId, inc: isUint, from: isId },
-  left: { id: isId, inc: isUint },
+  alive: { id: isId, url: isUrl, addr: isAddr, inc: isInc, start: isUint },
+  suspect: { id: isId, inc: isInc, from: isId },
+  dead: { id: isId, inc: isInc, from: isId },
+  left: { id: isId, inc: isInc },
   sync: {
     seq: isUint,
     reply: (v) => typeof v === "boolean",
     answer: (v) => typeof v === "boolean",
-    records: (v) => Array.isArray(v) && v.every(isRecord),
+    records: (v) => Array.isArray(v) && v.length <= MAX_SYNC_RECORDS && v.every(isRecord),
   },
 };
 
@@ -260,11 +280,14 @@ function pick(raw: object, fields: Record<string, Check>): Record<string, unknow
  * Check member records that came another way than a decoded `sync` (the push-pull hook).
  *
  * @param raw what the peer sent
- * @returns the well-formed records, copied field by field; malformed ones are left out
+ * @returns the well-formed records among the first {@linkcode MAX_SYNC_RECORDS}, copied field
+ *   by field; malformed ones are left out
  */
 export function checkRecords(raw: unknown): MemberRecord[] {
   if (!Array.isArray(raw)) return [];
-  return raw.filter(isRecord).map((r) => pick(r, RECORD) as unknown as MemberRecord);
+  return raw.slice(0, MAX_SYNC_RECORDS).filter(isRecord).map((r) =>
+    pick(r, RECORD) as unknown as MemberRecord
+  );
 }
 
 /**

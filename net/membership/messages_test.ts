@@ -4,6 +4,8 @@ import {
   checkRecords,
   decodeMessage,
   encodeMessage,
+  MAX_INCARNATION,
+  MAX_SYNC_RECORDS,
   type Message,
   MESSAGE_CODES,
 } from "./messages.ts";
@@ -81,4 +83,46 @@ Deno.test("checkRecords() keeps well-formed records only, copied field by field"
 Deno.test("addrKey() brackets IPv6 hosts", () => {
   assertEquals(addrKey({ host: "10.0.0.1", port: 1 }), "10.0.0.1:1");
   assertEquals(addrKey({ host: "::1", port: 1 }), "[::1]:1");
+});
+
+Deno.test("decodeMessage() rejects incarnations above MAX_INCARNATION, so a refutation always fits", () => {
+  const at = (inc: number): Message[] => [
+    { type: "alive", id: "a", url: "u", addr, inc, start: 1 },
+    { type: "suspect", id: "a", inc, from: "b" },
+    { type: "dead", id: "a", inc, from: "b" },
+    { type: "left", id: "a", inc },
+    { type: "sync", seq: 1, reply: false, answer: true, records: [{ ...record, inc }] },
+  ];
+  for (const m of at(MAX_INCARNATION)) assertEquals(decodeMessage(encodeMessage(m)), m, m.type);
+  for (const inc of [MAX_INCARNATION + 1, 2 ** 53 - 1, 2 ** 53, 1.5, -1, Infinity, NaN]) {
+    for (const m of at(inc)) {
+      assertEquals(decodeMessage(encodeMessage(m)), null, `${m.type} ${inc}`);
+    }
+  }
+  assertEquals(checkRecords([{ ...record, inc: 2 ** 53 - 1 }]), []);
+});
+
+Deno.test("decodeMessage() bounds what a peer sends: visible ASCII ids and URLs, host names, record counts", () => {
+  const bad: Message[] = [
+    { type: "suspect", id: "a\nX1 member left", inc: 1, from: "b" },
+    { type: "suspect", id: "a", inc: 1, from: "b\u001b[2J" },
+    { type: "alive", id: "a", url: "circuit://x y", addr, inc: 1, start: 1 },
+    { type: "alive", id: "a", url: "u", addr: { host: "evil/host", port: 1 }, inc: 1, start: 1 },
+    { type: "ping", seq: 1, id: "é" },
+    {
+      type: "sync",
+      seq: 1,
+      reply: false,
+      answer: true,
+      records: new Array(MAX_SYNC_RECORDS + 1).fill(record),
+    },
+  ];
+  for (const m of bad) {
+    assertEquals(decodeMessage(encodeMessage(m)), null, JSON.stringify(m).slice(0, 80));
+  }
+  const v6 = { type: "ping", seq: 1, id: "a" } as const;
+  assertEquals(decodeMessage(encodeMessage(v6)), v6);
+  const scoped = { ...EXAMPLES[4], addr: { host: "fe80::1%eth0", port: 7 } } as Message;
+  assertEquals(decodeMessage(encodeMessage(scoped)), scoped);
+  assertEquals(checkRecords(new Array(MAX_SYNC_RECORDS + 5).fill(record)).length, MAX_SYNC_RECORDS);
 });

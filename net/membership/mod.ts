@@ -51,7 +51,13 @@ export type { PushPullHook, PushPullStats } from "./push_pull.ts";
 export type { ProbeStats } from "./probe.ts";
 export type { BroadcastQueueStats } from "./queue.ts";
 export type { PacketStats } from "./gossip.ts";
-export { type DropReason, type PacketTransport, UdpTransport } from "./transport.ts";
+export {
+  type AdmitFn,
+  type DropReason,
+  type PacketTransport,
+  UdpTransport,
+  type UdpTransportOptions,
+} from "./transport.ts";
 export { remainingSuspicionMs, type SuspicionBounds, suspicionBounds } from "./suspicion.ts";
 export { probeAwarenessDelta, type ProbeHealth } from "./awareness.ts";
 export { retransmitLimit } from "./queue.ts";

@@ -13,6 +13,11 @@
  *   missed a refutation, and would otherwise leave others suspecting for the longest
  *   timeout).
  * - Suspicion or death of ourselves is refuted by raising our incarnation above it.
+ * - Incarnations are bounded by `MAX_INCARNATION` (messages above it are malformed). A
+ *   refutation never goes past the bound, and at the bound an `alive` beats a suspicion,
+ *   death or leave at the bound: otherwise one forged accusation at the bound would keep a
+ *   live member out for good (it could never refute). A member that really failed at the
+ *   bound is still declared dead: nothing alive answers for it.
  * - A suspicion turns into death after a Lifeguard timeout that confirmations shorten,
  *   scaled by our local health multiplier (an unhealthy node is slow to accuse).
  * - An address belongs to the process that started last: in circuit a restart has a new
@@ -35,6 +40,7 @@ import {
   type Broadcast,
   type Dead,
   type Left,
+  MAX_INCARNATION,
   type MemberStatus,
   type Suspect,
 } from "./messages.ts";
@@ -86,6 +92,13 @@ export interface MemberStatesOptions {
 }
 
 const isMember = (m: Member) => m.status === "alive" || m.status === "suspect";
+/**
+ * Whether an `alive` at `inc` is old news for `m`: below its incarnation, or at it (where
+ * an accusation wins), except at the bound, where only an alive member has nothing to learn.
+ */
+const staleAlive = (m: Member, inc: number) =>
+  inc < m.incarnation ||
+  (inc === m.incarnation && (inc < MAX_INCARNATION || m.status === "alive"));
 /** Whether `a` is a later process than `b` (start time, then id as tie-break). */
 const newer = (a: Member | Alive, b: Member | Alive) =>
   a.start > b.start || (a.start === b.start && a.id > b.id);
@@ -203,7 +216,7 @@ export class MemberStates {
     if (owner && (owner === s || newer(owner, a))) return;
     const m = this.#members.get(a.id);
     // Guard: stale news never revives or rolls back a member.
-    if (m && a.inc <= m.incarnation) return;
+    if (m && staleAlive(m, a.inc)) return;
     // Guard: an id never moves (a restart has a new id).
     if (m && addrKey(m.addr) !== addrKey(a.addr)) return;
     // A restarted member replaces its predecessor at once.
@@ -341,7 +354,9 @@ export class MemberStates {
   }
 
   #refute(accused: number): void {
-    this.#self.incarnation = Math.max(this.#self.incarnation, accused) + 1;
+    const next = Math.max(this.#self.incarnation, accused) + 1;
+    // At the bound our alive at the bound wins (see staleAlive), so we stay there.
+    this.#self.incarnation = Math.min(next, MAX_INCARNATION);
     this.refutations++;
     this.#o.refuted?.();
     this.#o.broadcast(this.selfAlive);

@@ -1,7 +1,7 @@
 import { ManualClock } from "./_clock.ts";
 import { assert, assertEquals } from "./_testing.ts";
 import { membershipConfig } from "./config.ts";
-import type { Addr, Alive, Broadcast } from "./messages.ts";
+import { type Addr, type Alive, type Broadcast, MAX_INCARNATION } from "./messages.ts";
 import { type MemberEvent, MemberStates } from "./state.ts";
 
 const SELF_ADDR: Addr = { host: "10.0.0.1", port: 7000 };
@@ -252,4 +252,40 @@ Deno.test("a member accused here is reported, so its port can be checked: new su
   states.deadNode({ type: "dead", id: "c", inc: 1, from: "x" });
   assertEquals(states.get("c")?.status, "dead");
   assertEquals(accused, ["a", "a", "b"]);
+});
+
+Deno.test("an accusation at MAX_INCARNATION cannot keep a live member out: its refutation at the bound wins", async () => {
+  const { states, sent, events, clock, config } = setup();
+  // Ourselves: accused at the bound, we refute at the bound, never past it.
+  states.suspectNode({ type: "suspect", id: "self", inc: MAX_INCARNATION, from: "x" });
+  assertEquals(states.self.incarnation, MAX_INCARNATION);
+  assert(Number.isSafeInteger(states.self.incarnation));
+  assertEquals(sent.at(-1), { ...states.selfAlive, inc: MAX_INCARNATION });
+  states.deadNode({ type: "dead", id: "self", inc: MAX_INCARNATION, from: "x" });
+  assertEquals([states.self.incarnation, states.self.status], [MAX_INCARNATION, "alive"]);
+  // Another member, as the rest of the cluster sees the victim.
+  states.aliveNode(alive("a", 1));
+  states.suspectNode({ type: "suspect", id: "a", inc: MAX_INCARNATION, from: "x" });
+  assertEquals(states.get("a")?.status, "suspect");
+  states.aliveNode(alive("a", MAX_INCARNATION));
+  assertEquals(states.get("a")?.status, "alive", "the refutation at the bound ends the suspicion");
+  states.deadNode({ type: "dead", id: "a", inc: MAX_INCARNATION, from: "x" });
+  assertEquals(states.get("a")?.status, "dead");
+  states.aliveNode(alive("a", MAX_INCARNATION));
+  assertEquals(states.get("a")?.status, "alive", "and revives it after a death at the bound");
+  states.leftNode({ type: "left", id: "a", inc: MAX_INCARNATION });
+  states.aliveNode(alive("a", MAX_INCARNATION));
+  assertEquals(states.get("a")?.status, "alive", "a forged leave at the bound too");
+  assertEquals(events, ["join a", "leave a failed", "join a", "leave a left", "join a"]);
+  // Below the bound the usual rule holds: an accusation at an incarnation beats an alive.
+  states.aliveNode(alive("b", 5));
+  states.suspectNode({ type: "suspect", id: "b", inc: 5, from: "x" });
+  states.aliveNode(alive("b", 5));
+  assertEquals(states.get("b")?.status, "suspect");
+  // A member that really failed at the bound is still declared dead: nothing refutes.
+  states.suspectNode({ type: "suspect", id: "a", inc: MAX_INCARNATION, from: "x" });
+  await clock.advance(config.suspicionMaxTimeoutMult * 4 * 1000);
+  assertEquals(states.get("a")?.status, "dead");
+  states.aliveNode(alive("a", MAX_INCARNATION - 1));
+  assertEquals(states.get("a")?.status, "dead", "older news never revives");
 });

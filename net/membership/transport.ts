@@ -31,8 +31,32 @@ const ENVELOPE_BYTES = 40;
 /** How long closing waits for sends still in flight, in ms. */
 const CLOSE_DRAIN_MS = 200;
 
-/** Why a packet was dropped. */
-export type DropReason = "malformed" | "forged" | "stale" | "replayed";
+/** Why the verifier dropped a packet. */
+export type VerifyDropReason = "malformed" | "forged" | "stale" | "replayed";
+/**
+ * Why a packet was dropped: the verifier's reasons, and `foreign` for a datagram the
+ * transport's `admit` hook refused before anything in it was read.
+ */
+export type DropReason = VerifyDropReason | "foreign";
+
+/**
+ * Decides whether a datagram from an address may be read at all (say, only from the
+ * server's own user on loopback). Called once per datagram before anything in it is
+ * decoded; it should be cheap (cache), since the socket is read one datagram at a time.
+ */
+export type AdmitFn = (from: { hostname: string; port: number }) => boolean | Promise<boolean>;
+
+/** Options of {@linkcode UdpTransport.bind}. */
+export interface UdpTransportOptions {
+  /**
+   * When given, consulted for every datagram received (keyed or not) before it is
+   * decoded; a datagram refused (false, a rejected promise or a throw) is dropped and
+   * counted in `foreign`. A promise is awaited before the next datagram is read, so a
+   * slow hook slows reception, never piles up work. Meant for keyless clusters, where no
+   * MAC tells a member from any other sender.
+   */
+  admit?: AdmitFn;
+}
 
 /**
  * Bytes a message takes inside a packet: itself plus its binary header.
@@ -88,7 +112,12 @@ export class PacketVerifier {
   #cacheSize: number;
   #seen = new Map<string, number>();
   /** Packets dropped, by reason. */
-  readonly dropped: Record<DropReason, number> = { malformed: 0, forged: 0, stale: 0, replayed: 0 };
+  readonly dropped: Record<VerifyDropReason, number> = {
+    malformed: 0,
+    forged: 0,
+    stale: 0,
+    replayed: 0,
+  };
   /** Nonces forgotten early because the cache was full (replays of them would pass). */
   evicted = 0;
 
@@ -130,13 +159,13 @@ export class PacketVerifier {
     }
     if (
       !raw || typeof raw !== "object" || typeof raw.v !== "number" ||
-      raw.v < PROTOCOL_VERSION_MIN || raw.v > PROTOCOL_VERSION_MAX || typeof raw.ts !== "number" ||
+      raw.v < PROTOCOL_VERSION_MIN || raw.v > PROTOCOL_VERSION_MAX || !Number.isFinite(raw.ts) ||
       !(raw.n instanceof Uint8Array) || raw.n.length !== NONCE_BYTES || !Array.isArray(raw.m) ||
       !raw.m.every((m) => m instanceof Uint8Array)
     ) {
       return this.#drop("malformed");
     }
-    if (Math.abs(now - raw.ts) > this.#skewMs) return this.#drop("stale");
+    if (Math.abs(now - (raw.ts as number)) > this.#skewMs) return this.#drop("stale");
     const id = Array.from(raw.n, (b) => b.toString(16).padStart(2, "0")).join("");
     this.#forgetOld(now);
     if (this.#seen.has(id)) return this.#drop("replayed");
@@ -153,7 +182,7 @@ export class PacketVerifier {
     }
   }
 
-  #drop(reason: DropReason): null {
+  #drop(reason: VerifyDropReason): null {
     this.dropped[reason]++;
     return null;
   }
@@ -178,6 +207,8 @@ export interface PacketTransport {
   listen(fn: (bytes: Uint8Array, from: Addr) => void): void;
   /** Stop and release the socket. */
   close(): Promise<void>;
+  /** Datagrams refused before they were read (an `admit` hook said no), if it filters. */
+  readonly foreign?: number;
 }
 
 /** Largest datagram received whole; longer ones are truncated and then fail their MAC. */
@@ -197,17 +228,23 @@ export class UdpTransport implements PacketTransport {
   #drained: (() => void) | undefined;
   #fn: ((bytes: Uint8Array, from: Addr) => void) | undefined;
   #loop: Promise<void> | undefined;
+  #admit: AdmitFn | undefined;
   /** Sends that failed (unresolvable host, socket errors). */
   sendErrors = 0;
+  /** Datagrams the `admit` hook refused, dropped unread. */
+  foreign = 0;
+  /** Datagrams whose receiver threw (a bug; the datagram is lost, the loop goes on). */
+  receiveErrors = 0;
 
   /**
    * Bind a UDP socket.
    *
    * @param addr host and port to bind (port 0 picks a free one)
+   * @param options an `admit` hook that filters senders before anything is read
    * @returns the transport, listening
    * @throws {CircuitError} `busy` when the port is in use, `bad request` otherwise
    */
-  static bind(addr: Addr): Promise<UdpTransport> {
+  static bind(addr: Addr, options: UdpTransportOptions = {}): Promise<UdpTransport> {
     let conn: Deno.DatagramConn;
     try {
       conn = Deno.listenDatagram({ transport: "udp", hostname: addr.host, port: addr.port });
@@ -224,12 +261,13 @@ export class UdpTransport implements PacketTransport {
       );
     }
     const port = (conn.addr as Deno.NetAddr).port;
-    return Promise.resolve(new UdpTransport(conn, { host: addr.host, port }));
+    return Promise.resolve(new UdpTransport(conn, { host: addr.host, port }, options.admit));
   }
 
-  private constructor(conn: Deno.DatagramConn, addr: Addr) {
+  private constructor(conn: Deno.DatagramConn, addr: Addr, admit: AdmitFn | undefined) {
     this.#conn = conn;
     this.#addr = addr;
+    this.#admit = admit;
   }
 
   /** The bound address. */
@@ -275,8 +313,31 @@ export class UdpTransport implements PacketTransport {
         continue; // a transient error (an ICMP report of an earlier send): keep serving
       }
       const from = got[1] as Deno.NetAddr;
+      if (this.#admit) {
+        const ok = this.#admitted(from);
+        if (!(ok === true || (ok !== false && await ok))) {
+          this.foreign++;
+          continue;
+        }
+      }
       // A copy: what the receiver keeps must not change under it with the next datagram.
-      this.#fn?.(got[0].slice(), { host: from.hostname, port: from.port });
+      try {
+        this.#fn?.(got[0].slice(), { host: from.hostname, port: from.port });
+      } catch {
+        // A receiver that throws must not end the loop: the member would go deaf for good.
+        this.receiveErrors++;
+      }
+    }
+  }
+
+  /** Ask the hook about a sender (no await when it answers at once); a throw refuses. */
+  #admitted(from: Deno.NetAddr): boolean | Promise<boolean> {
+    try {
+      const ok = this.#admit!({ hostname: from.hostname, port: from.port });
+      if (typeof ok === "boolean") return ok;
+      return Promise.resolve(ok).then((v) => v === true, () => false);
+    } catch {
+      return false;
     }
   }
 

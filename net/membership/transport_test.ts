@@ -10,6 +10,7 @@ import {
 } from "./transport.ts";
 import { CircuitError } from "../errors.ts";
 import { createHmac } from "node:crypto";
+import { Packr } from "msgpackr/pack";
 
 const KEY = new Uint8Array(32).fill(7);
 const CONFIG = membershipConfig("lan");
@@ -136,4 +137,62 @@ Deno.test("packet MACs are HMAC-SHA256 of the label and the body, for keys short
     assertEquals([...packet.subarray(0, 32)], [...want], `key of ${size} bytes`);
     assert(new PacketVerifier(key, membershipConfig()).verify(packet) !== null, "verifies");
   }
+});
+
+Deno.test("UdpTransport's admit hook drops refused senders unread and counts them as foreign", async () => {
+  const good = await UdpTransport.bind({ host: "127.0.0.1", port: 0 });
+  const bad = await UdpTransport.bind({ host: "127.0.0.1", port: 0 });
+  const asked: string[] = [];
+  const hooks = [
+    (from: { hostname: string; port: number }) => from.port === good.addr.port,
+    (from: { hostname: string; port: number }) => Promise.resolve(from.port === good.addr.port),
+    (from: { hostname: string; port: number }) => {
+      if (from.port !== good.addr.port) throw new Error("refused by throwing");
+      return true;
+    },
+  ];
+  try {
+    for (const [i, admit] of hooks.entries()) {
+      const rx = await UdpTransport.bind({ host: "127.0.0.1", port: 0 }, {
+        admit: (from) => {
+          asked.push(`${from.hostname}:${from.port}`);
+          return admit(from);
+        },
+      });
+      try {
+        const got: number[] = [];
+        let wake = () => {};
+        rx.listen((bytes) => {
+          got.push(bytes[0]);
+          wake();
+        });
+        // Refused first, then admitted: the admitted one proves the refused one was read.
+        bad.send(rx.addr, new Uint8Array([1]));
+        bad.send(rx.addr, new Uint8Array([2]));
+        await new Promise((r) => setTimeout(r, 50));
+        const done = new Promise<void>((r) => (wake = r));
+        good.send(rx.addr, new Uint8Array([3]));
+        await done;
+        assertEquals(got, [3], `hook ${i}`);
+        assertEquals(rx.foreign, 2, `hook ${i}`);
+      } finally {
+        await rx.close();
+      }
+    }
+    assert(asked.includes(`127.0.0.1:${bad.addr.port}`), "the hook saw the sender's address");
+  } finally {
+    await good.close();
+    await bad.close();
+  }
+});
+
+Deno.test("PacketVerifier drops packets whose clock is not a finite number (NaN once passed the skew check)", () => {
+  const packr = new Packr({ useRecords: false, moreTypes: false });
+  const v = new PacketVerifier(KEY, CONFIG);
+  for (const ts of [NaN, Infinity, -Infinity, "1"]) {
+    const body = packr.pack({ v: 1, ts, n: new Uint8Array(12).fill(1), m: [encodeMessage(ping)] });
+    const mac = createHmac("sha256", KEY).update("circuit/1 membership").update(body).digest();
+    assertEquals(v.verify(new Uint8Array([...mac, ...body]), NOW), null, String(ts));
+  }
+  assertEquals(v.dropped, { malformed: 4, forged: 0, stale: 0, replayed: 0 });
 });
