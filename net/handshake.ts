@@ -167,7 +167,7 @@ function validPeerInfo(p: unknown): p is PeerInfo {
     typeof q.url === "string" && q.url.length <= MAX_PEER_URL_CHARS &&
     /^[\x21-\x7e]+$/.test(q.url) &&
     typeof q.joined === "string" && q.joined.length <= MAX_PEER_JOINED_CHARS &&
-    /^[\x21-\x7e]+$/.test(q.joined);
+    /^[\x21-\x7e]*$/.test(q.joined);
 }
 
 /**
