@@ -8,28 +8,40 @@ import { abortError, CircuitError } from "../net/errors.ts";
 import type { OutgoingCall } from "../net/mux.ts";
 import type { Route } from "./routes.ts";
 import {
+  CHAN_KIND,
+  type ChanSpec,
+  type ContainerRun,
+  DNS_KIND,
+  DOCKER_KIND,
+  type DockerSpec,
   type ElementRequest,
+  JOIN_KIND,
+  type JoinArgs,
+  LEAVE_KIND,
   type LsEntry,
   type LsRequest,
   type MakeRequest,
+  type NameserverSpec,
   Op,
-} from "../net/wire.ts";
-import {
-  checkLsEntry,
-  decodeLsBatch,
-  type LsStreamReply,
-  readLsBatches,
-} from "../net/ls_stream.ts";
-import { checkElementPath, joinPath, splitPath } from "./path.ts";
-import { Proc, type ProcCommand, type ProcState } from "./proc.ts";
+  PROC_KIND,
+  type ProcCommand,
+  type ProcSpec,
+  type ProcState,
+  ServerOp,
+} from "../net/wire/mod.ts";
+import { listOn } from "./_ls.ts";
+import { checkElementPath, comparePaths, joinPath, splitPath } from "./path.ts";
 import type { CallOptions, ElementAnchor } from "./types.ts";
-import { Chan } from "./chan.ts";
 import { checkTimeout } from "./_check.ts";
-import { Container, type ContainerRun } from "./docker.ts";
-import { Subscription } from "./subscription.ts";
-import { Nameserver } from "./dns.ts";
+import { handleFor, type HandleKind, type HandleOf } from "./kinds.ts";
+import type { Proc } from "./proc.ts";
+import type { Chan } from "./chan.ts";
+import type { Container } from "./docker.ts";
+import type { Subscription } from "./subscription.ts";
+import type { Nameserver } from "./dns.ts";
 
 export type { CallOptions };
+export { comparePaths };
 
 /** Options of {@linkcode Anchor.ls}. */
 export interface LsOptions extends CallOptions {
@@ -109,51 +121,13 @@ export class Anchor implements ElementAnchor {
     checkTimeout(options.timeoutMs, label);
     const body: LsRequest = { path: [...this.components], recursive: options.recursive ?? false };
     const route = this.#t.route(this.components[0]);
-    // The entries come on a download, in batches, however many there are; a server from
-    // before streamed listings replies with them instead (and resets the download).
-    // A listing that cannot be read stops the call, rather than leave the server waiting.
-    const stop = new AbortController();
-    const call = route.mux.call(Op.LS, body, {
-      signal: signal ? AbortSignal.any([signal, stop.signal]) : stop.signal,
-      timeoutMs: options.timeoutMs ?? this.#t.timeoutMs,
-      download: true,
-      label,
-    });
-    const streamed: LsEntry[] = [];
-    let unreadable: unknown = null;
-    const reading = (async () => {
-      for await (const batch of readLsBatches(call.download!)) {
-        for (const e of decodeLsBatch(batch)) streamed.push(e);
-      }
-    })();
-    reading.catch((err) => {
-      if (err instanceof CircuitError && err.code === "bad request") {
-        unreadable = err;
-        stop.abort(err);
-      }
-    });
-    let entries: LsEntry[];
+    const timeoutMs = options.timeoutMs ?? this.#t.timeoutMs;
     try {
-      const reply = await call.result;
-      if (Array.isArray(reply)) {
-        entries = reply.map(checkLsEntry);
-      } else {
-        await reading;
-        const n = (reply as Partial<LsStreamReply> | null)?.streamed;
-        if (n !== streamed.length) {
-          throw new CircuitError(
-            "closed",
-            `${label} failed: ${streamed.length} entries arrived of ${String(n)} sent`,
-          );
-        }
-        entries = streamed;
-      }
-    } catch (err) {
-      throw unreadable ?? err;
+      const entries = await listOn(route.mux, body, { signal, timeoutMs, label });
+      return entries.sort((a, b) => comparePaths(a.path, b.path));
     } finally {
       route.settled?.();
     }
-    return entries.sort((a, b) => comparePaths(a.path, b.path));
   }
 
   /**
@@ -185,7 +159,7 @@ export class Anchor implements ElementAnchor {
    * @throws {CircuitError} `not found` when it is not a server
    */
   async stk(options: CallOptions = {}): Promise<Record<string, unknown>> {
-    return await this.element("stk", null, options) as Record<string, unknown>;
+    return await this.element(ServerOp.STK, null, options) as Record<string, unknown>;
   }
 
   /**
@@ -196,7 +170,7 @@ export class Anchor implements ElementAnchor {
    * @throws {CircuitError} `unreachable`, `auth`, `not found` (stale URL)
    */
   async join(url: string, options: CallOptions = {}): Promise<void> {
-    await this.element("join", { url }, options);
+    await this.element(ServerOp.JOIN, { url } satisfies JoinArgs, options);
   }
 
   /**
@@ -205,7 +179,7 @@ export class Anchor implements ElementAnchor {
    * @param options signal, timeout
    */
   async suicide(options: CallOptions = {}): Promise<void> {
-    await this.element("suicide", null, options);
+    await this.element(ServerOp.SUICIDE, null, options);
   }
 
   /**
@@ -222,6 +196,16 @@ export class Anchor implements ElementAnchor {
     checkElementPath([...this.components]);
     const body: MakeRequest = { path: [...this.components], kind, spec };
     return await this.request(Op.MAKE, body, options);
+  }
+
+  /** Make an element of a kind the client has a handle for, and return the handle. */
+  async #made<K extends HandleKind>(
+    kind: K,
+    spec: unknown,
+    options: CallOptions,
+  ): Promise<HandleOf<K>> {
+    await this.make(kind, spec, options);
+    return handleFor(kind, this);
   }
 
   /**
@@ -242,11 +226,12 @@ export class Anchor implements ElementAnchor {
    *   `unknown`, until scrubbed)
    */
   async makeProc(cmd: ProcCommand, options: CallOptions = {}): Promise<Proc> {
-    const state = await this.make("proc", { cmd }, options) as ProcState;
+    const spec: ProcSpec = { cmd };
+    const state = await this.make(PROC_KIND, spec, options) as ProcState;
     if (state?.Phase === "unknown" && state.Exit) {
       throw new CircuitError("bad request", state.Exit.Body);
     }
-    return new Proc(this);
+    return handleFor(PROC_KIND, this);
   }
 
   /**
@@ -255,7 +240,7 @@ export class Anchor implements ElementAnchor {
    * @returns the handle
    */
   proc(): Proc {
-    return new Proc(this);
+    return handleFor(PROC_KIND, this);
   }
 
   /**
@@ -268,8 +253,7 @@ export class Anchor implements ElementAnchor {
    *   enabled), `unreachable` (engine down); no element is left behind
    */
   async makeDocker(run: ContainerRun, options: CallOptions = {}): Promise<Container> {
-    await this.make("docker", { run }, options);
-    return new Container(this);
+    return await this.#made(DOCKER_KIND, { run } satisfies DockerSpec, options);
   }
 
   /**
@@ -278,7 +262,7 @@ export class Anchor implements ElementAnchor {
    * @returns the handle
    */
   container(): Container {
-    return new Container(this);
+    return handleFor(DOCKER_KIND, this);
   }
 
   /**
@@ -290,8 +274,7 @@ export class Anchor implements ElementAnchor {
    * @throws {CircuitError} `bad request` for a bad capacity; `busy` when the anchor is taken
    */
   async makeChan(cap: number, options: CallOptions = {}): Promise<Chan> {
-    await this.make("chan", { cap }, options);
-    return new Chan(this);
+    return await this.#made(CHAN_KIND, { cap } satisfies ChanSpec, options);
   }
 
   /**
@@ -300,7 +283,7 @@ export class Anchor implements ElementAnchor {
    * @returns the handle
    */
   chan(): Chan {
-    return new Chan(this);
+    return handleFor(CHAN_KIND, this);
   }
 
   /**
@@ -321,8 +304,8 @@ export class Anchor implements ElementAnchor {
    *   anchor is taken
    */
   async makeNameserver(addr?: string, options: CallOptions = {}): Promise<Nameserver> {
-    await this.make("dns", addr === undefined ? {} : { addr }, options);
-    return new Nameserver(this);
+    const spec: NameserverSpec = addr === undefined ? {} : { addr };
+    return await this.#made(DNS_KIND, spec, options);
   }
 
   /**
@@ -331,7 +314,7 @@ export class Anchor implements ElementAnchor {
    * @returns the handle
    */
   nameserver(): Nameserver {
-    return new Nameserver(this);
+    return handleFor(DNS_KIND, this);
   }
 
   /**
@@ -341,8 +324,7 @@ export class Anchor implements ElementAnchor {
    * @returns the subscription
    */
   async makeOnJoin(options: CallOptions = {}): Promise<Subscription> {
-    await this.make("@join", null, options);
-    return new Subscription(this);
+    return await this.#made(JOIN_KIND, null, options);
   }
 
   /**
@@ -352,8 +334,7 @@ export class Anchor implements ElementAnchor {
    * @returns the subscription
    */
   async makeOnLeave(options: CallOptions = {}): Promise<Subscription> {
-    await this.make("@leave", null, options);
-    return new Subscription(this);
+    return await this.#made(LEAVE_KIND, null, options);
   }
 
   /**
@@ -362,7 +343,7 @@ export class Anchor implements ElementAnchor {
    * @returns the handle
    */
   subscription(): Subscription {
-    return new Subscription(this);
+    return handleFor(JOIN_KIND, this);
   }
 
   /**
@@ -439,24 +420,4 @@ export class Anchor implements ElementAnchor {
 
 function capital(s: string): string {
   return s.charAt(0).toUpperCase() + s.slice(1);
-}
-
-/**
- * Order paths by name, component by component, parents before children.
- *
- * @example Sort a listing the way `ls` prints it
- * ```ts ignore
- * ["/X1/a/b", "/X1/a", "/X0"].sort(comparePaths); // ["/X0", "/X1/a", "/X1/a/b"]
- * ```
- *
- * @param a a path
- * @param b a path
- * @returns negative, zero or positive
- */
-export function comparePaths(a: string, b: string): number {
-  const x = splitPath(a), y = splitPath(b);
-  for (let i = 0; i < Math.min(x.length, y.length); i++) {
-    if (x[i] !== y[i]) return x[i] < y[i] ? -1 : 1;
-  }
-  return x.length - y.length;
 }

@@ -6,10 +6,18 @@
 
 import { abortError, CircuitError, fromWireError, typeName } from "../net/errors.ts";
 import { Slabs } from "../net/slabs.ts";
-import { BATCH_BYTES, BATCH_HEADER_BYTES, type SendManyReply } from "../net/wire.ts";
+import {
+  BATCH_BYTES,
+  ChanOp,
+  type ChanState,
+  decodeRecvMany,
+  type RecvManyArgs,
+  type SendManyReply,
+} from "../net/wire/mod.ts";
 import { type Incoming, receive, receiveAll } from "./_recv.ts";
 import type { OutgoingCall } from "../net/mux.ts";
-import type { CallOptions, ElementAnchor } from "./types.ts";
+import { ElementHandle } from "./handle.ts";
+import type { CallOptions } from "./types.ts";
 import { checkTimeout } from "./_check.ts";
 
 /** Most messages this library puts in one batch call. */
@@ -30,19 +38,7 @@ interface Waiting<T> {
 /** A small send waiting for its batch, or a lone send waiting for those before it. */
 type WaitingSend = Waiting<void> & { bytes: Uint8Array } | { open: () => void };
 
-/** A channel's state, as `peek` returns it. */
-export interface ChanState {
-  /** Buffer capacity in messages. */
-  Cap: number;
-  /** Closed for sending. */
-  Closed: boolean;
-  /** Scrubbed. */
-  Aborted: boolean;
-  /** Completed sends. */
-  NumSend: number;
-  /** Completed deliveries. */
-  NumRecv: number;
-}
+export type { ChanState };
 
 /**
  * A channel element. A message is a whole byte stream, delivered to exactly one
@@ -55,7 +51,9 @@ export interface ChanState {
  * order its `send` was made: a send that goes alone (a stream, bytes over the batch size,
  * or a signal or time limit) holds back the sends made after it on this handle until it
  * is done. A batch of received messages is consumed only once all of it has arrived (a
- * receiver that dies gives every message back).
+ * receiver that dies gives every message back). Scrubbing it aborts it: blocked
+ * operations fail with `channel aborted`, buffered messages are dropped, the anchor is
+ * freed.
  *
  * @example Send and receive
  * ```ts ignore
@@ -66,9 +64,7 @@ export interface ChanState {
  * for await (const msg of ch) console.log(msg.length); // drains, then ends
  * ```
  */
-export class Chan implements AsyncIterable<Uint8Array> {
-  /** Where the channel lives. */
-  readonly anchor: ElementAnchor;
+export class Chan extends ElementHandle<ChanState> implements AsyncIterable<Uint8Array> {
   #sends: WaitingSend[] = [];
   #sendsInFlight = 0;
   /** Lone sends not yet done (0 or 1: each waits for the one before). */
@@ -76,15 +72,6 @@ export class Chan implements AsyncIterable<Uint8Array> {
   #recvs: Waiting<Uint8Array>[] = [];
   #recvsInFlight = 0;
   #gathering = false;
-
-  /**
-   * Wrap an anchor that holds a channel.
-   *
-   * @param anchor the anchor
-   */
-  constructor(anchor: ElementAnchor) {
-    this.anchor = anchor;
-  }
 
   /**
    * Send one message; blocks while the buffer is full (CAP 0: until a receiver takes it).
@@ -224,7 +211,7 @@ export class Chan implements AsyncIterable<Uint8Array> {
   /** Open a lone send: bytes go out with the request (no stream to drive), a stream as read. */
   #openSend(body: Uint8Array | ReadableStream<Uint8Array>, options: CallOptions): OutgoingCall {
     const upload = body instanceof Uint8Array ? body : true;
-    return this.anchor.open("send", null, { timeoutMs: 0, ...options, upload });
+    return this.anchor.open(ChanOp.SEND, null, { timeoutMs: 0, ...options, upload });
   }
 
   /**
@@ -277,29 +264,7 @@ export class Chan implements AsyncIterable<Uint8Array> {
    * @throws {CircuitError} `bad request` (`channel already closed`)
    */
   async close(options: CallOptions = {}): Promise<void> {
-    await this.anchor.element("close", null, options);
-  }
-
-  /**
-   * The channel's state.
-   *
-   * @param options signal, timeout
-   * @returns the state
-   */
-  async peek(options: CallOptions = {}): Promise<ChanState> {
-    const v = await this.anchor.peek(options);
-    if (v === null) throw new CircuitError("not found", `No element at "${this.anchor.path}"`);
-    return v as ChanState;
-  }
-
-  /**
-   * Abort: blocked operations fail with `channel aborted`, buffered messages are dropped,
-   * the anchor is freed.
-   *
-   * @param options signal, timeout
-   */
-  async scrub(options: CallOptions = {}): Promise<void> {
-    await this.anchor.scrub(options);
+    await this.anchor.element(ChanOp.CLOSE, null, options);
   }
 
   /**
@@ -340,7 +305,7 @@ export class Chan implements AsyncIterable<Uint8Array> {
       }
       this.#sendsInFlight++;
       // open, not element: errors keep the server's words, as a lone send's do.
-      this.anchor.open("sendMany", batch.map((w) => w.bytes), { timeoutMs: 0 }).result.then(
+      this.anchor.open(ChanOp.SEND_MANY, batch.map((w) => w.bytes), { timeoutMs: 0 }).result.then(
         (reply) =>
           settle(batch, (w, i) => {
             const { sent, refused, error } = reply as SendManyReply;
@@ -362,11 +327,13 @@ export class Chan implements AsyncIterable<Uint8Array> {
       this.#recvsInFlight++;
       let messages: Uint8Array[] = [];
       // Split before acknowledging: a batch that does not parse is given back, not lost.
-      const split = (bytes: Uint8Array) => void (messages = unframe(bytes));
+      // The messages are views into the batch: receiveAll copies it out of the frame, and
+      // it is at most BATCH_BYTES, so keeping one message keeps no more than that.
+      const split = (bytes: Uint8Array) => void (messages = decodeRecvMany(bytes));
       receiveAll(
         this.anchor,
         { timeoutMs: 0 },
-        { op: "recvMany", args: { n: batch.length } },
+        { op: ChanOp.RECV_MANY, args: { n: batch.length } satisfies RecvManyArgs },
         split,
       )
         .then(
@@ -400,27 +367,4 @@ function settle<T, W extends Waiting<T>>(waiters: W[], f: (w: W, i: number) => v
 /** Whether a call may join a batch: one with neither a signal nor a time limit. */
 function batchable(options: CallOptions): boolean {
   return options.signal === undefined && !options.timeoutMs;
-}
-
-/** Split a `recvMany` download into its messages. */
-function unframe(bytes: Uint8Array): Uint8Array[] {
-  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const out: Uint8Array[] = [];
-  let at = 0;
-  while (at < bytes.length) {
-    if (at + BATCH_HEADER_BYTES > bytes.length) throw torn();
-    const n = view.getUint32(at);
-    at += BATCH_HEADER_BYTES;
-    if (at + n > bytes.length) throw torn();
-    // Views: the batch is its own buffer (receiveAll copies it out of the frame), at most
-    // 60 KiB, so keeping one message keeps no more than that.
-    out.push(bytes.subarray(at, at + n));
-    at += n;
-  }
-  if (out.length === 0) throw torn();
-  return out;
-}
-
-function torn(): CircuitError {
-  return new CircuitError("closed", "Receiving failed: a batch of messages arrived torn");
 }

@@ -4,24 +4,17 @@
  * @module
  */
 
-import { CircuitError } from "../net/errors.ts";
-import type { CallOptions, ElementAnchor } from "./types.ts";
+import { DnsOp, type NameserverState, type SetArgs, type UnsetArgs } from "../net/wire/mod.ts";
+import { ElementHandle } from "./handle.ts";
+import type { CallOptions } from "./types.ts";
 
-/** A nameserver's state, as `peek` returns it. */
-export interface NameserverState {
-  /** Where to send queries, `HOST:PORT`, UDP and TCP. */
-  Address: string;
-  /**
-   * Records by lower-case absolute name, names sorted, each in tab-separated
-   * presentation form: `"miek.nl.\t3600\tIN\tMX\t10 mx.miek.nl."`.
-   */
-  Records: Record<string, string[]>;
-}
+export type { NameserverState };
 
 /**
  * A DNS element: an authoritative nameserver on UDP and TCP. It answers by name and
  * type (A, AAAA, CNAME, MX, NS, PTR, SOA, SRV, TXT), follows CNAMEs it holds, says
- * NXDOMAIN for names it does not hold, and compares names case-insensitively.
+ * NXDOMAIN for names it does not hold, and compares names case-insensitively. Scrubbing
+ * it stops serving and frees the port and the anchor.
  *
  * @example Serve an MX record
  * ```ts ignore
@@ -33,19 +26,7 @@ export interface NameserverState {
  * await ns.scrub();
  * ```
  */
-export class Nameserver {
-  /** Where the nameserver lives. */
-  readonly anchor: ElementAnchor;
-
-  /**
-   * Wrap an anchor that holds a nameserver.
-   *
-   * @param anchor the anchor
-   */
-  constructor(anchor: ElementAnchor) {
-    this.anchor = anchor;
-  }
-
+export class Nameserver extends ElementHandle<NameserverState> {
   /**
    * Add a resource record. Relative names are completed with the root (`foo` is `foo.`);
    * TTL (default 3600) and class (default IN) are optional. An identical record is
@@ -58,7 +39,7 @@ export class Nameserver {
    *   other data; `not found` when there is no element
    */
   async set(rr: string, options: CallOptions = {}): Promise<string> {
-    return await this.anchor.element("set", { rr }, options) as string;
+    return await this.anchor.element(DnsOp.SET, { rr } satisfies SetArgs, options) as string;
   }
 
   /**
@@ -70,28 +51,6 @@ export class Nameserver {
    * @throws {CircuitError} `not found` when there is no element
    */
   async unset(name: string, options: CallOptions = {}): Promise<number> {
-    return await this.anchor.element("unset", { name }, options) as number;
-  }
-
-  /**
-   * The nameserver's address and records.
-   *
-   * @param options signal, timeout
-   * @returns the state
-   * @throws {CircuitError} `not found` when the anchor is empty
-   */
-  async peek(options: CallOptions = {}): Promise<NameserverState> {
-    const v = await this.anchor.peek(options);
-    if (v === null) throw new CircuitError("not found", `No element at "${this.anchor.path}"`);
-    return v as NameserverState;
-  }
-
-  /**
-   * Stop serving, free the port and the anchor.
-   *
-   * @param options signal, timeout
-   */
-  async scrub(options: CallOptions = {}): Promise<void> {
-    await this.anchor.scrub(options);
+    return await this.anchor.element(DnsOp.UNSET, { name } satisfies UnsetArgs, options) as number;
   }
 }

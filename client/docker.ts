@@ -4,56 +4,16 @@
  * @module
  */
 
-import { CircuitError } from "../net/errors.ts";
+import { type ContainerRun, type ContainerState, ProcOp } from "../net/wire/mod.ts";
+import { ElementHandle } from "./handle.ts";
 import { type OutputStream, Proc } from "./proc.ts";
 import type { CallOptions, ElementAnchor } from "./types.ts";
 
-/** A container run; keys as in the CLI's JSON (`mkdkr`). */
-export interface ContainerRun {
-  /** Image name (must be present on the engine; nothing is pulled). */
-  Image: string;
-  /** Memory limit in bytes. */
-  Memory?: number;
-  /** Relative CPU weight. */
-  CpuShares?: number;
-  /** LXC options: must be empty (Docker removed the LXC driver). */
-  Lxc?: string[];
-  /** Bind mounts, `/host:/container[:ro|rw]`. */
-  Volume?: string[];
-  /** Working directory in the container. */
-  Dir?: string;
-  /** Entrypoint override. */
-  Entry?: string;
-  /** `K=V` entries. */
-  Env?: string[];
-  /** The program. */
-  Path?: string;
-  /** Its arguments. */
-  Args?: string[];
-  /** Remove the element once the container has exited. */
-  Scrub?: boolean;
-}
-
-/** A container's state: the engine's `docker inspect` object. */
-export interface ContainerState {
-  /** Container id. */
-  Id: string;
-  /** Container name, `/circuit-X…-…`. */
-  Name: string;
-  /** Run state. */
-  State: {
-    Status: string;
-    Running: boolean;
-    ExitCode: number;
-    Error: string;
-    [key: string]: unknown;
-  };
-  /** Everything else `docker inspect` shows. */
-  [key: string]: unknown;
-}
+export type { ContainerRun, ContainerState };
 
 /**
- * A docker element; streams, signals and scrub work as for {@linkcode Proc}.
+ * A docker element; streams, signals and scrub work as for {@linkcode Proc}: scrubbing
+ * it stops the container (TERM, KILL after the server's grace period) and removes it.
  *
  * @example Run a command in a container
  * ```ts ignore
@@ -63,9 +23,8 @@ export interface ContainerState {
  * await c.scrub(); // stops and removes the container
  * ```
  */
-export class Container {
-  /** Where the container's element lives. */
-  readonly anchor: ElementAnchor;
+export class Container extends ElementHandle<ContainerState> {
+  /** The same operations as a process's, on the same anchor. */
   #io: Proc;
 
   /**
@@ -74,7 +33,7 @@ export class Container {
    * @param anchor the anchor
    */
   constructor(anchor: ElementAnchor) {
-    this.anchor = anchor;
+    super(anchor);
     this.#io = new Proc(anchor);
   }
 
@@ -111,7 +70,10 @@ export class Container {
    * @returns its `docker inspect` object (exit code in `State.ExitCode`)
    */
   async wait(options: CallOptions = {}): Promise<ContainerState> {
-    return await this.anchor.element("wait", null, { timeoutMs: 0, ...options }) as ContainerState;
+    return await this.anchor.element(ProcOp.WAIT, null, {
+      timeoutMs: 0,
+      ...options,
+    }) as ContainerState;
   }
 
   /**
@@ -123,26 +85,5 @@ export class Container {
    */
   async signal(name: string, options: CallOptions = {}): Promise<void> {
     await this.#io.signal(name, options);
-  }
-
-  /**
-   * The container's `docker inspect` object.
-   *
-   * @param options signal, timeout
-   * @returns the state
-   */
-  async peek(options: CallOptions = {}): Promise<ContainerState> {
-    const v = await this.anchor.peek(options);
-    if (v === null) throw new CircuitError("not found", `No element at "${this.anchor.path}"`);
-    return v as ContainerState;
-  }
-
-  /**
-   * Stop the container (TERM, KILL after the server's grace period) and remove it.
-   *
-   * @param options signal, timeout
-   */
-  async scrub(options: CallOptions = {}): Promise<void> {
-    await this.anchor.scrub(options);
   }
 }

@@ -12,9 +12,10 @@
 
 export { type Client, connect, type ConnectOptions, readKeyFile } from "./client.ts";
 export { discover, type DiscoverOptions } from "./discover.ts";
-export { Anchor, type CallOptions, comparePaths, type LsOptions } from "./anchor.ts";
+export { Anchor, type CallOptions, type LsOptions } from "./anchor.ts";
 export type { ElementAnchor } from "./types.ts";
-export { joinPath, parseGlob, splitPath } from "./path.ts";
+export { ElementHandle } from "./handle.ts";
+export { comparePaths, joinPath, parseGlob, splitPath } from "./path.ts";
 export {
   isStdinClosed,
   type OutputStream,
@@ -26,5 +27,5 @@ export { Chan, type ChanState } from "./chan.ts";
 export { Nameserver, type NameserverState } from "./dns.ts";
 export { Container, type ContainerRun, type ContainerState } from "./docker.ts";
 export { type MemberEvent, Subscription, type SubscriptionState } from "./subscription.ts";
-export type { Incoming } from "./_recv.ts";
+export { type Incoming, receive as recvStream } from "./_recv.ts";
 export type { Glob } from "./path.ts";

@@ -77,3 +77,23 @@ export function checkElementPath(components: string[]): void {
   }
   checkNewPath(joinPath(components), components.slice(1));
 }
+
+/**
+ * Order paths by name, component by component, parents before children.
+ *
+ * @example Sort a listing the way `ls` prints it
+ * ```ts ignore
+ * ["/X1/a/b", "/X1/a", "/X0"].sort(comparePaths); // ["/X0", "/X1/a", "/X1/a/b"]
+ * ```
+ *
+ * @param a a path
+ * @param b a path
+ * @returns negative, zero or positive
+ */
+export function comparePaths(a: string, b: string): number {
+  const x = splitPath(a), y = splitPath(b);
+  for (let i = 0; i < Math.min(x.length, y.length); i++) {
+    if (x[i] !== y[i]) return x[i] < y[i] ? -1 : 1;
+  }
+  return x.length - y.length;
+}

@@ -6,37 +6,17 @@
  */
 
 import { CircuitError } from "../net/errors.ts";
-import type { CallOptions, ElementAnchor } from "./types.ts";
+import {
+  type OutputReply,
+  type ProcCommand,
+  ProcOp,
+  type ProcState,
+  type SignalArgs,
+} from "../net/wire/mod.ts";
+import { ElementHandle } from "./handle.ts";
+import type { CallOptions } from "./types.ts";
 
-/** A process command; keys as in the CLI's JSON and in `peek`'s `Cmd`. */
-export interface ProcCommand {
-  /** `K=V` entries; absent or null inherits the server's environment. */
-  Env?: string[] | null;
-  /** Working directory; absent for the server's. */
-  Dir?: string;
-  /** The program, used as given: no $PATH search. */
-  Path: string;
-  /** Arguments after the program name. */
-  Args?: string[];
-  /** Remove the element once the process has exited. @default {false} */
-  Scrub?: boolean;
-}
-
-/** A process's state, as `peek` and `wait` return it. */
-export interface ProcState {
-  /** The command, with every key present. */
-  Cmd: Required<ProcCommand>;
-  /** Null while running and after exit 0; else `{Body: "exit status 3"}` and the like. */
-  Exit: { Body: string } | null;
-  /** `running`, `exited`, `signaled`, `stopped`, `continued` or `unknown`. */
-  Phase: "running" | "exited" | "signaled" | "stopped" | "continued" | "unknown";
-  /** OS process id, or null when it never started. */
-  Pid: number | null;
-  /** Exit code after a normal exit, else null. */
-  ExitCode: number | null;
-  /** The signal that ended it (e.g. `SIGTERM`), else null. */
-  Signal: string | null;
-}
+export type { ProcCommand, ProcState };
 
 /** A stream of a process's output and how much of it was lost before it. */
 export interface OutputStream {
@@ -149,7 +129,8 @@ function withCallResult(
 }
 
 /**
- * A process element. Its streams are opened when first used.
+ * A process element. Its streams are opened when first used. Scrubbing it kills the
+ * process group (TERM, then KILL after the server's grace period) and removes the element.
  *
  * @example Run a command and read its output
  * ```ts ignore
@@ -161,21 +142,10 @@ function withCallResult(
  * await proc.scrub();
  * ```
  */
-export class Proc {
-  /** Where the process lives. */
-  readonly anchor: ElementAnchor;
+export class Proc extends ElementHandle<ProcState> {
   #stdin: WritableStream<Uint8Array> | null = null;
   #stdout: ReadableStream<Uint8Array> | null = null;
   #stderr: ReadableStream<Uint8Array> | null = null;
-
-  /**
-   * Wrap an anchor that holds (or will hold) a process.
-   *
-   * @param anchor the anchor
-   */
-  constructor(anchor: ElementAnchor) {
-    this.anchor = anchor;
-  }
 
   /**
    * The process's standard input; write as often as needed, close to send EOF. Only one
@@ -196,7 +166,7 @@ export class Proc {
    * @returns the stream; closing it resolves once the process has its EOF
    */
   openStdin(options: CallOptions = {}): WritableStream<Uint8Array> {
-    const call = this.anchor.open("stdin", null, { ...options, upload: true });
+    const call = this.anchor.open(ProcOp.STDIN, null, { ...options, upload: true });
     return withCallResult(call.upload!, call.result, this.anchor.path);
   }
 
@@ -218,8 +188,9 @@ export class Proc {
    * @returns the bytes and, at the end, how many were dropped before them
    */
   output(which: "stdout" | "stderr", options: CallOptions = {}): OutputStream {
-    const call = this.anchor.open(which, null, { ...options, download: true });
-    const dropped = call.result.then((r) => Number((r as { Dropped?: number })?.Dropped ?? 0));
+    const op = which === "stdout" ? ProcOp.STDOUT : ProcOp.STDERR;
+    const call = this.anchor.open(op, null, { ...options, download: true });
+    const dropped = call.result.then((r) => Number((r as Partial<OutputReply>)?.Dropped ?? 0));
     dropped.catch(() => {}); // a caller that only reads the bytes must not see it rejected
     return { readable: withCallError(call.download!, call.result), dropped };
   }
@@ -232,7 +203,7 @@ export class Proc {
    * @throws {CircuitError} `not found` when the element is gone; `timeout`, `aborted`
    */
   async wait(options: CallOptions = {}): Promise<ProcState> {
-    return await this.anchor.element("wait", null, { timeoutMs: 0, ...options }) as ProcState;
+    return await this.anchor.element(ProcOp.WAIT, null, { timeoutMs: 0, ...options }) as ProcState;
   }
 
   /**
@@ -243,28 +214,6 @@ export class Proc {
    * @throws {CircuitError} `bad request` for an unknown name or an exited process
    */
   async signal(name: string, options: CallOptions = {}): Promise<void> {
-    await this.anchor.element("signal", { name }, options);
-  }
-
-  /**
-   * The process's state now.
-   *
-   * @param options signal, timeout
-   * @returns the state
-   */
-  async peek(options: CallOptions = {}): Promise<ProcState> {
-    const v = await this.anchor.peek(options);
-    if (v === null) throw new CircuitError("not found", `No element at "${this.anchor.path}"`);
-    return v as ProcState;
-  }
-
-  /**
-   * Kill the process group (TERM, then KILL after the server's grace period) and
-   * remove the element.
-   *
-   * @param options signal, timeout
-   */
-  async scrub(options: CallOptions = {}): Promise<void> {
-    await this.anchor.scrub(options);
+    await this.anchor.element(ProcOp.SIGNAL, { name } satisfies SignalArgs, options);
   }
 }

@@ -5,18 +5,12 @@
  */
 
 import { CircuitError } from "../net/errors.ts";
+import type { SubscriptionReply, SubscriptionState } from "../net/wire/mod.ts";
 import { receiveAll } from "./_recv.ts";
-import type { CallOptions, ElementAnchor } from "./types.ts";
+import { ElementHandle } from "./handle.ts";
+import type { CallOptions } from "./types.ts";
 
-/** A subscription's state, as `peek` returns it. */
-export interface SubscriptionState {
-  /** `join` or `leave`. */
-  Source: "join" | "leave";
-  /** Events waiting. */
-  Pending: number;
-  /** Scrubbed. */
-  Closed: boolean;
-}
+export type { SubscriptionState };
 
 /** One membership event. */
 export interface MemberEvent {
@@ -27,7 +21,8 @@ export interface MemberEvent {
 }
 
 /**
- * A `@join` or `@leave` subscription: an async iterable of server paths.
+ * A `@join` or `@leave` subscription: an async iterable of server paths. Scrubbing it
+ * stops the subscription and frees the anchor.
  *
  * @example Follow servers joining
  * ```ts ignore
@@ -35,19 +30,8 @@ export interface MemberEvent {
  * for await (const server of joins) console.log("joined:", server);
  * ```
  */
-export class Subscription implements AsyncIterable<string> {
-  /** Where the subscription lives. */
-  readonly anchor: ElementAnchor;
-
-  /**
-   * Wrap an anchor that holds a subscription.
-   *
-   * @param anchor the anchor
-   */
-  constructor(anchor: ElementAnchor) {
-    this.anchor = anchor;
-  }
-
+export class Subscription extends ElementHandle<SubscriptionState>
+  implements AsyncIterable<string> {
   /**
    * The next event; waits for one.
    *
@@ -60,7 +44,7 @@ export class Subscription implements AsyncIterable<string> {
   async recv(options: CallOptions = {}): Promise<MemberEvent> {
     const { bytes, reply } = await receiveAll(this.anchor, options);
     const path = new TextDecoder().decode(bytes).trimEnd();
-    return { path, dropped: Number((reply as { Dropped?: number } | null)?.Dropped ?? 0) };
+    return { path, dropped: Number((reply as Partial<SubscriptionReply> | null)?.Dropped ?? 0) };
   }
 
   /**
@@ -81,26 +65,5 @@ export class Subscription implements AsyncIterable<string> {
         throw err;
       }
     }
-  }
-
-  /**
-   * The subscription's state.
-   *
-   * @param options signal, timeout
-   * @returns the state
-   */
-  async peek(options: CallOptions = {}): Promise<SubscriptionState> {
-    const v = await this.anchor.peek(options);
-    if (v === null) throw new CircuitError("not found", `No element at "${this.anchor.path}"`);
-    return v as SubscriptionState;
-  }
-
-  /**
-   * Stop the subscription and free the anchor.
-   *
-   * @param options signal, timeout
-   */
-  async scrub(options: CallOptions = {}): Promise<void> {
-    await this.anchor.scrub(options);
   }
 }

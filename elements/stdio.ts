@@ -8,17 +8,15 @@
  */
 
 import { CircuitError } from "../net/errors.ts";
+import { type OutputReply, ProcOp, type StdioOpName } from "../net/wire/mod.ts";
 import type { ElementCall } from "./element.ts";
 import { OutputBuffer } from "./output.ts";
 
 /** Bytes read from a child's pipe at once. */
 const PIPE_READ_BYTES = 64 * 1024;
 
-/** What `stdout`/`stderr` reply once the stream is over. */
-export interface StreamReply {
-  /** Bytes dropped before this reader attached (nobody was reading then). */
-  Dropped: number;
-}
+/** What `stdout`/`stderr` reply once the stream is over (the wire's `OutputReply`). */
+export type StreamReply = OutputReply;
 
 /** The pipes of a spawned child. */
 export interface ChildPipes {
@@ -84,9 +82,9 @@ export class Stdio {
    * @param call its streams
    * @returns null for stdin, {@linkcode StreamReply} for output
    */
-  serve(op: "stdin" | "stdout" | "stderr", call: ElementCall): Promise<unknown> {
-    if (op === "stdin") return this.#writeStdin(call);
-    return copyOut(op === "stdout" ? this.out : this.err, call);
+  serve(op: StdioOpName, call: ElementCall): Promise<unknown> {
+    if (op === ProcOp.STDIN) return this.#writeStdin(call);
+    return copyOut(op === ProcOp.STDOUT ? this.out : this.err, call);
   }
 
   async #writeStdin(call: ElementCall): Promise<null> {

@@ -6,6 +6,7 @@
  */
 
 import { CircuitError } from "../../net/errors.ts";
+import { DnsOp } from "../../net/wire/mod.ts";
 import type { Element, ElementCall, ElementContext, ElementKind } from "../element.ts";
 import { DEFAULT_DNS_CONFIG, type DnsConfig } from "./config.ts";
 import { respond } from "./message.ts";
@@ -156,7 +157,7 @@ export class DnsElement implements Element {
 
   #call(op: string, args: Record<string, unknown>): unknown {
     switch (op) {
-      case "set": {
+      case DnsOp.SET: {
         if (typeof args.rr !== "string") {
           throw new CircuitError("bad request", "set needs a record in zone-file syntax");
         }
@@ -164,7 +165,7 @@ export class DnsElement implements Element {
         this.#store.add(rr);
         return formatRecord(rr);
       }
-      case "unset": {
+      case DnsOp.UNSET: {
         if (typeof args.name !== "string" || args.name.trim() === "") {
           throw new CircuitError("bad request", "unset needs a name");
         }

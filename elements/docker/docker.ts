@@ -11,6 +11,7 @@
 
 import { createHash } from "node:crypto";
 import { CircuitError } from "../../net/errors.ts";
+import { ProcOp } from "../../net/wire/mod.ts";
 import type { Element, ElementCall, ElementContext, ElementKind } from "../element.ts";
 import { parseSignal } from "../proc/signals.ts";
 import { abortable, Stdio } from "../stdio.ts";
@@ -186,14 +187,14 @@ export class DockerElement implements Element {
    */
   async call(op: string, call: ElementCall): Promise<unknown> {
     switch (op) {
-      case "wait":
+      case ProcOp.WAIT:
         await abortable(this.#exited, call.signal);
         return await this.peek();
-      case "signal":
+      case ProcOp.SIGNAL:
         return await this.#signal(String((call.args as { name?: unknown } | null)?.name));
-      case "stdin":
-      case "stdout":
-      case "stderr":
+      case ProcOp.STDIN:
+      case ProcOp.STDOUT:
+      case ProcOp.STDERR:
         return await this.#stdio.serve(op, call);
       default:
         throw new CircuitError("bad request", `A docker container has no operation "${op}"`);

@@ -6,6 +6,7 @@
  */
 
 import { CircuitError } from "../../net/errors.ts";
+import { PROC_KIND, ProcOp, type SignalArgs } from "../../net/wire/mod.ts";
 import type { Element, ElementCall, ElementContext, ElementKind } from "../element.ts";
 import { abortable, Stdio } from "../stdio.ts";
 import { type Cmd, envObject, parseCmd, spawnPath } from "./spec.ts";
@@ -36,7 +37,7 @@ const DEC = new TextDecoder();
 /** A running or finished process. */
 export class ProcElement implements Element {
   /** `ls -l` kind. */
-  readonly kind = "proc";
+  readonly kind = PROC_KIND;
   #ctx: ElementContext;
   #cmd: Cmd;
   #child: Deno.ChildProcess | null = null;
@@ -154,14 +155,14 @@ export class ProcElement implements Element {
    */
   async call(op: string, call: ElementCall): Promise<unknown> {
     switch (op) {
-      case "wait":
+      case ProcOp.WAIT:
         await abortable(this.#exited, call.signal);
         return this.peek();
-      case "signal":
-        return this.#signal(String((call.args as { name?: unknown } | null)?.name));
-      case "stdin":
-      case "stdout":
-      case "stderr":
+      case ProcOp.SIGNAL:
+        return this.#signal(String((call.args as Partial<SignalArgs> | null)?.name));
+      case ProcOp.STDIN:
+      case ProcOp.STDOUT:
+      case ProcOp.STDERR:
         return await this.#stdio.serve(op, call);
       default:
         throw new CircuitError("bad request", `A proc has no operation "${op}"`);
@@ -224,9 +225,9 @@ function isStopped(pid: number): boolean {
 
 /** The `proc` element kind: spec `{cmd}`, reply the peek. */
 export const procKind: ElementKind = {
-  name: "proc",
+  name: PROC_KIND,
   make(ctx: ElementContext, spec: unknown): Promise<Element> {
-    const cmd = parseCmd((spec as { cmd?: unknown } | null)?.cmd);
+    const cmd = parseCmd((spec as { cmd?: unknown } | null)?.cmd); // a ProcSpec, unchecked
     return Promise.resolve(new ProcElement(ctx, cmd));
   },
 };

@@ -11,6 +11,13 @@
  */
 
 import { CircuitError } from "../../net/errors.ts";
+import {
+  JOIN_KIND,
+  LEAVE_KIND,
+  SubscriptionOp,
+  type SubscriptionReply,
+  type SubscriptionState,
+} from "../../net/wire/mod.ts";
 import type { Element, ElementCall, ElementContext, ElementKind } from "../element.ts";
 import { deliver } from "../delivery.ts";
 
@@ -20,21 +27,10 @@ export const SUBSCRIPTION_QUEUE_EVENTS = 4096;
 /** Which events. */
 export type Source = "join" | "leave";
 
-/** The `peek` shape. */
-export interface SubscriptionPeek {
-  /** `join` or `leave`. */
-  Source: Source;
-  /** Events waiting to be received. */
-  Pending: number;
-  /** Scrubbed. */
-  Closed: boolean;
-}
+/** The `peek` shape (the wire's `SubscriptionState`). */
+export type SubscriptionPeek = SubscriptionState;
 
-/** What `recv` replies after the event bytes. */
-export interface SubscriptionReply {
-  /** Events dropped since the previous `recv` (queue full). */
-  Dropped: number;
-}
+export type { SubscriptionReply };
 
 interface Receiver {
   call: ElementCall;
@@ -61,7 +57,7 @@ export class SubscriptionElement implements Element {
    */
   constructor(ctx: ElementContext, source: Source, boundEvents = SUBSCRIPTION_QUEUE_EVENTS) {
     this.#source = source;
-    this.kind = `@${source}`;
+    this.kind = KIND_NAMES[source];
     this.#bound = boundEvents;
     if (source === "join") { for (const p of ctx.cluster.members()) this.#push(p); }
     this.#unsubscribe = ctx.cluster.subscribe((e) => {
@@ -95,7 +91,7 @@ export class SubscriptionElement implements Element {
    * @returns `{Dropped}`
    */
   async call(op: string, call: ElementCall): Promise<unknown> {
-    if (op !== "recv") {
+    if (op !== SubscriptionOp.RECV) {
       throw new CircuitError("bad request", `A subscription has no operation "${op}"`);
     }
     for (;;) {
@@ -151,9 +147,12 @@ export class SubscriptionElement implements Element {
   }
 }
 
+/** The kind name of each source. */
+const KIND_NAMES: Readonly<Record<Source, string>> = { join: JOIN_KIND, leave: LEAVE_KIND };
+
 function kindFor(source: Source): ElementKind {
   return {
-    name: `@${source}`,
+    name: KIND_NAMES[source],
     make(ctx: ElementContext): Promise<Element> {
       return Promise.resolve(new SubscriptionElement(ctx, source));
     },
