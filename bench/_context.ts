@@ -1,7 +1,8 @@
 /**
- * What the process and channel sections share: the context `run.ts` hands them, running
- * a {@linkcode WorkJob} in a (possibly pinned) subprocess, and timing external commands
- * with hyperfine or a spawn loop.
+ * What every section of the benchmark shares: the {@linkcode Section} shape `run.ts`
+ * tables, the context it hands each, the one job runner (a job in a possibly pinned
+ * client subprocess), timing external commands with hyperfine or a spawn loop, and
+ * recording a measurement's failure.
  *
  * @module
  */
@@ -31,22 +32,54 @@ export interface SectionContext {
   progress(text: string): void;
 }
 
+/** One section of the benchmark: its number (for `--only`), its title, how to run it. */
+export interface Section {
+  /** 1-based; sections run in this order. */
+  n: number;
+  /** The report's heading, starting with `N. `. */
+  title: string;
+  /**
+   * Measure, recording figures and notes through `ctx`. A throw is recorded as the
+   * section's failure; every subprocess is stopped after it either way.
+   */
+  run(ctx: SectionContext): Promise<void>;
+}
+
+/** The client that runs library peek loops and raw TCP echo loops (section 2). */
+export const PEEK_CLIENT = `${ROOT}bench/_peek_client.ts`;
+/** The client that runs every other job (sections 6 to 8). */
+export const WORK_CLIENT = `${ROOT}bench/_work_client.ts`;
+
 /**
- * Run a job in `bench/_work_client.ts` and parse its result line.
+ * The job runner: run a job in a client subprocess (its JSON the one argument; pinned
+ * with `taskset` when `pin` is given) and parse its last stdout line as the result.
+ *
+ * @param client {@linkcode PEEK_CLIENT} or {@linkcode WORK_CLIENT}
+ * @param job the job
+ * @param pin a `taskset -c` CPU list, or none
+ * @returns the result
+ * @throws {Error} with the client's first stderr lines when it fails
+ */
+export async function runJob<T>(client: string, job: { mode: string }, pin?: string): Promise<T> {
+  const argv = denoArgv(client, [JSON.stringify(job)], pin);
+  const r = await run(argv.cmd, argv.args);
+  if (r.code !== 0) {
+    const why = r.stderr.trim().split("\n").filter((l) => l.trim()).slice(0, 3).join(" / ");
+    const name = client.slice(client.lastIndexOf("/") + 2, -3).replace("_", " ");
+    throw new Error(`${name} (${job.mode}) failed: ${why}`);
+  }
+  return JSON.parse(r.stdout.trim().split("\n").pop()!) as T;
+}
+
+/**
+ * Run a job in `bench/_work_client.ts`: {@linkcode runJob} with {@linkcode WORK_CLIENT}.
  *
  * @param job the job
  * @param pin a `taskset -c` CPU list, or none
  * @returns the result
- * @throws {Error} when the client fails
  */
-export async function workJob<T>(job: WorkJob, pin?: string): Promise<T> {
-  const argv = denoArgv(`${ROOT}bench/_work_client.ts`, [JSON.stringify(job)], pin);
-  const r = await run(argv.cmd, argv.args);
-  if (r.code !== 0) {
-    const why = r.stderr.trim().split("\n").filter((l) => l.trim()).slice(0, 3).join(" / ");
-    throw new Error(`work client (${job.mode}) failed: ${why}`);
-  }
-  return JSON.parse(r.stdout.trim().split("\n").pop()!) as T;
+export function workJob<T>(job: WorkJob, pin?: string): Promise<T> {
+  return runJob<T>(WORK_CLIENT, job, pin);
 }
 
 /**

@@ -1,15 +1,65 @@
 /**
  * Peers for the benchmark, each a private instance on loopback in a temp directory and
  * stopped with the rest by `stopAll`: an OpenSSH server with its own host key, config and
- * authorized client key; redis-server without persistence; a one-member etcd.
- * Each `start*` throws with a reason when its program is missing or fails to start; the
- * caller records the peer as skipped.
+ * authorized client key; redis-server without persistence; a one-member etcd (nsd is
+ * started by the DNS section, serf by the membership section in its namespaces).
+ * Each is a {@linkcode Peer}; each `start*` throws with a reason when its program is
+ * missing or fails to start, and {@linkcode startPeer} records the peer as skipped.
  *
  * @module
  */
 
 import { canRun, run, type Service, spawnDaemon } from "./_cluster.ts";
+import type { SectionContext } from "./_context.ts";
 import { Resp } from "./_resp.ts";
+
+/** What every peer on loopback is: a daemon on a port. */
+export interface Peer {
+  /** The daemon (stopped with the rest by `stopAll`). */
+  svc: Service;
+  /** The loopback port it serves clients on. */
+  port: number;
+}
+
+/** The figure {@linkcode startPeer} records when a peer cannot be set up. */
+export interface SkippedFigure {
+  /** The section's title. */
+  section: string;
+  /** The figure's name; ` (skipped)` is appended. */
+  name: string;
+  /** Its unit. Default none. */
+  unit?: string;
+  /** Appended to the note `skipped: REASON`. */
+  suffix?: string;
+}
+
+/**
+ * Start a peer, or record why not as a null figure and return null.
+ *
+ * @param ctx the run's context
+ * @param skipped the figure that says it was skipped
+ * @param start starts the peer; throws with the reason
+ * @returns the peer, or null when skipped
+ */
+export async function startPeer<T extends Peer>(
+  ctx: SectionContext,
+  skipped: SkippedFigure,
+  start: () => Promise<T>,
+): Promise<T | null> {
+  try {
+    return await start();
+  } catch (err) {
+    const why = err instanceof Error ? err.message : String(err);
+    ctx.add({
+      section: skipped.section,
+      name: `${skipped.name} (skipped)`,
+      value: null,
+      unit: skipped.unit ?? "",
+      notes: `skipped: ${why}${skipped.suffix ?? ""}`,
+    });
+    return null;
+  }
+}
 
 /** Directories outside the run's temp dir (tmpfs), removed by {@linkcode removeScratch}. */
 const scratch = new Set<string>();
@@ -71,11 +121,7 @@ async function accepts(port: number): Promise<boolean> {
 }
 
 /** A private sshd and the `ssh` argv that logs in to it as root with a fresh key. */
-export interface SshPeer {
-  /** The daemon. */
-  svc: Service;
-  /** Its port. */
-  port: number;
+export interface SshPeer extends Peer {
   /** `ssh -p … -i … root@127.0.0.1` without the remote command. */
   argv: string[];
   /** Same, through a ControlMaster connection opened once (multiplexed sessions). */
@@ -186,11 +232,7 @@ export async function startSshd(dir: string): Promise<SshPeer> {
 }
 
 /** A private redis-server. */
-export interface RedisPeer {
-  /** The daemon. */
-  svc: Service;
-  /** Its port. */
-  port: number;
+export interface RedisPeer extends Peer {
   /** `redis-server --version`. */
   version: string;
 }
@@ -241,9 +283,7 @@ export async function startRedis(dir: string): Promise<RedisPeer> {
 }
 
 /** A private one-member etcd. */
-export interface EtcdPeer {
-  /** The daemon. */
-  svc: Service;
+export interface EtcdPeer extends Peer {
   /** `http://127.0.0.1:PORT` of its client API (gRPC and the HTTP/JSON gateway). */
   endpoint: string;
   /** `etcd --version`'s first line. */
@@ -300,6 +340,7 @@ export async function startEtcd(dir: string): Promise<EtcdPeer> {
   );
   return {
     svc,
+    port: client,
     endpoint,
     version: v.stdout.split("\n")[0].trim(),
     dataDir: `${dir}/data`,

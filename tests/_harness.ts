@@ -6,6 +6,16 @@
  */
 
 import { connect } from "../mod.ts";
+import { assert } from "./_assert.ts";
+
+export {
+  assert,
+  assertEquals,
+  assertNotEquals,
+  assertRejects,
+  assertThrows,
+  equal,
+} from "./_assert.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
 const CLI = `${ROOT}cli.ts`;
@@ -350,28 +360,6 @@ export async function keyFile(dir: string, name = "key"): Promise<string> {
   const path = `${dir}/${name}`;
   await Deno.writeTextFile(path, r.stdout);
   return path;
-}
-
-/**
- * Assert a condition.
- *
- * @param cond the condition
- * @param msg what failed
- */
-export function assert(cond: unknown, msg = "assertion failed"): asserts cond {
-  if (!cond) throw new Error(msg);
-}
-
-/**
- * Assert deep equality (JSON).
- *
- * @param actual what we got
- * @param expected what we want
- * @param msg context
- */
-export function assertEquals(actual: unknown, expected: unknown, msg = ""): void {
-  const a = JSON.stringify(actual), e = JSON.stringify(expected);
-  if (a !== e) throw new Error(`${msg ? msg + ": " : ""}expected ${e}, got ${a}`);
 }
 
 /**

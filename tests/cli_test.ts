@@ -3,6 +3,7 @@
  */
 
 import { COMMANDS } from "../cli/commands.ts";
+import { connect } from "../mod.ts";
 import {
   assert,
   assertEquals,
@@ -204,4 +205,27 @@ Deno.test("start with a bad key file exits 1 with one line", async () => {
     await cli(["start", "--var", `${tmp.path}/v`, "--hmac", `${tmp.path}/missing`]),
     /Reading key file/,
   );
+});
+
+Deno.test("ls --depth prints children before parents end to end; without it, parents first", async () => {
+  await using s = await Server.start();
+  await using client = await connect(s.url);
+  const names = ["a", "a/x", "a/x/y", "b", "b/z"];
+  for (const n of names) await client.walk(`${s.path}/${n}`).makeChan(1);
+  const byName = names.map((n) => `${s.path}/${n}`);
+  const byDepth = ["a/x/y", "a/x", "a", "b/z", "b"].map((n) => `${s.path}/${n}`);
+  const lines = (paths: string[]) => paths.map((p) => `${p}\n`).join("");
+  const ls = (...args: string[]) => cli(["ls", "-d", s.url, ...args]);
+  assertEquals(await ls(`${s.path}/...`), { code: 0, stdout: lines(byName), stderr: "" });
+  assertEquals(await ls("--depth", `${s.path}/...`), {
+    code: 0,
+    stdout: lines(byDepth),
+    stderr: "",
+  });
+  assertEquals((await ls(`${s.path}/...`, "--depth")).stdout, lines(byDepth), "flag after");
+  assertEquals((await ls("--depth=false", `${s.path}/...`)).stdout, lines(byName));
+  assertEquals((await ls("/...")).stdout, lines([s.path, ...byName]), "the cluster, by name");
+  assertEquals((await ls("--depth", "/...")).stdout, lines([...byDepth, s.path]), "by depth");
+  const long = await ls("-l", "--depth", `${s.path}/...`);
+  assertEquals(long.stdout, byDepth.map((p) => `${"chan".padEnd(15)} ${p}\n`).join(""));
 });

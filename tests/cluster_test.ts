@@ -40,7 +40,7 @@ Deno.test("ls -l /... prints kind and absolute path in the contract's format", a
   const r = await cli(["ls", "-l", "-d", c.servers[1].url, "/..."]);
   assertEquals(r.code, 0, r.stderr);
   assertEquals(r.stdout, want.map((p) => `server          ${p}\n`).join(""));
-  const depth = await cli(["--depth", "ls"].slice(1).concat(["-d", c.servers[0].url, "/..."]));
+  const depth = await cli(["ls", "--depth", "-d", c.servers[0].url, "/..."]);
   assertEquals(depth.stdout, want.map((p) => `${p}\n`).join(""));
   const one = await cli(["ls", "-d", c.servers[0].url, c.servers[1].path]);
   assertEquals([one.code, one.stdout], [0, ""], "a server without anchors lists nothing");

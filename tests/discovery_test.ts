@@ -1,6 +1,7 @@
 /**
- * Multicast discovery and partition healing between hosts in network namespaces. Needs
- * root; otherwise SKIPPED with the reason (a failure under CI=true).
+ * Multicast discovery: the announce schedule as a table, then discovery and partition
+ * healing between hosts in network namespaces. Those need root; otherwise SKIPPED with the
+ * reason (a failure under CI=true).
  */
 
 import {
@@ -15,8 +16,59 @@ import {
   waitFor,
 } from "./_harness.ts";
 import { type Host, Lan, netnsUnavailable } from "./_netns.ts";
+import { DEFAULT_DISCOVERY_CONFIG, nextAnnounceDelayMs } from "../net/discovery.ts";
 
 const why = await netnsUnavailable();
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * Announcement times over `forMs` from the announcer's start, by the real schedule, with
+ * `random` giving each jitter draw.
+ */
+function announcements(forMs: number, random: () => number): number[] {
+  const times = [0];
+  for (let t = 0; t < forMs;) {
+    t += nextAnnounceDelayMs(t, DEFAULT_DISCOVERY_CONFIG, random());
+    times.push(t);
+  }
+  return times;
+}
+
+Deno.test("the announce schedule: fast for 3 s, then every 2 s ±20 %, never silent", () => {
+  const c = DEFAULT_DISCOVERY_CONFIG;
+  // [time since start, random draw, expected delay]
+  const rows: Array<[number, number, number]> = [
+    [0, 0, 200],
+    [0, 0.5, 250],
+    [0, 0.999999, 300],
+    [c.fastPhaseMs - 1, 0.5, 250],
+    [c.fastPhaseMs, 0, 1600],
+    [c.fastPhaseMs, 0.5, 2000],
+    [c.fastPhaseMs, 0.999999, 2400],
+    [70_000, 0.5, 2000], // the original went silent here
+    [91_000, 0.25, 1800],
+    [86_400_000, 0.75, 2200], // a day on: still steady
+  ];
+  for (const [since, random, want] of rows) {
+    assertEquals(nextAnnounceDelayMs(since, c, random), want, `at ${since} ms, random ${random}`);
+  }
+  const custom = { ...c, announceFastMs: 10, fastPhaseMs: 100, announceSteadyMs: 1000 };
+  assertEquals([0, 99, 100].map((t) => nextAnnounceDelayMs(t, custom, 0.5)), [10, 10, 1000]);
+  // Over two hours of draws at both extremes and at random, no gap exceeds the steady
+  // maximum and the fast phase sends at least fastPhaseMs / (1.2 × fast) announcements.
+  let seed = 1;
+  const lcg = () => (seed = (seed * 48271) % 2147483647) / 2147483647;
+  for (const random of [() => 0, () => 0.999999, lcg]) {
+    const times = announcements(2 * 3600_000, random);
+    const gaps = times.slice(1).map((t, i) => t - times[i]);
+    assert(Math.max(...gaps) <= c.announceSteadyMs * 1.2, `a gap of ${Math.max(...gaps)} ms`);
+    assert(Math.min(...gaps) >= c.announceFastMs * 0.8, `a gap of ${Math.min(...gaps)} ms`);
+    const fast = times.filter((t) => t < c.fastPhaseMs).length;
+    assert(fast >= Math.floor(c.fastPhaseMs / (c.announceFastMs * 1.2)), `${fast} fast ones`);
+    assert(times.at(-1)! >= 2 * 3600_000, "announcing until the end");
+  }
+});
+
 const GROUP = "228.8.8.8:7711";
 
 async function listing(h: Host, s: Server, key: string): Promise<string[]> {
@@ -58,13 +110,32 @@ if (why) {
     }
   });
 
-  Deno.test("a server started 90 s later still joins (announcements never stop)", async () => {
+  Deno.test("a server announces on the steady schedule after the fast phase, and a late one joins", async () => {
+    // The schedule itself is the table test above; this proves the real server follows it
+    // past the fast phase (the original fell silent after 70 s) in a few steady periods.
     using tmp = new TempDir();
     const key = await keyFile(tmp.path);
     await using lan = await Lan.create(2);
     await using a = await start(lan.hosts[0], key);
-    // The original fell silent after 70 s; ours announces every 2 s after the first 3 s.
-    await new Promise((r) => setTimeout(r, 90_000));
+    const sent = async () => {
+      const r = await cli(["stk", "-d", a.url, "--hmac", key, a.path], {
+        prefix: lan.hosts[0].prefix,
+      });
+      return JSON.parse(r.stdout).Discovery.Sent as number;
+    };
+    const { fastPhaseMs, announceSteadyMs } = DEFAULT_DISCOVERY_CONFIG;
+    await sleep(fastPhaseMs + announceSteadyMs);
+    const before = await sent();
+    const t = Date.now();
+    await sleep(3 * announceSteadyMs);
+    const steady = await sent() - before;
+    const periods = (Date.now() - t) / announceSteadyMs;
+    // Jitter is ±20 %: over `periods` steady periods, at least periods/1.2 - 1 are sent.
+    assert(
+      steady >= Math.floor(periods / 1.2) - 1,
+      `${steady} announcements in ${periods} periods`,
+    );
+    assert(steady <= Math.ceil(periods / 0.8) + 1, `${steady} announcements in ${periods} periods`);
     await using b = await start(lan.hosts[1], key);
     await waitFor(
       () => allList([[lan.hosts[0], a], [lan.hosts[1], b]], key, [a.path, b.path]),

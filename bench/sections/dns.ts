@@ -13,14 +13,13 @@
  * @module
  */
 
-import { connect, readKeyFile } from "../mod.ts";
-import { Cluster, denoArgv, ROOT, run, spawnDaemon, spawnService } from "./_cluster.ts";
-import type { SectionContext } from "./_context.ts";
-import { sparePort } from "./_peers.ts";
-import { summarize } from "./_stats.ts";
+import { connect, readKeyFile } from "../../mod.ts";
+import { Cluster, denoArgv, ROOT, run, spawnDaemon, spawnService } from "../_cluster.ts";
+import type { Section, SectionContext } from "../_context.ts";
+import { type Peer, sparePort } from "../_peers.ts";
+import { summarize } from "../_stats.ts";
 
-/** Section title. */
-export const S_DNS = "9. DNS (dnsperf, A over UDP)";
+const TITLE = "9. DNS (dnsperf, A over UDP)";
 
 function params(quick: boolean) {
   return quick
@@ -60,10 +59,7 @@ function zoneRecords(n: number): string[] {
   return rrs;
 }
 
-async function startNsd(
-  dir: string,
-  zone: string[],
-): Promise<{ port: number; stop(): Promise<void> }> {
+async function startNsd(dir: string, zone: string[]): Promise<Peer> {
   await Deno.mkdir(dir, { recursive: true });
   const port = sparePort();
   await Deno.writeTextFile(`${dir}/bench.zone`, zone.join("\n") + "\n");
@@ -99,7 +95,7 @@ async function startNsd(
     (await run("dig", ["@127.0.0.1", "-p", String(port), "+short", "+time=1", "ns.bench", "A"]))
       .stdout.trim() === "127.0.0.1";
   const svc = await spawnDaemon({ cmd: "nsd", args: ["-d", "-c", `${dir}/nsd.conf`] }, ready);
-  return { port, stop: () => svc.stop() };
+  return { svc, port };
 }
 
 /**
@@ -108,8 +104,8 @@ async function startNsd(
  *
  * @param ctx the run's context
  */
-export async function dnsBench(ctx: SectionContext): Promise<void> {
-  const S = S_DNS;
+async function dnsBench(ctx: SectionContext): Promise<void> {
+  const S = TITLE;
   const P = params(ctx.quick);
   for (const tool of ["dnsperf", "dig"]) {
     if ((await run("sh", ["-c", `command -v ${tool}`])).code !== 0) {
@@ -180,7 +176,7 @@ export async function dnsBench(ctx: SectionContext): Promise<void> {
     ctx.add({ section: S, name: "nsd (skipped)", value: null, unit: "", notes: "no nsd" });
     return;
   }
-  let nsd: { port: number; stop(): Promise<void> } | null = null;
+  let nsd: Peer | null = null;
   try {
     nsd = await startNsd(`${ctx.tmp}/nsd`, zone);
     await measure("nsd 4 (1 server process, no rate limiting)", nsd.port, false);
@@ -188,6 +184,9 @@ export async function dnsBench(ctx: SectionContext): Promise<void> {
     const msg = err instanceof Error ? err.message : String(err);
     ctx.add({ section: S, name: "nsd (skipped)", value: null, unit: "", notes: msg });
   } finally {
-    await nsd?.stop();
+    await nsd?.svc.stop();
   }
 }
+
+/** Section 9. */
+export const dnsSection: Section = { n: 9, title: TITLE, run: dnsBench };

@@ -6,7 +6,7 @@
  * @module
  */
 
-import { connect, readKeyFile } from "../mod.ts";
+import { connect, readKeyFile } from "../../mod.ts";
 import {
   Cluster,
   denoArgv,
@@ -16,14 +16,14 @@ import {
   type Service,
   spawnService,
   waitConverged,
-} from "./_cluster.ts";
-import { summarize, type Summary } from "./_stats.ts";
-import { part, type SectionContext, workJob } from "./_context.ts";
-import { removeScratch, scratchDir, startEtcd, startRedis } from "./_peers.ts";
-import type { LatencyResult, RateResult, WorkJob } from "./_work_client.ts";
+} from "../_cluster.ts";
+import { summarize, type Summary } from "../_stats.ts";
+import { part, type Section, type SectionContext, workJob } from "../_context.ts";
+import { cpuSeconds } from "../_proc.ts";
+import { removeScratch, scratchDir, startEtcd, startPeer, startRedis } from "../_peers.ts";
+import type { LatencyResult, RateResult, WorkJob } from "../_work_client.ts";
 
-/** Section title. */
-export const S8 = "8. Channels (library, keyed)";
+const TITLE = "8. Channels (library, keyed)";
 
 function params(quick: boolean) {
   return quick
@@ -45,13 +45,6 @@ function params(quick: boolean) {
     };
 }
 
-/** CPU seconds a process has used (utime + stime at 100 ticks/s). */
-function cpuS(pid: number): number {
-  const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
-  const rest = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  return (Number(rest[11]) + Number(rest[12])) / 100;
-}
-
 /**
  * Senders in one process, receivers in another, both from `startAt`; the server's CPU
  * use (% of one core) from `startAt` to the end.
@@ -65,14 +58,14 @@ async function flood(
   const startAt = performance.timeOrigin + performance.now() + 5000;
   let cpu0 = NaN;
   const timer = setTimeout(() => {
-    cpu0 = cpuS(serverPid);
+    cpu0 = cpuSeconds(serverPid);
   }, startAt - performance.timeOrigin - performance.now());
   const [s, r] = await Promise.all([
     workJob<RateResult>(make("send", startAt)),
     workJob<RateResult>(make("recv", startAt)),
   ]);
   clearTimeout(timer);
-  const cpu1 = cpuS(serverPid);
+  const cpu1 = cpuSeconds(serverPid);
   const now = performance.timeOrigin + performance.now();
   if (s.start! > startAt + 500 || r.start! > startAt + 500 || now < startAt) {
     throw new Error("a flood party started late; raise the start delay");
@@ -115,8 +108,8 @@ async function pingPongFloor(trips: 4 | 8, n: number, warmup: number): Promise<S
  *
  * @param ctx the run's context
  */
-export async function channels(ctx: SectionContext): Promise<void> {
-  const S = S8;
+async function channels(ctx: SectionContext): Promise<void> {
+  const S = TITLE;
   const P = params(ctx.quick);
   const { keyFile, tmp } = ctx;
   const size = 64;
@@ -137,7 +130,7 @@ export async function channels(ctx: SectionContext): Promise<void> {
     goal: boolean,
     direct = false,
   ) => {
-    await part(ctx, S8, name, async () => {
+    await part(ctx, TITLE, name, async () => {
       const ping = `/X${pSrv.id}/ping-${id()}`, pong = `/X${qSrv.id}/pong-${id()}`;
       await admin.walk(ping).makeChan(0);
       await admin.walk(pong).makeChan(0);
@@ -203,7 +196,7 @@ export async function channels(ctx: SectionContext): Promise<void> {
   await pingPong("ping-pong, CAP 0, both parties on one server", a, a, false);
   for (const trips of [8, 4] as const) {
     const name = `floor: ${trips} one-way trips among 4 Deno processes over plain TCP`;
-    await part(ctx, S8, name, async () => {
+    await part(ctx, TITLE, name, async () => {
       const lat = await pingPongFloor(trips, P.pingN, P.pingWarmup);
       ctx.add({
         section: S,
@@ -231,7 +224,7 @@ export async function channels(ctx: SectionContext): Promise<void> {
   // Pipelined throughput through one CAP 1024 channel on the dialed server.
   for (const [sz, count] of Object.entries(P.flood).map(([k, v]) => [Number(k), v])) {
     const name = `CAP 1024 channel, ${sz} B messages`;
-    await part(ctx, S8, name, async () => {
+    await part(ctx, TITLE, name, async () => {
       const chan = `/X${a.id}/flood-${sz}-${id()}`;
       await admin.walk(chan).makeChan(1024);
       const r = await flood(
@@ -271,24 +264,17 @@ export async function channels(ctx: SectionContext): Promise<void> {
   await c.stop();
 
   // Peer: Redis.
-  let redis;
-  try {
-    redis = await startRedis(`${tmp}/redis`);
-  } catch (err) {
-    ctx.add({
-      section: S,
-      name: "peer: Redis (skipped)",
-      value: null,
-      unit: "",
-      notes: `skipped: ${(err as Error).message}`,
-    });
-  }
+  const redis = await startPeer(
+    ctx,
+    { section: S, name: "peer: Redis" },
+    () => startRedis(`${tmp}/redis`),
+  );
   if (redis) {
     try {
       const port = redis.port;
       const base = `redis-server ${redis.version} on 127.0.0.1:${port}, no persistence, ` +
         `no AUTH or TLS; a minimal RESP client in Deno (bench/_resp.ts)`;
-      await part(ctx, S8, "peer: Redis ping-pong", async () => {
+      await part(ctx, TITLE, "peer: Redis ping-pong", async () => {
         const ping = `ping-${id()}`, pong = `pong-${id()}`;
         const [pr] = await Promise.all([
           workJob<LatencyResult>({
@@ -321,7 +307,7 @@ export async function channels(ctx: SectionContext): Promise<void> {
       });
       for (const [sz, count] of Object.entries(P.flood).map(([k, v]) => [Number(k), v])) {
         const name = `peer: Redis list, ${sz} B messages`;
-        await part(ctx, S8, name, async () => {
+        await part(ctx, TITLE, name, async () => {
           const list = `flood-${sz}-${id()}`;
           const r = await flood(
             (role, startAt) => ({
@@ -352,7 +338,7 @@ export async function channels(ctx: SectionContext): Promise<void> {
           });
         });
       }
-      await part(ctx, S8, "peer: redis-benchmark", async () => {
+      await part(ctx, TITLE, "peer: redis-benchmark", async () => {
         const n = ctx.quick ? 20_000 : 50_000;
         const r = await run("redis-benchmark", [
           "-p",
@@ -387,23 +373,15 @@ export async function channels(ctx: SectionContext): Promise<void> {
   }
 
   // Peer: etcd put → watch.
-  let etcd, tmpfs = false;
-  try {
+  let tmpfs = false;
+  const etcd = await startPeer(ctx, { section: S, name: "peer: etcd put→watch" }, async () => {
     const scratch = await scratchDir(`${tmp}/etcd`);
     tmpfs = scratch.tmpfs;
-    etcd = await startEtcd(scratch.dir);
-  } catch (err) {
-    ctx.add({
-      section: S,
-      name: "peer: etcd put→watch (skipped)",
-      value: null,
-      unit: "",
-      notes: `skipped: ${(err as Error).message}`,
-    });
-  }
+    return await startEtcd(scratch.dir);
+  });
   if (etcd) {
     try {
-      await part(ctx, S8, "peer: etcd put→watch", async () => {
+      await part(ctx, TITLE, "peer: etcd put→watch", async () => {
         const r = await workJob<LatencyResult>({
           mode: "etcd-watch",
           endpoint: etcd.endpoint,
@@ -436,3 +414,6 @@ export async function channels(ctx: SectionContext): Promise<void> {
     }
   }
 }
+
+/** Section 8. */
+export const chansSection: Section = { n: 8, title: TITLE, run: channels };

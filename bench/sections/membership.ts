@@ -1,6 +1,6 @@
 /**
  * Membership section of the benchmark: circuit servers beside `serf agent`, one host per
- * network namespace on a bridge (`tests/_netns.ts`), keyed circuit and encrypted serf.
+ * network namespace on a bridge (`bench/_netns.ts`, shared with the tests), keyed circuit and encrypted serf.
  *
  * Figures, each for circuit and for serf in the same namespace layout:
  * - join convergence of 10, 25 and 50 members: every member started alone, then all
@@ -20,16 +20,16 @@
  * @module
  */
 
-import { type Client, connect, readKeyFile } from "../mod.ts";
-import { type Host, Lan, netnsUnavailable } from "../tests/_netns.ts";
-import { CLI, run, type Service, spawnDaemon, spawnService } from "./_cluster.ts";
-import type { SectionContext } from "./_context.ts";
-import type { FigureInput, Goal } from "./_report.ts";
-import { SerfRpc } from "./_serf_rpc.ts";
+import { type Client, connect, readKeyFile } from "../../mod.ts";
+import { type Host, Lan, netnsUnavailable } from "../_netns.ts";
+import { CLI, run, type Service, spawnDaemon, spawnService } from "../_cluster.ts";
+import type { Section, SectionContext } from "../_context.ts";
+import { cpuPercent, cpuSeconds, type ProcSample, sampleProc } from "../_proc.ts";
+import type { FigureInput, Goal } from "../_report.ts";
+import { SerfRpc } from "../_serf_rpc.ts";
 
-/** Section title. */
-export const S_MEMBERSHIP = "10. Membership (namespaces, beside serf)";
-const S = S_MEMBERSHIP;
+const TITLE = "10. Membership (namespaces, beside serf)";
+const S = TITLE;
 
 const MiB = 1024 * 1024;
 const SERF_PORT = 7946;
@@ -64,21 +64,14 @@ async function sh(cmd: string, args: string[]): Promise<void> {
 /** Labs not yet deleted, for a synchronous clean-up on Ctrl-C. */
 const labs = new Set<Lab>();
 
-/** A {@linkcode Lan} the bench can reach, and the processes started in it. */
+/** A reachable {@linkcode Lan} and the processes started in it. */
 class Lab implements AsyncDisposable {
   readonly hosts: Host[];
   readonly #procs = new Set<Service>();
   readonly #paused = new Set<number>();
-  readonly #bridge: string;
 
-  private constructor(readonly lan: Lan, readonly rootAddr: string) {
+  private constructor(readonly lan: Lan) {
     this.hosts = lan.hosts;
-    this.#bridge = Lab.bridgeOf(lan);
-  }
-
-  /** The bridge's name (`tests/_netns.ts` names it `cb` + the tag in every host's name). */
-  static bridgeOf(lan: Lan): string {
-    return `cb${lan.hosts[0].ns.slice(1, 7)}`;
   }
 
   /**
@@ -88,27 +81,14 @@ class Lab implements AsyncDisposable {
    * @returns the lab
    */
   static async create(n: number): Promise<Lab> {
-    const lan = await Lan.create(n);
-    const net = lan.hosts[0].addr.split(".").slice(0, 3).join(".");
-    const rootAddr = `${net}.254`;
-    const lab = new Lab(lan, rootAddr);
+    const lab = new Lab(await Lan.create(n, { reachable: true }));
     labs.add(lab);
-    try {
-      await sh("ip", ["addr", "add", `${rootAddr}/24`, "dev", lab.#bridge]);
-      const route = await run("ip", ["route", "get", lan.hosts[0].addr]);
-      if (!route.stdout.includes(`dev ${lab.#bridge}`)) {
-        throw new Error(`${lan.hosts[0].addr} is not routed over ${lab.#bridge}: ${route.stdout}`);
-      }
-    } catch (err) {
-      await lab[Symbol.asyncDispose]();
-      throw err;
-    }
     return lab;
   }
 
   /** The root-namespace end of a host's veth (its counters are the host's traffic). */
   peerOf(h: Host): string {
-    return `p${h.iface.slice(1)}`;
+    return this.lan.peerOf(h);
   }
 
   /** Remember a process to stop when the lab is deleted. */
@@ -144,12 +124,7 @@ class Lab implements AsyncDisposable {
         Deno.kill(pid, "SIGKILL");
       } catch { /* gone */ }
     }
-    for (const h of this.hosts) {
-      new Deno.Command("ip", { args: ["netns", "del", h.ns], stdout: "null", stderr: "null" })
-        .outputSync();
-    }
-    new Deno.Command("ip", { args: ["link", "del", this.#bridge], stdout: "null", stderr: "null" })
-      .outputSync();
+    this.lan.deleteSync();
   }
 
   /** Stop every process, then delete the namespaces and the bridge (and its address). */
@@ -459,23 +434,6 @@ interface Convergence {
   cpuS?: number;
 }
 
-/** utime + stime of processes, in seconds. */
-async function cpuSeconds(pids: number[]): Promise<number> {
-  let ticks = 0;
-  for (const pid of pids) {
-    const stat = await Deno.readTextFile(`/proc/${pid}/stat`).catch(() => "");
-    const rest = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    if (rest.length > 12) ticks += Number(rest[11]) + Number(rest[12]);
-  }
-  return ticks / await clockTicks();
-}
-
-let clk = 0;
-async function clockTicks(): Promise<number> {
-  clk ||= Number((await run("getconf", ["CLK_TCK"]).catch(() => null))?.stdout.trim() || 100);
-  return clk;
-}
-
 /** Milliseconds since the epoch of a server.log line (`2026-11-25 05:49:57.184 +00:00`). */
 function logTime(line: string): number | null {
   const m = /^(\d{4}-\d\d-\d\d) (\d\d:\d\d:\d\d\.\d+) ([+-]\d\d:\d\d)/.exec(line);
@@ -522,7 +480,7 @@ async function runtimeJoin(sys: System, lab: Lab, n: number): Promise<[Convergen
     const names = ring.names();
     await sleep(500); // let start-up settle
     const pids = [...ring.members.values()].map((x) => x.m.svc.pid);
-    const cpu0 = await cpuSeconds(pids);
+    const cpu0 = cpuSeconds(...pids);
     const t0 = performance.now();
     const wallT0 = performance.timeOrigin + t0;
     const w = new Watch(n, t0, exactly(names));
@@ -532,7 +490,7 @@ async function runtimeJoin(sys: System, lab: Lab, n: number): Promise<[Convergen
     );
     [...ring.members.values()].forEach((x, i) => w.track(i, x.v));
     const r = await w.wait(60_000, `${sys.label}: ${n} to converge after joining`);
-    const cpuS = await cpuSeconds(pids) - cpu0;
+    const cpuS = cpuSeconds(...pids) - cpu0;
     const failed = (await Promise.all(joins)).find((e) => e !== null);
     if (failed) throw new Error(`a join failed: ${errText(failed)}`);
     const logLast = sys.label === "circuit"
@@ -604,30 +562,20 @@ async function spawnAtOnce(
   }
 }
 
-interface ProcSample {
-  rssKiB: number;
-  ticks: number;
+interface MemberSample extends ProcSample {
+  /** Bytes the host sent. */
   tx: number;
+  /** Bytes the host received. */
   rx: number;
-  at: number;
 }
 
-async function sampleMember(lab: Lab, m: Member): Promise<ProcSample> {
-  const pid = m.svc.pid;
-  const status = await Deno.readTextFile(`/proc/${pid}/status`);
-  const stat = await Deno.readTextFile(`/proc/${pid}/stat`);
+async function sampleMember(lab: Lab, m: Member): Promise<MemberSample> {
+  const proc = sampleProc(m.svc.pid);
   const peer = lab.peerOf(lab.hosts[m.host]);
   // The root end of the veth receives what the host sends.
   const rx = Number(await Deno.readTextFile(`/sys/class/net/${peer}/statistics/tx_bytes`));
   const tx = Number(await Deno.readTextFile(`/sys/class/net/${peer}/statistics/rx_bytes`));
-  const rest = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  return {
-    rssKiB: Number(/VmRSS:\s*(\d+)/.exec(status)?.[1] ?? NaN),
-    ticks: Number(rest[11]) + Number(rest[12]),
-    tx,
-    rx,
-    at: performance.now(),
-  };
+  return { ...proc, tx, rx };
 }
 
 interface Idle {
@@ -675,7 +623,6 @@ function median(xs: number[]): number {
 }
 
 async function idle(lab: Lab, members: Member[], seconds: number): Promise<Idle> {
-  const clk = await clockTicks();
   await sleep(2000); // let the observers' connections close and joins settle
   const before = await Promise.all(members.map((m) => sampleMember(lab, m)));
   await sleep(seconds * 1000);
@@ -684,7 +631,7 @@ async function idle(lab: Lab, members: Member[], seconds: number): Promise<Idle>
     const s = (after[i].at - before[i].at) / 1000;
     return {
       rss: after[i].rssKiB * 1024 / MiB,
-      cpu: (after[i].ticks - before[i].ticks) / clk / s * 100,
+      cpu: cpuPercent(before[i], after[i]),
       sent: (after[i].tx - before[i].tx) / s,
       recv: (after[i].rx - before[i].rx) / s,
     };
@@ -941,7 +888,7 @@ function fmt(v: number): string {
  *
  * @param ctx the run's context
  */
-export async function membershipBench(ctx: SectionContext): Promise<void> {
+async function membershipBench(ctx: SectionContext): Promise<void> {
   const P = params(ctx.quick);
   const why = await netnsUnavailable();
   if (why) {
@@ -1380,3 +1327,6 @@ async function detectionAndSoak(
     rows.add({ name: "serf: soak (skipped)", value: null, unit: "", notes: serfWhy! });
   }
 }
+
+/** Section 10. */
+export const membershipSection: Section = { n: 10, title: TITLE, run: membershipBench };
