@@ -90,6 +90,11 @@ export interface ElementContext {
 export interface Element {
   /** The `ls -l` kind name: `chan`, `proc`, `dns`, `docker`, `@join`, … */
   readonly kind: string;
+  /**
+   * The element's operations that change nothing (`stk` on a server): the core serves
+   * them without writing them to the operation log. @default {none}
+   */
+  readonly queries?: ReadonlySet<string>;
   /** State as a JSON value, printed by `peek` (may be fetched, hence a promise). */
   peek(): unknown | Promise<unknown>;
   /** Abort everything and release resources; the core then frees the anchor. */

@@ -21,21 +21,9 @@ import {
 } from "../net/ls_stream.ts";
 import { type LsEntry, type LsRequest, Op } from "../net/wire.ts";
 import type { Namespace } from "./namespace.ts";
+import { LS_FANOUT_TIMEOUT_MS, LS_WHOLE_REPLY_BYTES } from "./config.ts";
 
-/**
- * How long a recursive cluster listing waits for each other server, in ms: for its
- * first batch, each next one, and its reply (time spent waiting for the caller to read
- * does not count).
- */
-export const LS_FANOUT_TIMEOUT_MS = 5000;
-
-/**
- * Most bytes of entries (estimated as {@linkcode lsEntryBytes} does) in a listing sent as
- * one reply, to a caller that opened no download: well below the 4 MiB frame, so such a
- * caller gets a clear error instead of "Reply is too large to send", and the server
- * never holds more than this of it.
- */
-export const LS_WHOLE_REPLY_BYTES: number = 3 * 1024 * 1024;
+export { LS_FANOUT_TIMEOUT_MS, LS_WHOLE_REPLY_BYTES };
 
 /** Where a listing goes: the caller's download, or an array for one reply. */
 interface Sink {

@@ -18,9 +18,6 @@ export interface MembershipEvent {
   reason?: "left" | "failed";
 }
 
-/** How long a failed member is re-dialed (partition healing), in ms. */
-export const REJOIN_MS = 10 * 60 * 1000;
-
 /**
  * Live members and listeners for changes. Which departed members may return is the
  * membership layer's decision (incarnation numbers), so the table keeps no tombstones.
@@ -48,6 +45,15 @@ export class MemberTable {
    */
   list(): MemberInfo[] {
     return [...this.#members.values()].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+  }
+
+  /**
+   * The members for `stk`.
+   *
+   * @returns every live member's name (`X…`), sorted
+   */
+  describe(): string[] {
+    return this.list().map((m) => `X${m.id}`);
   }
 
   /**

@@ -1,13 +1,12 @@
 import { getLogger } from "@logtape/logtape";
+import { ManualClock } from "../net/clock.ts";
 import { accept, type Connection } from "../net/conn.ts";
-import { Mesh, type MeshOptions } from "./mesh.ts";
+import { assertEquals } from "../tests/_assert.ts";
+import { DEFAULT_MESH_CONFIG } from "./config.ts";
+import { Mesh, type MeshOptions } from "./mesh/mod.ts";
 import { MemberTable } from "./membership.ts";
 
-function assertEquals<T>(got: T, want: T, msg = ""): void {
-  const g = JSON.stringify(got), w = JSON.stringify(want);
-  if (g !== w) throw new Error(`${msg} expected ${w}, got ${g}`);
-}
-
+/** Wait for real I/O (dials, accepts) to reach a state; the mesh's own timers run on a manual clock. */
 async function until(cond: () => boolean, what: string, ms = 5000): Promise<void> {
   const end = Date.now() + ms;
   while (!cond()) {
@@ -29,15 +28,17 @@ function refusedPort(): number {
 }
 
 /**
- * A mesh for member 0 over a stub membership layer that records what the mesh reports.
+ * A mesh for member 0 on a manual clock, over a stub membership layer that records what
+ * the mesh reports.
  *
- * @param options mesh options besides the table, membership, handler and log
+ * @param options mesh options besides the table, log and clock
  */
 function testMesh(options: Partial<MeshOptions> = {}) {
   const table = new MemberTable({ id: id("0"), url: url(1, id("0")), joined: "" });
   const failed: string[] = [], suspected: string[] = [];
-  const mesh = new Mesh({
-    table,
+  const clock = new ManualClock();
+  const mesh = new Mesh({ table, log: getLogger(["circuit", "test"]), clock, ...options });
+  mesh.serve({
     membership: {
       state: () => [],
       merge: () => {},
@@ -46,14 +47,14 @@ function testMesh(options: Partial<MeshOptions> = {}) {
       suspect: (id) => void suspected.push(id),
     },
     handler: () => Promise.resolve(null),
-    log: getLogger(["circuit", "test"]),
-    ...options,
   });
-  return { table, mesh, failed, suspected };
+  return { table, mesh, failed, suspected, clock };
 }
 
+const { ringSettleMs, ringMaxWaitMs } = DEFAULT_MESH_CONFIG;
+
 Deno.test("Mesh.check() declares failed a member whose port refuses, and only that one", async () => {
-  const { table, mesh, failed, suspected } = testMesh();
+  const { table, mesh, failed, suspected, clock } = testMesh();
   // A port nobody listens on, and one where something accepts but speaks no circuit.
   const gonePort = refusedPort();
   const mute = Deno.listen({ hostname: "127.0.0.1", port: 0 });
@@ -62,18 +63,18 @@ Deno.test("Mesh.check() declares failed a member whose port refuses, and only th
   })();
   const deadId = "d".repeat(16), muteId = "e".repeat(16);
   try {
-    // Joining dials at once: the refused dial is the first proof, the garbled one only a
-    // suspicion.
+    // Joining dials once the ring settles: the refused dial is the first proof, the
+    // garbled one only a suspicion.
     table.admit({ id: deadId, url: url(gonePort, deadId), joined: "" });
     table.admit({ id: muteId, url: url((mute.addr as Deno.NetAddr).port, muteId), joined: "" });
+    await clock.advance(ringSettleMs);
     await until(() => failed.length === 1 && suspected.length === 1, "the join dials to fail");
     assertEquals([failed, suspected], [[deadId], [muteId]]);
     // A missed probe with no open connection: the redial finds the refused port again; a
     // port that accepts but fails the handshake proves nothing.
-    mesh.check(deadId);
-    mesh.check(muteId);
+    // Both checks are over when they resolve.
+    await Promise.all([mesh.check(deadId), mesh.check(muteId)]);
     await until(() => failed.length === 2, "the redial of the closed port");
-    await new Promise((r) => setTimeout(r, 200));
     assertEquals(failed, [deadId, deadId]);
   } finally {
     mesh.close();
@@ -84,21 +85,24 @@ Deno.test("Mesh.check() declares failed a member whose port refuses, and only th
 
 Deno.test("Mesh dials only the next members in id order (its watch ring), and moves on when one leaves", async () => {
   // Every port refuses: each dial the mesh makes ends as a failure.
-  const { table, mesh, failed: dialed } = testMesh({ watched: 3, ringSettleMs: 20 });
+  const { table, mesh, failed: dialed, clock } = testMesh({ watched: 3, ringSettleMs: 20 });
+  const dialsOver = () => mesh.queues().Dialing === 0;
   const port = refusedPort();
   try {
     // Admitted out of order, as gossip delivers them: the ring is by id, after ourselves.
     for (const c of ["6", "2", "5", "1", "4", "3"]) {
       table.admit({ id: id(c), url: url(port, id(c)), joined: "" });
     }
-    await until(() => dialed.length === 3, "the ring's three dials");
-    await new Promise((r) => setTimeout(r, 200));
+    await clock.advance(20);
+    await until(() => dialed.length === 3 && dialsOver(), "the ring's three dials");
+    // Every dial is over and no ring update is due: nothing else is dialed.
+    await clock.advance(ringMaxWaitMs);
     assertEquals(dialed.toSorted(), [id("1"), id("2"), id("3")], "watched first");
     // The first watched member leaves: the ring now reaches the fourth.
     dialed.length = 0;
     table.remove(id("1"), "failed");
-    await until(() => dialed.includes(id("4")), "the next member to be dialed");
-    await new Promise((r) => setTimeout(r, 200));
+    await clock.advance(20);
+    await until(() => dialed.includes(id("4")) && dialsOver(), "the next member to be dialed");
     assertEquals(dialed.filter((d) => d > id("4")), [], "members beyond the ring");
   } finally {
     mesh.close();
@@ -107,7 +111,7 @@ Deno.test("Mesh dials only the next members in id order (its watch ring), and mo
 
 Deno.test("Mesh.checkPort() proves a member gone when its port refuses, without a handshake", async () => {
   // No watch dials: only the check can find out.
-  const { table, mesh, failed } = testMesh({ watched: 0 });
+  const { table, mesh, failed, clock } = testMesh({ watched: 0 });
   const gonePort = refusedPort();
   // A port that accepts and stays silent, like a live server that has not answered yet.
   const live = Deno.listen({ hostname: "127.0.0.1", port: 0 });
@@ -117,12 +121,13 @@ Deno.test("Mesh.checkPort() proves a member gone when its port refuses, without 
   try {
     table.admit({ id: id("1"), url: url(gonePort, id("1")), joined: "" });
     table.admit({ id: id("2"), url: url((live.addr as Deno.NetAddr).port, id("2")), joined: "" });
-    await new Promise((r) => setTimeout(r, 200));
+    // The ring has been updated (it watches nobody) and no dial is under way.
+    await clock.advance(ringMaxWaitMs);
+    assertEquals(mesh.queues().Dialing, 0, "dials under way");
     assertEquals(failed, [], "nothing dialed before the check");
-    mesh.checkPort(id("1"));
-    mesh.checkPort(id("2"));
+    // Both checks are over when they resolve.
+    await Promise.all([mesh.checkPort(id("1")), mesh.checkPort(id("2"))]);
     await until(() => failed.length === 1, "the refused port to prove member 1 gone");
-    await new Promise((r) => setTimeout(r, 200));
     assertEquals(failed, [id("1")]);
   } finally {
     mesh.close();
@@ -145,7 +150,7 @@ Deno.test("Mesh closes a connection dialed for calls once it has been idle, and 
       if (c) served.push(c);
     }
   })();
-  const { table, mesh } = testMesh({ watched: 0, callIdleMs: 100, retireGraceMs: 10 });
+  const { table, mesh, clock } = testMesh({ watched: 0, callIdleMs: 100, retireGraceMs: 10 });
   const dialed: Connection[] = [];
   try {
     table.admit({ id: id("1"), url: peerUrl, joined: "" });
@@ -153,7 +158,13 @@ Deno.test("Mesh closes a connection dialed for calls once it has been idle, and 
     dialed.push(first);
     assertEquals(await first.mux.request("ping", null), "pong");
     assertEquals(mesh.describe().length, 1, "connected");
+    // Swept every callIdleMs / 2: still asked for at the first sweep, idle at the second.
+    await clock.advance(50);
+    assertEquals(mesh.describe().length, 1, "connected after half the idle time");
+    await clock.advance(50);
     await until(() => mesh.describe().length === 0, "the idle connection to close", 2000);
+    // Closed after the retire grace.
+    await clock.advance(10);
     await first.closed;
     const second = await mesh.peer(id("1"));
     dialed.push(second);
@@ -170,7 +181,7 @@ Deno.test("Mesh closes a connection dialed for calls once it has been idle, and 
 });
 
 Deno.test("Mesh joins an announced server after a random wait, and not once gossip made it known", async () => {
-  const { table, mesh } = testMesh({ watched: 0, discoverJitterMs: 150 });
+  const { table, mesh, clock } = testMesh({ watched: 0, discoverJitterMs: 150 });
   // Counts dials: accepts and hangs up (the join then fails, which is fine here).
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const port = (listener.addr as Deno.NetAddr).port;
@@ -185,13 +196,20 @@ Deno.test("Mesh joins an announced server after a random wait, and not once goss
     // Announced, then learned through gossip before the wait is over: never dialed.
     mesh.discovered(url(port, id("1")));
     table.admit({ id: id("1"), url: url(port, id("1")), joined: "" });
-    await new Promise((r) => setTimeout(r, 300));
+    // The wait is over and the join was called off.
+    await clock.advance(150);
+    assertEquals(mesh.queues().Joining, 0, "joins under way");
     assertEquals(accepted, 0, "dials to a member gossip made known");
     // Announced and still unknown after the wait: dialed once, however often announced.
     mesh.discovered(url(port, id("2")));
     mesh.discovered(url(port, id("2")));
-    await until(() => accepted === 1, "the announced server to be dialed", 2000);
-    await new Promise((r) => setTimeout(r, 300));
+    await clock.advance(150);
+    // The join is over (the server hung up) once it no longer counts.
+    await until(
+      () => accepted === 1 && mesh.queues().Joining === 0,
+      "the announced server to be dialed",
+      2000,
+    );
     assertEquals(accepted, 1, "dials");
   } finally {
     mesh.close();

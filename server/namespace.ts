@@ -4,7 +4,7 @@
  *
  * Key holders are trusted to run commands, not to take the server down: names, paths and
  * the number of anchors are bounded (`MAX_NAME_BYTES`, `MAX_PATH_DEPTH` and
- * `MAX_PATH_BYTES` in `net/names.ts`, {@linkcode MAX_ANCHORS} here), and
+ * `MAX_PATH_BYTES` in `net/names.ts`, {@linkcode MAX_ANCHORS} in `server/config.ts`), and
  * every walk of the tree is a loop with its own stack, never a recursion.
  *
  * @module
@@ -14,18 +14,13 @@ import { CircuitError } from "../net/errors.ts";
 import type { Element } from "../elements/element.ts";
 import type { LsEntry } from "../net/wire.ts";
 import { checkNewPath, printable } from "../net/names.ts";
+import { MAX_ANCHORS } from "./config.ts";
 
 export { MAX_NAME_BYTES, MAX_PATH_BYTES, MAX_PATH_DEPTH } from "../net/names.ts";
+export { MAX_ANCHORS };
 
 /** Kind shown by `ls -l` for an anchor without an element. */
 export const NO_ELEMENT = "·";
-
-/**
- * Most anchors one server holds (the server's own anchor not counted), elements and the
- * empty anchors above them together. A make that would pass it fails; scrubbing frees
- * anchors. At most about 60 MB of names and far below what a listing can stream.
- */
-export const MAX_ANCHORS = 100_000;
 
 class Anchor {
   children = new Map<string, Anchor>();

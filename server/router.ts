@@ -29,14 +29,11 @@ import type {
 import type { KindLoader } from "../elements/registry.ts";
 import type { Namespace } from "./namespace.ts";
 import { listAnchors, listCluster } from "./listing.ts";
-import type { Mesh } from "./mesh.ts";
+import type { Mesh } from "./mesh/mod.ts";
 import type { MemberTable } from "./membership.ts";
 import type { OpLog } from "./oplog.ts";
 
 export { LS_FANOUT_TIMEOUT_MS } from "./listing.ts";
-
-/** Element operations that change nothing and stay out of the operation log. */
-const QUERY_OPS: ReadonlySet<string> = new Set(["stk"]);
 
 /** What the router serves from. */
 export interface RouterOptions {
@@ -259,7 +256,8 @@ export class Router {
         const { op } = call.body as ElementRequest;
         const el = ns.element(rel);
         if (!el) throw new CircuitError("not found", `No element at "${where}"`);
-        if (QUERY_OPS.has(String(op))) return await el.call(String(op), ecall);
+        // Queries the element declares change nothing and stay out of the operation log.
+        if (el.queries?.has(String(op))) return await el.call(String(op), ecall);
         return await this.#logged(caller, String(op), where, () => el.call(String(op), ecall));
       }
       default:

@@ -1,49 +1,38 @@
 /**
- * The daemon's lifecycle: lock the var directory, read the key, bind, serve, join, and
- * stop cleanly on SIGTERM, SIGINT or `suicide`.
+ * The daemon: lock the var directory, read the key, bind, assemble the components
+ * (`assembly.ts`), serve, join, and stop cleanly on SIGTERM, SIGINT or `suicide`
+ * (`lifecycle.ts`).
  *
  * @module
  */
 
-import { accept, type Connection } from "../net/conn.ts";
 import { CircuitError } from "../net/errors.ts";
 import { readKeyFile } from "../net/keys.ts";
-import { formatUrl, newServerId } from "../net/url.ts";
+import { formatUrl, isLoopback, newServerId } from "../net/url.ts";
 import type { TransportConfig } from "../net/config.ts";
-import { ServerElement } from "../elements/server/mod.ts";
-import { ELEMENT_KINDS } from "../elements/registry.ts";
-import { DEFAULT_OUTPUT_BOUND_BYTES } from "../elements/output.ts";
-import { spoolMemoryBytes } from "../elements/spool.ts";
-
-/** Default largest channel message, in bytes: 1 GiB. */
-export const DEFAULT_MAX_MESSAGE_BYTES = 1024 ** 3;
-
-/** At most this many elements are listed in `stk` (`ElementCount` has them all). */
-export const STK_MAX_ELEMENTS = 1000;
-
-/** Default time between TERM and KILL when a process is scrubbed, in ms. */
-export const DEFAULT_SCRUB_GRACE_MS = 5000;
-/** Default time a full output stream waits for its first reader (`--output-hold`). */
-export const DEFAULT_OUTPUT_HOLD_MS = 5000;
+import type { MembershipConfig, MembershipProfile } from "../net/membership/mod.ts";
+import type { ElementSettings } from "../elements/element.ts";
 import { planBind, readDefaultIface, readInterfaces } from "./addr.ts";
-import { isLoopback } from "../net/url.ts";
-import type { Announcer } from "../net/discovery.ts";
-import { logger, LogThrottle, setupLogging } from "./log.ts";
-import { AcceptGate } from "./accept_gate.ts";
-import { admitLocalPeer, UdpOwners } from "./local_peer.ts";
-import { MemberTable } from "./membership.ts";
-import { Mesh, PEER_KEEPALIVE } from "./mesh.ts";
+import { type DiscoverySetup, ServerAssembly } from "./assembly.ts";
+import { bindPorts, type BoundPorts } from "./bind.ts";
 import {
-  type AdmitFn,
-  Memberlist,
-  type MembershipConfig,
-  type MembershipProfile,
-  UdpTransport,
-} from "../net/membership/mod.ts";
-import { Namespace } from "./namespace.ts";
-import { OpLog } from "./oplog.ts";
-import { Router } from "./router.ts";
+  DEFAULT_DOCKER_HOST,
+  DEFAULT_MAX_MESSAGE_BYTES,
+  DEFAULT_OUTPUT_BOUND_BYTES,
+  DEFAULT_OUTPUT_HOLD_MS,
+  DEFAULT_SCRUB_GRACE_MS,
+} from "./config.ts";
+import { Lifecycle } from "./lifecycle.ts";
+import { logger, setupLogging } from "./log.ts";
 import { defaultVarDir, lockVarDir } from "./var_dir.ts";
+
+// Kept for the modules that import them from here; they live in `config.ts`.
+export {
+  DEFAULT_MAX_MESSAGE_BYTES,
+  DEFAULT_OUTPUT_HOLD_MS,
+  DEFAULT_SCRUB_GRACE_MS,
+  STK_MAX_ELEMENTS,
+} from "./config.ts";
 
 /** Options of {@linkcode startServer}, one per `circuit start` flag. */
 export interface ServerOptions {
@@ -98,7 +87,7 @@ export interface RunningServer {
 }
 
 /**
- * Start a server.
+ * Start a server: check the flags, lock the var directory, bind, assemble, serve.
  *
  * @param options the flags
  * @returns the running server
@@ -115,270 +104,111 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     interfaces: readInterfaces(),
     defaultIface: readDefaultIface(),
   });
-  // Discovery's UDP code loads only for servers that use it.
-  const discovery = options.discover ? await import("../net/discovery.ts") : null;
-  const group = discovery ? discovery.parseGroup(options.discover!) : null;
-  if (group && isLoopback(plan.advertise)) {
-    throw new CircuitError(
-      "bad request",
-      `Discovery on ${options.discover} needs a non-loopback address (loopback carries no multicast): use --if IFACE or -a HOST:PORT, with --hmac`,
-    );
-  }
+  const discovery = await loadDiscovery(options.discover, plan.advertise);
+  const lifecycle = new Lifecycle();
   const varDir = await lockVarDir(options.varDir ?? defaultVarDir(id), {
     sharedParent: options.varDir === undefined,
   });
-  let dockerHost: string | null = null;
-  if (options.docker) {
-    dockerHost = Deno.env.get("DOCKER_HOST") || "unix:///var/run/docker.sock";
-    try {
-      const docker = await import("../elements/docker/mod.ts");
-      const engine = docker.engineFor(dockerHost);
-      await docker.checkDocker(engine);
-      await docker.removeLeftovers(engine, varDir.path);
-    } catch (err) {
-      varDir.release();
-      throw new CircuitError(
-        "unreachable",
-        `Enabling Docker elements failed: ${(err as Error).message}`,
-      );
-    }
-  }
-  const closeLog = setupLogging(`${varDir.path}/server.log`);
-  const log = logger("server");
-  let listener: Deno.Listener;
-  let udp: UdpTransport;
+  lifecycle.onStop("var dir", () => varDir.release());
+  const dockerHost = options.docker ? await enableDocker(varDir.path, lifecycle) : null;
+  lifecycle.onStop("log file", setupLogging(`${varDir.path}/server.log`));
+  const log = lifecycle.log = logger("server");
+  let bound: BoundPorts;
   try {
-    // Keyless: loopback does not separate users, so membership packets from loopback are
-    // read only when they come from a socket of our own user (or root).
-    const owners = key ? null : new UdpOwners();
-    [listener, udp] = await bindPorts(
-      plan.hostname,
-      plan.port,
-      owners ? (from) => owners.admit(from) : undefined,
-    );
+    bound = await bindPorts({ hostname: plan.hostname, port: plan.port, keyed: !!key });
   } catch (err) {
-    closeLog();
-    varDir.release();
+    await lifecycle.stop(true);
     throw err;
   }
-  const port = (listener.addr as Deno.NetAddr).port;
-  const url = formatUrl({ host: plan.advertise, port, pid: Deno.pid, id });
-  const joined = new Date().toISOString();
-  const table = new MemberTable({ id, url, joined });
-  // The membership layer (SWIM) decides who is a member; the table follows it.
-  const ml = new Memberlist({
-    self: { id, url, addr: { host: plan.advertise, port }, start: Date.parse(joined) },
-    key,
-    profile: options.membership?.profile,
-    config: options.membership?.config,
-    transport: udp,
-    // A member that missed a probe with no connection open: the mesh dials it (a refused
-    // port proves it gone).
-    onUnanswered: (id) => mesh.check(id),
-    // A member accused here, by our probe or by someone's word: check that its port still
-    // answers, so a crash is proven here at once, not after the suspicion timeout.
-    onAccused: (id) => mesh.checkPort(id),
-  });
-  const memberLog = logger("membership");
-  ml.subscribe((e) => {
-    const m = e.member;
-    if (e.type === "join") {
-      const info = { id: m.id, url: m.url, joined: new Date(m.start).toISOString() };
-      if (table.admit(info)) memberLog.info(`member X${m.id} joined`);
-    } else if (table.remove(m.id, e.reason)) {
-      memberLog.info(`member X${m.id} ${e.reason === "left" ? "left" : "failed"}`);
-    }
-  });
-  const oplog = new OpLog(`${varDir.path}/ops.log`);
-  const conns = new Set<Connection>();
-  let stopping: Promise<void> | null = null;
-  let announcer: Announcer | null = null;
-  let onStopped!: () => void;
-  const stopped = new Promise<void>((r) => (onStopped = r));
+  const url = formatUrl({ host: plan.advertise, port: bound.port, pid: Deno.pid, id });
+  let server: ServerAssembly;
+  try {
+    server = new ServerAssembly({
+      id,
+      url,
+      joined: new Date().toISOString(),
+      advertise: plan.advertise,
+      ...bound,
+      key,
+      varDir: varDir.path,
+      settings: elementSettings(options, {
+        varDir: varDir.path,
+        dockerHost,
+        advertiseHost: plan.advertise,
+      }),
+      membership: options.membership,
+      transport: options.transport,
+      discovery,
+    }, lifecycle);
+  } catch (err) {
+    // A bad membership config, say: nothing was started, and the ports are still ours.
+    bound.listener.close();
+    await bound.udp.close();
+    await lifecycle.stop(true);
+    throw err;
+  }
+  await server.start({ join: options.join, handleSignals: options.handleSignals });
+  log.info(`serving ${url} (var ${varDir.path})`);
+  return { url, id, stopped: lifecycle.stopped, stop: () => lifecycle.stop() };
+}
 
-  // deno-lint-ignore prefer-const
-  let router: Router;
-  const mesh = new Mesh({
-    table,
-    membership: ml,
-    key,
-    handler: (call) => router.handlerFor({ role: "peer", addr: "mesh" })(call),
-    log: logger("mesh"),
-    config: options.transport,
-  });
-  await ml.start();
-  const serverElement: ServerElement = new ServerElement({
-    url,
-    joined,
-    stk: (): Record<string, unknown> => ({
-      Id: `X${id}`,
-      Addr: url,
-      Pid: Deno.pid,
-      Joined: joined,
-      UptimeMs: Math.round(performance.now()),
-      Memory: Deno.memoryUsage(),
-      Members: table.list().map((m) => `X${m.id}`),
-      Peers: mesh.describe(),
-      Listener: gate.stats(),
-      OpLog: oplog.stats(),
-      Spool: { MemoryBytes: spoolMemoryBytes() },
-      Connections: [...conns].map((c) => ({ Role: c.remote.role, Addr: c.remote.addr })),
-      // The first STK_MAX_ELEMENTS, so a server full of elements still fits one reply.
-      Elements: namespace.elements().slice(0, STK_MAX_ELEMENTS).map(([rel, el]) => ({
-        Path: `/X${id}/${rel.join("/")}`,
-        Kind: el.kind,
-      })),
-      ElementCount: namespace.elements().length,
-      InFlight: router.inflight(),
-      VarDir: varDir.path,
-      Queues: { ...mesh.queues(), Broadcasts: ml.stats().queue.depth },
-      Membership: ml.stats(),
-      Discovery: announcer
-        ? { Group: options.discover, Sent: announcer.sent, Dropped: announcer.dropped }
-        : null,
-    }),
-    join: (u, signal) => mesh.join(u, signal),
-    suicide: () => void stop(),
-  });
-  const namespace = new Namespace(`X${id}`, serverElement);
-  const settings = {
+/**
+ * Discovery's UDP code, loaded only for servers that use it.
+ *
+ * @throws {CircuitError} `bad request` for a bad group, or a loopback address
+ */
+async function loadDiscovery(
+  text: string | undefined,
+  advertise: string,
+): Promise<DiscoverySetup | undefined> {
+  if (!text) return undefined;
+  const module = await import("../net/discovery.ts");
+  const group = module.parseGroup(text);
+  if (isLoopback(advertise)) {
+    throw new CircuitError(
+      "bad request",
+      `Discovery on ${text} needs a non-loopback address (loopback carries no multicast): use --if IFACE or -a HOST:PORT, with --hmac`,
+    );
+  }
+  return { module, group, text };
+}
+
+/**
+ * Check the Docker engine and remove what an earlier server in this var directory left.
+ *
+ * @returns the engine's DOCKER_HOST
+ * @throws {CircuitError} `unreachable` when the engine cannot be used (the server stops)
+ */
+async function enableDocker(varDir: string, lifecycle: Lifecycle): Promise<string> {
+  const dockerHost = Deno.env.get("DOCKER_HOST") || DEFAULT_DOCKER_HOST;
+  try {
+    const docker = await import("../elements/docker/mod.ts");
+    const engine = docker.engineFor(dockerHost);
+    await docker.checkDocker(engine);
+    await docker.removeLeftovers(engine, varDir);
+  } catch (err) {
+    await lifecycle.stop(true);
+    throw new CircuitError(
+      "unreachable",
+      `Enabling Docker elements failed: ${(err as Error).message}`,
+    );
+  }
+  return dockerHost;
+}
+
+/** The settings every element reads: the flags, or their defaults (`config.ts`). */
+function elementSettings(
+  options: ServerOptions,
+  server: Pick<ElementSettings, "varDir" | "dockerHost" | "advertiseHost">,
+): ElementSettings {
+  return {
     outputBoundBytes: options.outputBoundBytes ?? DEFAULT_OUTPUT_BOUND_BYTES,
     outputHoldMs: options.outputHoldMs ?? DEFAULT_OUTPUT_HOLD_MS,
     scrubGraceMs: options.scrubGraceMs ?? DEFAULT_SCRUB_GRACE_MS,
-    spoolDir: `${varDir.path}/spool`,
-    varDir: varDir.path,
-    dockerHost,
+    spoolDir: `${server.varDir}/spool`,
+    varDir: server.varDir,
+    dockerHost: server.dockerHost,
     maxMessageBytes: options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES,
-    advertiseHost: plan.advertise,
+    advertiseHost: server.advertiseHost,
   };
-  router = new Router({ id, namespace, mesh, table, kinds: ELEMENT_KINDS, settings, oplog, log });
-
-  const netLog = logger("net");
-  // Anyone who reaches the port can make these lines: each kind is rate-limited.
-  const throttles = new Map<string, LogThrottle>();
-  const netWarn = (m: string) => {
-    const what = m.startsWith("refusing connection")
-      ? "refused connections"
-      : m.startsWith("handshake with")
-      ? "failed handshakes"
-      : "connection errors";
-    let t = throttles.get(what);
-    if (!t) throttles.set(what, t = new LogThrottle({ sink: (l) => netLog.warn(l), what }));
-    t.log(m);
-  };
-  const gate = new AcceptGate({
-    listener,
-    warn: (m) => netLog.warn(m),
-    handshake: (sock) =>
-      accept(sock, {
-        key,
-        self: { pid: Deno.pid, id, url },
-        handlerFor: (remote) => router.handlerFor(remote),
-        config: options.transport,
-        peerConfig: PEER_KEEPALIVE,
-        log: netWarn,
-        quietLog: (m) => netLog.debug(m),
-        // Keyless: only our own user (or root) may use a loopback connection.
-        admit: key ? undefined : ({ remote, local }) => admitLocalPeer({ remote, local }),
-      }).then((conn) => {
-        if (!conn) return;
-        conns.add(conn);
-        void conn.closed.then(() => conns.delete(conn));
-      }),
-  });
-
-  const stop = (quiet = false): Promise<void> => {
-    stopping ??= (async () => {
-      if (!quiet) log.info("stopping");
-      announcer?.stop();
-      if (!quiet) await ml.leave().catch(() => {});
-      await ml.stop().catch(() => {});
-      mesh.close();
-      // End every element at once (processes get TERM, then KILL after the grace).
-      await Promise.allSettled(namespace.elements().map(([, el]) => el.scrub()));
-      gate.close();
-      await Promise.all([...conns].map((c) => c.mux.goAway("server stopping")));
-      for (const t of throttles.values()) t.close();
-      oplog.close();
-      closeLog();
-      varDir.release();
-      onStopped();
-    })();
-    return stopping;
-  };
-
-  if (group && discovery) {
-    announcer = new discovery.Announcer({
-      group,
-      interfaceAddress: plan.advertise,
-      url,
-      key,
-      onAnnounce: (u) => mesh.discovered(u),
-    });
-    try {
-      await announcer.start();
-    } catch (err) {
-      announcer = null;
-      await stop(true);
-      throw err;
-    }
-  }
-  if (options.handleSignals) {
-    for (const sig of ["SIGTERM", "SIGINT"] as const) {
-      Deno.addSignalListener(sig, () => void stop());
-    }
-  }
-  if (options.join) {
-    try {
-      await mesh.join(options.join, AbortSignal.timeout(10_000));
-    } catch (err) {
-      await stop(true);
-      throw new CircuitError(
-        (err as CircuitError).code ?? "unreachable",
-        `Joining ${options.join} failed: ${(err as Error).message}`,
-        { cause: err },
-      );
-    }
-  }
-  log.info(`serving ${url} (var ${varDir.path})`);
-  return { url, id, stopped, stop };
-}
-
-/** Attempts at finding a port free for both TCP and UDP when any port will do. */
-const PORT_ATTEMPTS = 8;
-
-/**
- * Bind the TCP listener and the membership's UDP socket on the same port number. With
- * port 0 the kernel picks the TCP port; if that UDP port is taken, try another.
- */
-async function bindPorts(
-  hostname: string,
-  port: number,
-  admit: AdmitFn | undefined,
-): Promise<[Deno.Listener, UdpTransport]> {
-  for (let attempt = 1;; attempt++) {
-    let listener: Deno.Listener;
-    try {
-      listener = Deno.listen({ hostname, port });
-    } catch (err) {
-      const why = err instanceof Deno.errors.AddrInUse
-        ? "address already in use"
-        : (err as Error).message;
-      throw new CircuitError("bad request", `Binding ${hostname}:${port} failed: ${why}`, {
-        cause: err,
-      });
-    }
-    const bound = (listener.addr as Deno.NetAddr).port;
-    try {
-      return [listener, await UdpTransport.bind({ host: hostname, port: bound }, { admit })];
-    } catch (err) {
-      listener.close();
-      if (port === 0 && attempt < PORT_ATTEMPTS) continue;
-      throw new CircuitError(
-        "bad request",
-        `Binding UDP ${hostname}:${bound} for membership failed: ${(err as Error).message}`,
-        { cause: err },
-      );
-    }
-  }
 }

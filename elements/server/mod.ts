@@ -7,6 +7,9 @@
 import { CircuitError } from "../../net/errors.ts";
 import type { Element, ElementCall } from "../element.ts";
 
+/** The server element's operations that change nothing. */
+const SERVER_QUERIES: ReadonlySet<string> = new Set(["stk"]);
+
 /** What the server element needs from the server that hosts it. */
 export interface ServerHooks {
   /** The server's URL. */
@@ -33,6 +36,8 @@ export interface ServerPeek {
 export class ServerElement implements Element {
   /** `ls -l` kind. */
   readonly kind = "server";
+  /** `stk` changes nothing, so it stays out of the operation log. */
+  readonly queries: ReadonlySet<string> = SERVER_QUERIES;
   #hooks: ServerHooks;
 
   /** @param hooks the hosting server's operations */

@@ -1,0 +1,183 @@
+/**
+ * The server layer's defaults, bounds and timings, in one place: the mesh between servers,
+ * the daemon's start and stop, `stk`, and the element settings that `circuit start` flags
+ * override. Every field has its unit in its name. (The transport's live in
+ * `net/config.ts`, the membership protocol's in `net/membership/config.ts`.)
+ *
+ * ```ts
+ * import { meshConfig } from "./config.ts";
+ * const config = meshConfig({ ringSettleMs: 20 });
+ * console.assert(config.watched === 3);
+ * ```
+ *
+ * @module
+ */
+
+import { CircuitError } from "../net/errors.ts";
+import type { TransportConfig } from "../net/config.ts";
+
+export { DEFAULT_OUTPUT_BOUND_BYTES } from "../elements/output.ts";
+
+// --- The mesh (server/mesh/) ---
+
+/**
+ * Keep-alive of connections between servers. The membership layer watches members (and a
+ * member it declares failed has its connection closed), so a ping here only has to catch
+ * a TCP path that died silently between two live members: rare on a LAN, and then a call
+ * over it times out anyway. A ping every few seconds on every connection made idle
+ * traffic grow with the cluster (at 5 s, when every pair was connected: about 1.0 KB/s
+ * per server with 10 members, 3.5 KB/s with 50); every 30 s it is a sixth.
+ */
+export const PEER_KEEPALIVE: Partial<TransportConfig> = Object.freeze({
+  pingIntervalMs: 30_000,
+  deadAfterMs: 75_000,
+});
+
+/** Most failed members re-dialed at once. */
+export const MAX_REJOINING = 1024;
+
+/**
+ * How many members each server watches through a connection (the next ones after it in
+ * id order), and so how many watchers each member has.
+ */
+export const WATCHED = 3;
+
+/**
+ * How long a connection dialed for calls stays open once no call has asked for it and
+ * none is in flight, in ms. (Without a limit, one recursive `ls /...` left every server
+ * connected to every other for as long as both lived.)
+ */
+export const CALL_IDLE_MS = 60_000;
+
+/** Longest random wait before joining a server heard through discovery, in ms. */
+export const DISCOVER_JITTER_MS = 100;
+
+/** How long a failed member is re-dialed (partition healing), in ms. */
+export const REJOIN_MS = 10 * 60 * 1000;
+
+/** Timings and bounds of the mesh: the connections a server dials to other members. */
+export interface MeshConfig {
+  /** Members watched through a connection (the next ones in id order). @default {3} */
+  watched: number;
+  /**
+   * The watch ring is updated once membership has not changed for this long, in ms, so a
+   * burst of joins dials once, not once per join.
+   * @default {100}
+   */
+  ringSettleMs: number;
+  /**
+   * Longest wait for membership to settle before the watch ring is updated anyway, in ms:
+   * the update comes `min(ringSettleMs after the last change, ringMaxWaitMs after the
+   * first)`.
+   * @default {1000}
+   */
+  ringMaxWaitMs: number;
+  /**
+   * How long an unused connection dialed for calls stays open, in ms; idle connections
+   * are looked for every `callIdleMs / 2`, so one closes between 1 and 1.5 × this.
+   * @default {60000}
+   */
+  callIdleMs: number;
+  /** How long a departed member's connection stays open for late replies, in ms. @default {1000} */
+  retireGraceMs: number;
+  /**
+   * Time limit of the one redial after a connection is lost, of a failed member's rejoin
+   * and of a bare port check, in ms.
+   * @default {1000}
+   */
+  redialTimeoutMs: number;
+  /** How often failed members are re-dialed (partition healing), in ms. @default {2000} */
+  rejoinIntervalMs: number;
+  /** How long a failed member keeps being re-dialed, in ms. @default {600000} */
+  rejoinForMs: number;
+  /** Most failed members re-dialed; past it the oldest failure is forgotten. @default {1024} */
+  maxRejoining: number;
+  /** Longest random wait before joining an announced server, in ms. @default {100} */
+  discoverJitterMs: number;
+}
+
+/** The mesh's defaults. */
+export const DEFAULT_MESH_CONFIG: Readonly<MeshConfig> = Object.freeze({
+  watched: WATCHED,
+  ringSettleMs: 100,
+  ringMaxWaitMs: 1000,
+  callIdleMs: CALL_IDLE_MS,
+  retireGraceMs: 1000,
+  redialTimeoutMs: 1000,
+  rejoinIntervalMs: 2000,
+  rejoinForMs: REJOIN_MS,
+  maxRejoining: MAX_REJOINING,
+  discoverJitterMs: DISCOVER_JITTER_MS,
+});
+
+/**
+ * Merge overrides into the mesh's defaults and check every field. Fields of `overrides`
+ * that are not mesh fields, or are undefined, are ignored, so a larger options object
+ * may be passed as it is.
+ *
+ * @param overrides fields to change
+ * @returns a complete, checked config
+ * @throws {CircuitError} `bad request` naming the first field that is negative or not a number
+ */
+export function meshConfig(overrides: Partial<MeshConfig> = {}): MeshConfig {
+  const c: MeshConfig = { ...DEFAULT_MESH_CONFIG };
+  for (const k of Object.keys(DEFAULT_MESH_CONFIG) as (keyof MeshConfig)[]) {
+    const v = overrides[k];
+    if (v === undefined) continue;
+    if (!Number.isFinite(v) || v < 0) {
+      throw new CircuitError(
+        "bad request",
+        `Mesh config field "${k}" must be a number of at least 0, got ${v}`,
+      );
+    }
+    c[k] = v;
+  }
+  return c;
+}
+
+// --- The daemon (server/server.ts, server/lifecycle.ts) ---
+
+/** Default largest channel message, in bytes: 1 GiB. */
+export const DEFAULT_MAX_MESSAGE_BYTES = 1024 ** 3;
+
+/** Default time between TERM and KILL when a process is scrubbed, in ms. */
+export const DEFAULT_SCRUB_GRACE_MS = 5000;
+
+/** Default time a full output stream waits for its first reader (`--output-hold`), in ms. */
+export const DEFAULT_OUTPUT_HOLD_MS = 5000;
+
+/** The Docker engine used by `--docker` when `DOCKER_HOST` is unset. */
+export const DEFAULT_DOCKER_HOST = "unix:///var/run/docker.sock";
+
+/** How long `circuit start -j URL` waits for the join before giving up, in ms. */
+export const START_JOIN_TIMEOUT_MS = 10_000;
+
+/** Attempts at finding a port free for both TCP and UDP when any port will do. */
+export const PORT_ATTEMPTS = 8;
+
+/** At most this many elements are listed in `stk` (`ElementCount` has them all). */
+export const STK_MAX_ELEMENTS = 1000;
+
+// --- The namespace and listings (server/namespace.ts, server/listing.ts) ---
+
+/**
+ * Most anchors one server holds (the server's own anchor not counted), elements and the
+ * empty anchors above them together. A make that would pass it fails; scrubbing frees
+ * anchors. At most about 60 MB of names and far below what a listing can stream.
+ */
+export const MAX_ANCHORS = 100_000;
+
+/**
+ * How long a recursive cluster listing waits for each other server, in ms: for its
+ * first batch, each next one, and its reply (time spent waiting for the caller to read
+ * does not count).
+ */
+export const LS_FANOUT_TIMEOUT_MS = 5000;
+
+/**
+ * Most bytes of entries (estimated as `lsEntryBytes` in `net/ls_stream.ts` does) in a
+ * listing sent as one reply, to a caller that opened no download: well below the 4 MiB
+ * frame, so such a caller gets a clear error instead of "Reply is too large to send", and
+ * the server never holds more than this of it.
+ */
+export const LS_WHOLE_REPLY_BYTES: number = 3 * 1024 * 1024;
