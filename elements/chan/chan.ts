@@ -15,6 +15,9 @@
  * `recv`) and consumes them only when its receiver acknowledges the whole batch, so a
  * receiver that dies gives all of them back, in order.
  *
+ * The rules live in `state.ts` ({@linkcode ChanMachine}, events in, effects out); this
+ * file is the shell that performs the effects: spools, streams, waits and replies.
+ *
  * @module
  */
 
@@ -23,66 +26,69 @@ import type { Element, ElementCall, ElementContext, ElementKind } from "../eleme
 import { deliver } from "../delivery.ts";
 import { diskFull, isDiskFull, SMALL_MESSAGE_BYTES, Spool, tooLarge } from "../spool.ts";
 import {
-  BATCH_BYTES,
-  BATCH_HEADER_BYTES,
-  BATCH_MESSAGES,
+  CHAN_KIND,
+  ChanOp,
+  type ChanState,
+  encodeRecvMany,
+  encodeRecvManyHeader,
+  parseRecvManyArgs,
+  parseSendManyArgs,
   type SendManyReply,
-} from "../../net/wire.ts";
+} from "../../net/wire/mod.ts";
+import { type ChanEffect, type ChanFailure, ChanMachine, type MessageInfo } from "./state.ts";
 
 /** The `peek` shape. */
-export interface ChanPeek {
-  /** Buffer capacity in messages. */
-  Cap: number;
-  /** Closed for sending. */
-  Closed: boolean;
-  /** Scrubbed. */
-  Aborted: boolean;
-  /** Completed sends. */
-  NumSend: number;
-  /** Completed deliveries. */
-  NumRecv: number;
+export type ChanPeek = ChanState;
+
+/** How a call's wait ended: the effect that settled it. */
+type Outcome = Exclude<ChanEffect, { type: "cancel" | "discard" }>;
+
+/** How far a batch got, and what stopped the rest. */
+interface BatchResult {
+  /** Messages of the batch's order admitted. */
+  n: number;
+  /** Why the rest were not. */
+  error?: unknown;
 }
 
-interface Waiter {
-  /**
-   * Resume the call; a sender is handed the spool reserved for its message. A batch of
-   * senders is woken once per message, in order, and stays first in the queue until
-   * its last message has a spool.
-   */
-  wake(spool?: Spool): void;
-  fail(err: CircuitError): void;
-  /** For a batch: spools it still wants after the next. */
-  more?: number;
+/** The error a failure from the rules stands for. */
+function failureError(failure: ChanFailure): CircuitError {
+  switch (failure) {
+    case "closed":
+      return new CircuitError("closed", "channel closed");
+    case "aborted":
+      return new CircuitError("aborted", "channel aborted");
+    case "alreadyClosed":
+      return new CircuitError("bad request", "channel already closed");
+    case "callerGone":
+      return new CircuitError("aborted", "The caller went away");
+    case "senderGone":
+      return new CircuitError("aborted", "The sender went away");
+    case "receiverGone":
+      return new CircuitError("aborted", "The receiver went away");
+  }
 }
 
-interface Message {
-  spool: Spool;
-  /** For CAP 0: resolves the sender once a receiver has taken the message. */
-  taken?: () => void;
-  /** For CAP 0: fails the waiting sender (scrub, or it left mid-delivery). */
-  fail?: (err: CircuitError) => void;
-  /** For CAP 0: the waiting sender's signal; a message whose sender left is withdrawn. */
-  signal?: AbortSignal;
+/** The outcome of a call, or its failure thrown. */
+function settled<T extends Outcome["type"]>(
+  out: Outcome,
+  type: T,
+): Extract<Outcome, { type: T }> {
+  if (out.type === "fail") throw failureError(out.failure);
+  if (out.type !== type) throw new Error(`A chan call expected "${type}", got "${out.type}"`);
+  return out as Extract<Outcome, { type: T }>;
 }
-
-const closedError = () => new CircuitError("closed", "channel closed");
-const abortedError = () => new CircuitError("aborted", "channel aborted");
 
 /** A channel. */
 export class ChanElement implements Element {
   /** `ls -l` kind. */
-  readonly kind = "chan";
+  readonly kind = CHAN_KIND;
   #ctx: ElementContext;
-  #cap: number;
-  #closed = false;
-  #aborted = false;
-  #numSend = 0;
-  #numRecv = 0;
-  #buffer: Message[] = [];
-  #filling = new Set<Spool>();
-  #senders: Waiter[] = [];
-  #receivers: Waiter[] = [];
-  #delivering = new Set<Message>();
+  #chan: ChanMachine;
+  /** The spool of each reserved slot and held message. */
+  #spools = new Map<number, Spool>();
+  /** Calls waiting for their outcome, by id. */
+  #calls = new Map<number, (out: Outcome) => void>();
 
   /**
    * @param ctx settings (spool directory, message limit)
@@ -90,34 +96,24 @@ export class ChanElement implements Element {
    */
   constructor(ctx: ElementContext, cap: number) {
     this.#ctx = ctx;
-    this.#cap = cap;
+    this.#chan = new ChanMachine(cap);
   }
 
   /** @returns `{Cap, Closed, Aborted, NumSend, NumRecv}` */
   peek(): ChanPeek {
+    const c = this.#chan;
     return {
-      Cap: this.#cap,
-      Closed: this.#closed,
-      Aborted: this.#aborted,
-      NumSend: this.#numSend,
-      NumRecv: this.#numRecv,
+      Cap: c.cap,
+      Closed: c.closed,
+      Aborted: c.aborted,
+      NumSend: c.numSend,
+      NumRecv: c.numRecv,
     };
   }
 
   /** Abort: blocked operations fail with `channel aborted`; buffered messages are dropped. */
   scrub(): void {
-    if (this.#aborted) return;
-    this.#aborted = true;
-    for (const w of [...this.#senders, ...this.#receivers]) w.fail(abortedError());
-    this.#senders = [];
-    this.#receivers = [];
-    // Admitted senders still streaming stop now rather than when their input ends.
-    for (const s of this.#filling) s.cancel(abortedError());
-    for (const m of this.#buffer) {
-      m.spool.discard();
-      m.fail?.(abortedError());
-    }
-    this.#buffer = [];
+    this.#run(this.#chan.scrub());
   }
 
   /**
@@ -126,35 +122,69 @@ export class ChanElement implements Element {
    *
    * @param op the operation
    * @param call its streams
-   * @returns null
+   * @returns null, or for `sendMany` how far it got
    */
   async call(op: string, call: ElementCall): Promise<unknown> {
     switch (op) {
-      case "send":
+      case ChanOp.SEND:
         return await this.#send(call);
-      case "recv":
+      case ChanOp.RECV:
         return await this.#recv(call, null);
-      case "sendMany":
+      case ChanOp.SEND_MANY:
         return await this.#sendMany(call);
-      case "recvMany":
-        return await this.#recv(call, parseBatchSize(call.args));
-      case "close":
-        return this.#close();
+      case ChanOp.RECV_MANY:
+        return await this.#recv(call, parseRecvManyArgs(call.args));
+      case ChanOp.CLOSE: {
+        const id = this.#chan.id();
+        settled(await this.#step(id, null, () => this.#chan.close(id)), "done");
+        return null;
+      }
       default:
         throw new CircuitError("bad request", `A chan has no operation "${op}"`);
     }
   }
 
-  /** Room for another message: buffer slots, plus receivers waiting with nothing to take. */
-  #hasRoom(): boolean {
-    // A buffered message keeps its slot until its receiver has acknowledged it.
-    const delivering = this.#cap > 0 ? this.#delivering.size : 0;
-    const pending = this.#buffer.length + this.#filling.size + delivering;
-    return pending < this.#cap + this.#receivers.length;
+  /** Perform effects: spools here, outcomes to the calls waiting for them. */
+  #run(effects: ChanEffect[]): void {
+    for (const e of effects) {
+      switch (e.type) {
+        case "cancel":
+          this.#spools.get(e.slot)?.cancel(failureError("aborted"));
+          break;
+        case "discard":
+          this.#spools.get(e.id)?.discard();
+          this.#spools.delete(e.id);
+          break;
+        case "grant":
+          this.#spools.set(
+            e.slot,
+            new Spool(this.#ctx.settings.spoolDir, this.#ctx.settings.maxMessageBytes),
+          );
+          this.#calls.get(e.id)?.(e);
+          break;
+        default:
+          this.#calls.get(e.id)?.(e);
+      }
+    }
   }
 
-  #check(): void {
-    if (this.#aborted) throw abortedError();
+  /**
+   * Run an event for call `id` and wait for its outcome (at once when the event settles
+   * it). While it waits, the call's signal makes it leave.
+   */
+  #step(id: number, signal: AbortSignal | null, event: () => ChanEffect[]): Promise<Outcome> {
+    return new Promise((resolve) => {
+      const onAbort = () => this.#run(this.#chan.leave(id));
+      this.#calls.set(id, (out) => {
+        this.#calls.delete(id);
+        signal?.removeEventListener("abort", onAbort);
+        resolve(out);
+      });
+      this.#run(event());
+      if (!signal || !this.#calls.has(id)) return;
+      if (signal.aborted) onAbort();
+      else signal.addEventListener("abort", onAbort, { once: true });
+    });
   }
 
   async #send(call: ElementCall): Promise<null> {
@@ -163,145 +193,49 @@ export class ChanElement implements Element {
     if (!whole && !call.upload) {
       throw new CircuitError("bad request", "send needs an upload stream");
     }
-    await this.#sendOne(whole ?? call.upload!, call.signal);
+    this.#checkOpen();
+    const id = this.#chan.id();
+    await this.#sendOne(id, whole ?? call.upload!, call.signal);
     return null;
   }
 
-  /**
-   * Each message admitted on its own, in order, stopping at the first that fails. All of
-   * them take their places in the senders' queue at once, so no other sender comes
-   * between them. A message over the size limit is refused alone, up front: the others
-   * still go, in order.
-   */
-  async #sendMany(call: ElementCall): Promise<SendManyReply> {
-    const messages = parseBatch(call.args);
-    this.#check();
-    if (this.#closed) throw closedError();
-    const limit = this.#ctx.settings.maxMessageBytes;
-    const refused: number[] = [], order: number[] = [];
-    for (const [i, m] of messages.entries()) (m.length > limit ? refused : order).push(i);
-    const done = await this.#admitBatch(messages, order, call.signal);
-    const sent = done.n === order.length ? messages.length : order[done.n];
-    const reply: SendManyReply = { sent };
-    const early = refused.filter((i) => i < sent);
-    if (early.length > 0) reply.refused = { index: early, error: toWireError(tooLarge(limit)) };
-    if (done.error !== undefined) {
-      // Nothing handled: the plain error. Else the reply says how far it got.
-      if (sent === 0 || !(done.error instanceof CircuitError)) throw done.error;
-      reply.error = toWireError(done.error);
-    }
-    return reply;
+  /** Throw when the channel takes no more messages. */
+  #checkOpen(): void {
+    if (this.#chan.aborted) throw failureError("aborted");
+    if (this.#chan.closed) throw failureError("closed");
   }
 
-  /**
-   * Admit `messages[order[0]]`, `messages[order[1]]`, … in order (all within the size
-   * limit); how many were, and the error that stopped the rest.
-   */
-  async #admitBatch(
-    messages: Uint8Array[],
-    order: number[],
+  /** One message, whole (`Uint8Array[]`) or streamed, admitted, spooled and buffered. */
+  async #sendOne(
+    id: number,
+    body: Uint8Array[] | ReadableStream<Uint8Array>,
     signal: AbortSignal,
-  ): Promise<{ n: number; error?: unknown }> {
-    // While there is room and nobody waits before them, messages go straight into the
-    // buffer (CAP > 0): what the queue below does, without a promise each.
-    let n = 0;
-    while (
-      this.#cap > 0 && n < order.length && this.#senders.length === 0 && this.#hasRoom() &&
-      !signal.aborted
-    ) {
-      const error = this.#bufferWhole(this.#newSpool(), messages[order[n]]);
-      if (error !== undefined) return { n, error };
-      n++;
-    }
-    if (n === order.length) return { n };
-    if (this.#cap > 0) return await this.#queueBatch(messages, order, n, signal);
-    // A rendezvous: each message waits for its receiver, as a lone send would; all take
-    // their turns now.
-    const stop = new AbortController();
-    const onAbort = () => stop.abort(signal.reason);
-    signal.addEventListener("abort", onAbort, { once: true });
-    const turns = order.slice(n).map(() => this.#turn(stop.signal));
-    for (const t of turns) t.catch(() => {}); // each is awaited or given back below
-    let i = 0;
-    try {
-      for (; i < turns.length; i++) {
-        await this.#fillAndQueue(await turns[i], [messages[order[n + i]]], signal);
-      }
-      return { n: n + i };
-    } catch (error) {
-      // Give back the turns not used: queued ones leave the queue, granted ones free
-      // their room.
-      stop.abort(error);
-      for (const t of turns.slice(i + 1)) void t.then((spool) => this.#release(spool), () => {});
-      return { n: n + i, error };
-    } finally {
-      signal.removeEventListener("abort", onAbort);
-    }
+  ): Promise<void> {
+    const turn = this.#step(id, signal, () => this.#chan.send(id, { waiting: !signal.aborted }));
+    const { slot } = settled(await turn, "grant");
+    await this.#fill(id, slot, body, signal);
   }
 
   /**
-   * The rest of a batch (from `order[from]`) on a buffered channel: one place in the
-   * senders' queue for all of it, woken once per message as room comes; each message is
-   * buffered as it is admitted.
+   * Fill an admitted sender's spool, then buffer it; on CAP 0, wait until a receiver has
+   * consumed it (a sender that leaves first withdraws it).
    */
-  #queueBatch(
-    messages: Uint8Array[],
-    order: number[],
-    from: number,
+  async #fill(
+    id: number,
+    slot: number,
+    body: Uint8Array[] | ReadableStream<Uint8Array>,
     signal: AbortSignal,
-  ): Promise<{ n: number; error?: unknown }> {
-    return new Promise((resolve) => {
-      let n = from;
-      const end = (error?: unknown) => {
-        signal.removeEventListener("abort", onAbort);
-        resolve(error === undefined ? { n } : { n, error });
-      };
-      const w: Waiter = {
-        more: order.length - from - 1,
-        wake: (spool) => {
-          this.#filling.delete(spool!);
-          const error = this.#bufferWhole(spool!, messages[order[n]]);
-          if (error !== undefined) {
-            // The rest of the batch gives up its place (the freed room goes to the next).
-            const i = this.#senders.indexOf(w);
-            if (i >= 0) this.#senders.splice(i, 1);
-            return end(error);
-          }
-          if (++n === order.length) end();
-        },
-        fail: (err) => end(err),
-      };
-      const onAbort = () => {
-        const i = this.#senders.indexOf(w);
-        if (i >= 0) this.#senders.splice(i, 1);
-        end(new CircuitError("aborted", "The caller went away"));
-        this.#admit();
-        this.#dispatch();
-      };
-      if (signal.aborted) return onAbort();
-      signal.addEventListener("abort", onAbort, { once: true });
-      this.#senders.push(w);
-      this.#admit();
-    });
-  }
-
-  /** A spool for a message within the size limit, not counted against the room. */
-  #newSpool(): Spool {
-    return new Spool(this.#ctx.settings.spoolDir, this.#ctx.settings.maxMessageBytes);
-  }
-
-  /**
-   * Buffer an admitted whole message (CAP > 0), within the size limit; the error when it
-   * cannot be held (the spool is then discarded: nothing was admitted).
-   */
-  #bufferWhole(spool: Spool, message: Uint8Array): CircuitError | undefined {
+  ): Promise<void> {
+    const spool = this.#spools.get(slot)!;
     try {
-      spool.fillMemory([message]);
+      if (Array.isArray(body)) await spool.fillWhole(body);
+      else await spool.fill(body);
+      if (signal.aborted) throw signal.reason;
     } catch (err) {
-      spool.discard();
-      return this.#spoolError(err);
+      this.#run(this.#chan.fillFailed(slot));
+      throw this.#spoolError(err);
     }
-    this.#buffered(spool);
+    settled(await this.#step(id, signal, () => this.#chan.filled(slot, infoOf(spool))), "done");
   }
 
   /**
@@ -319,90 +253,99 @@ export class ChanElement implements Element {
     });
   }
 
-  /** A complete message joins the buffer (CAP > 0): one send done. */
-  #buffered(spool: Spool): void {
-    this.#numSend++;
-    this.#buffer.push({ spool });
-    this.#dispatch();
-  }
-
-  /** One message, whole (`Uint8Array[]`) or streamed, admitted and spooled. */
-  async #sendOne(
-    body: Uint8Array[] | ReadableStream<Uint8Array>,
-    signal: AbortSignal,
-  ): Promise<void> {
-    this.#check();
-    if (this.#closed) throw closedError();
-    await this.#fillAndQueue(await this.#turn(signal), body, signal);
+  /**
+   * Each message admitted on its own, in order, stopping at the first that fails. All of
+   * them take their places in the senders' queue at once, so no other sender comes
+   * between them. A message over the size limit is refused alone, up front: the others
+   * still go, in order.
+   */
+  async #sendMany(call: ElementCall): Promise<SendManyReply> {
+    const messages = parseSendManyArgs(call.args);
+    this.#checkOpen();
+    const limit = this.#ctx.settings.maxMessageBytes;
+    const refused: number[] = [], order: number[] = [];
+    for (const [i, m] of messages.entries()) (m.length > limit ? refused : order).push(i);
+    const batch = order.map((i) => messages[i]);
+    const done = order.length === 0
+      ? { n: 0 }
+      : this.#chan.cap > 0
+      ? await this.#bufferBatch(batch, call.signal)
+      : await this.#rendezvousBatch(batch, call.signal);
+    const sent = done.n === order.length ? messages.length : order[done.n];
+    const reply: SendManyReply = { sent };
+    const early = refused.filter((i) => i < sent);
+    if (early.length > 0) reply.refused = { index: early, error: toWireError(tooLarge(limit)) };
+    if (done.error !== undefined) {
+      // Nothing handled: the plain error. Else the reply says how far it got.
+      if (sent === 0 || !(done.error instanceof CircuitError)) throw done.error;
+      reply.error = toWireError(done.error);
+    }
+    return reply;
   }
 
   /**
-   * A sender's turn: the spool reserved for its message, at once when there is room and
-   * nobody is queued before it, else once the senders before it are admitted.
+   * A batch on a buffered channel: one place in the senders' queue for all of it, each
+   * message stored as it is admitted (at once while there is room and nobody waits before
+   * it).
    */
-  #turn(signal: AbortSignal): Promise<Spool> {
-    if (this.#senders.length > 0 || !this.#hasRoom()) {
-      return this.#wait(this.#senders, signal) as Promise<Spool>;
-    }
-    return Promise.resolve(this.#reserve());
-  }
-
-  /** Free a reserved spool's room. */
-  #release(spool: Spool): void {
-    spool.discard();
-    this.#filling.delete(spool);
-    this.#admit();
-  }
-
-  /** Fill an admitted sender's spool, then buffer it (CAP 0: until a receiver takes it). */
-  async #fillAndQueue(
-    spool: Spool,
-    body: Uint8Array[] | ReadableStream<Uint8Array>,
-    signal: AbortSignal,
-  ): Promise<void> {
-    try {
-      if (Array.isArray(body)) await spool.fillWhole(body);
-      else await spool.fill(body);
-      if (signal.aborted) throw signal.reason;
-    } catch (err) {
-      this.#release(spool);
-      throw this.#spoolError(err);
-    }
-    this.#filling.delete(spool);
-    if (this.#aborted) {
-      spool.discard();
-      throw abortedError();
-    }
-    if (this.#cap > 0) return this.#buffered(spool);
-    // Rendezvous: the send completes when a receiver has taken the message; a sender
-    // that leaves before then withdraws it.
-    await new Promise<void>((resolve, reject) => {
-      const m: Message = { spool, signal };
-      const onAbort = () => {
-        const i = this.#buffer.indexOf(m);
-        if (i < 0) return; // being delivered: the delivery's outcome decides
-        this.#buffer.splice(i, 1);
-        spool.discard();
-        reject(new CircuitError("aborted", "The sender went away"));
-        this.#admit();
-      };
-      m.taken = () => {
+  #bufferBatch(messages: Uint8Array[], signal: AbortSignal): Promise<BatchResult> {
+    if (signal.aborted) return Promise.resolve({ n: 0, error: failureError("callerGone") });
+    return new Promise((resolve) => {
+      const id = this.#chan.id();
+      let n = 0;
+      const end = (error?: unknown) => {
+        this.#calls.delete(id);
         signal.removeEventListener("abort", onAbort);
-        resolve();
+        resolve(error === undefined ? { n } : { n, error });
       };
-      m.fail = (err) => {
-        signal.removeEventListener("abort", onAbort);
-        reject(err);
-      };
-      if (signal.aborted) {
-        spool.discard();
-        return reject(new CircuitError("aborted", "The sender went away"));
-      }
-      signal.addEventListener("abort", onAbort, { once: true });
-      this.#buffer.push(m);
-      this.#dispatch();
+      const onAbort = () => this.#run(this.#chan.leave(id));
+      this.#calls.set(id, (out) => {
+        if (out.type === "fail") return end(failureError(out.failure));
+        if (out.type !== "grant") return;
+        const spool = this.#spools.get(out.slot)!;
+        try {
+          spool.fillMemory([messages[n]]);
+        } catch (err) {
+          end(this.#spoolError(err));
+          // The rest of the batch gives up its place (the freed room goes to the next).
+          return this.#run(this.#chan.fillFailed(out.slot));
+        }
+        if (++n === messages.length) end();
+        this.#run(this.#chan.filled(out.slot, infoOf(spool)));
+      });
+      this.#run(this.#chan.send(id, { count: messages.length, immediate: true }));
+      if (this.#calls.has(id)) signal.addEventListener("abort", onAbort, { once: true });
     });
-    this.#numSend++;
+  }
+
+  /**
+   * A batch on a rendezvous: each message waits for its receiver, as a lone send would;
+   * all take their turns in the queue at once.
+   */
+  async #rendezvousBatch(messages: Uint8Array[], signal: AbortSignal): Promise<BatchResult> {
+    const ids = messages.map(() => this.#chan.id());
+    const turns = ids.map((id) =>
+      this.#step(id, signal, () => this.#chan.send(id, { waiting: !signal.aborted }))
+    );
+    let i = 0;
+    try {
+      for (; i < turns.length; i++) {
+        const { slot } = settled(await turns[i], "grant");
+        await this.#fill(ids[i], slot, [messages[i]], signal);
+      }
+      return { n: i };
+    } catch (error) {
+      // Give back the turns not used: queued ones leave the queue, granted ones free
+      // their room.
+      for (const [j, id] of ids.entries()) {
+        if (j <= i) continue;
+        this.#run(this.#chan.leave(id));
+        void turns[j].then((out) => {
+          if (out.type === "grant") this.#run(this.#chan.fillFailed(out.slot));
+        });
+      }
+      return { n: i, error };
+    }
   }
 
   /**
@@ -410,186 +353,44 @@ export class ChanElement implements Element {
    * `recvMany` gets up to `batch` ready ones, each after its length.
    */
   async #recv(call: ElementCall, batch: number | null): Promise<null> {
-    const framed = batch !== null;
-    let woken = false;
+    const id = this.#chan.id();
+    let front = false;
     for (;;) {
-      this.#check();
-      if (this.#buffer.length > 0) {
-        const taken = this.#take(batch ?? 1);
-        for (const m of taken) this.#delivering.add(m);
-        const ok = await this.#deliver(call, taken, framed);
-        for (const m of taken) this.#delivering.delete(m);
-        if (ok && !this.#aborted) {
-          this.#numRecv += taken.length;
-          for (const m of taken) {
-            m.spool.discard();
-            m.taken?.();
-          }
-          this.#admit();
-          this.#endIfDrained();
-          return null;
-        }
-        if (this.#aborted) {
-          for (const m of taken) {
-            m.spool.discard();
-            m.fail?.(abortedError());
-          }
-          throw abortedError();
-        }
-        const back: Message[] = [];
-        for (const m of taken) {
-          if (m.signal?.aborted) {
-            // A rendezvous whose sender left meanwhile: the message is withdrawn.
-            m.spool.discard();
-            m.fail?.(new CircuitError("aborted", "The sender went away"));
-          } else back.push(m);
-        }
-        // The receiver went away: the messages go back, in order, for the next one.
-        this.#buffer.unshift(...back);
-        this.#admit();
-        this.#dispatch();
-        throw new CircuitError("aborted", "The receiver went away");
-      }
-      // After close, wait while a message may still come: one being sent, or one being
-      // delivered whose receiver may yet give it back.
-      if (this.#closed && this.#filling.size === 0 && this.#delivering.size === 0) {
-        throw closedError();
-      }
-      // Woken for a message another batch took first: wait again at the head, keeping
+      const options = { max: batch ?? 1, front, waiting: !call.signal.aborted };
+      const out = await this.#step(id, call.signal, () => this.#chan.recv(id, options));
+      // Woken for a message another batch took first: ask again at the head, keeping
       // this receiver's place.
-      await this.#wait(this.#receivers, call.signal, () => this.#admit(), woken);
-      woken = true;
-    }
-  }
-
-  /**
-   * The first buffered message, and after it (for a batch on a buffered channel) those
-   * that are ready, small, and fit the batch's bytes. A rendezvous batch takes one:
-   * each waiting receiver counts once toward admitting a sender.
-   */
-  #take(max: number): Message[] {
-    const buffer = this.#buffer;
-    let n = 1;
-    if (this.#cap > 0 && max > 1 && isSmall(buffer[0].spool)) {
-      let bytes = BATCH_HEADER_BYTES + buffer[0].spool.size;
-      while (n < max && n < buffer.length && isSmall(buffer[n].spool)) {
-        bytes += BATCH_HEADER_BYTES + buffer[n].spool.size;
-        if (bytes > BATCH_BYTES) break;
-        n++;
+      if (out.type === "wake") {
+        front = true;
+        continue;
       }
+      const { messages } = settled(out, "deliver");
+      const ok = await this.#deliver(call, messages, batch !== null);
+      const answer = ok
+        ? () => this.#chan.acknowledged(id, messages)
+        : () => this.#chan.givenBack(id, messages);
+      settled(await this.#step(id, null, answer), "done");
+      return null;
     }
-    return buffer.splice(0, n); // one move of the rest, not one per message
   }
 
-  /** Hand over a batch and wait for its acknowledgement (see `deliver`). */
-  #deliver(call: ElementCall, batch: Message[], framed: boolean): Promise<boolean> {
+  /** Hand over messages and wait for their acknowledgement (see `deliver`). */
+  #deliver(call: ElementCall, messages: number[], framed: boolean): Promise<boolean> {
+    const spools = messages.map((m) => this.#spools.get(m)!);
     if (!framed) {
-      const { spool } = batch[0];
+      const [spool] = spools;
       return deliver(call, (w) => spool.drainTo(w), spool.small());
     }
-    if (batch.length === 1 && !isSmall(batch[0].spool)) {
+    if (spools.length === 1 && !isSmall(spools[0])) {
       // One large (or spilled) message: its length, then its bytes as they are read.
-      const { spool } = batch[0];
+      const [spool] = spools;
       return deliver(call, async (w) => {
-        await w.write(lengthPrefix(spool.size));
+        await w.write(encodeRecvManyHeader(spool.size));
         await spool.drainTo(w);
       });
     }
-    let size = 0;
-    for (const m of batch) size += BATCH_HEADER_BYTES + m.spool.size;
-    const out = new Uint8Array(size);
-    const view = new DataView(out.buffer);
-    let at = 0;
-    for (const m of batch) {
-      const bytes = m.spool.small()!;
-      view.setUint32(at, bytes.length);
-      out.set(bytes, at + BATCH_HEADER_BYTES);
-      at += BATCH_HEADER_BYTES + bytes.length;
-    }
+    const out = encodeRecvMany(spools.map((s) => s.small()!));
     return deliver(call, (w) => w.write(out), out);
-  }
-
-  #close(): null {
-    this.#check();
-    if (this.#closed) throw new CircuitError("bad request", "channel already closed");
-    this.#closed = true;
-    for (const w of this.#senders) w.fail(closedError());
-    this.#senders = [];
-    this.#endIfDrained();
-    return null;
-  }
-
-  /** After close, receivers wait only while messages may still come. */
-  #endIfDrained(): void {
-    if (!this.#closed || this.#buffer.length > 0 || this.#filling.size > 0) return;
-    if (this.#delivering.size > 0) return;
-    for (const w of this.#receivers) w.fail(closedError());
-    this.#receivers = [];
-  }
-
-  /** A spool counted against the room from now on. */
-  #reserve(): Spool {
-    const spool = this.#newSpool();
-    this.#filling.add(spool);
-    return spool;
-  }
-
-  /** Wake blocked senders, in order, while there is room. */
-  #admit(): void {
-    while (this.#senders.length > 0 && this.#hasRoom()) {
-      const w = this.#senders[0];
-      if (w.more) w.more--;
-      else this.#senders.shift();
-      w.wake(this.#reserve());
-    }
-  }
-
-  /** Wake the first waiting receiver if a message is ready. */
-  #dispatch(): void {
-    if (this.#buffer.length > 0) this.#receivers.shift()?.wake();
-    this.#endIfDrained();
-  }
-
-  /**
-   * Queue a call until woken; leaving the queue (caller gone) never steals a turn.
-   *
-   * @param queue the senders' or receivers' queue
-   * @param signal the waiting call's signal
-   * @param onQueued runs after joining the queue (a new receiver may admit a sender)
-   * @param front join at the head (a receiver woken for nothing keeps its place)
-   */
-  #wait(
-    queue: Waiter[],
-    signal: AbortSignal,
-    onQueued?: () => void,
-    front = false,
-  ): Promise<Spool | undefined> {
-    return new Promise<Spool | undefined>((resolve, reject) => {
-      const w: Waiter = {
-        wake: (spool) => {
-          signal.removeEventListener("abort", onAbort);
-          resolve(spool);
-        },
-        fail: (err) => {
-          signal.removeEventListener("abort", onAbort);
-          reject(err);
-        },
-      };
-      const onAbort = () => {
-        const i = queue.indexOf(w);
-        if (i >= 0) queue.splice(i, 1);
-        reject(new CircuitError("aborted", "The caller went away"));
-        // A departed receiver may leave a sender admitted for nobody; a departed
-        // sender frees a turn.
-        this.#admit();
-        this.#dispatch();
-      };
-      if (signal.aborted) return onAbort();
-      signal.addEventListener("abort", onAbort, { once: true });
-      if (front) queue.unshift(w);
-      else queue.push(w);
-      onQueued?.();
-    });
   }
 }
 
@@ -611,61 +412,19 @@ export function parseCap(raw: unknown): number {
   return n;
 }
 
-/**
- * Parse a `sendMany`'s messages: 1 to {@linkcode BATCH_MESSAGES} byte arrays of at most
- * {@linkcode BATCH_BYTES} in all.
- *
- * @param raw what the client sent
- * @returns the messages
- * @throws {CircuitError} `bad request` otherwise
- */
-export function parseBatch(raw: unknown): Uint8Array[] {
-  const bad = (why: string) => new CircuitError("bad request", `sendMany: ${why}`);
-  if (!Array.isArray(raw) || raw.length === 0 || raw.length > BATCH_MESSAGES) {
-    throw bad(`expected 1 to ${BATCH_MESSAGES} messages`);
-  }
-  let bytes = 0;
-  for (const m of raw) {
-    if (!(m instanceof Uint8Array)) throw bad("a message is not bytes");
-    bytes += m.length;
-  }
-  if (bytes > BATCH_BYTES) throw bad(`the batch exceeds ${BATCH_BYTES} bytes`);
-  return raw;
-}
-
-/**
- * Parse a `recvMany`'s size: `{n}` with n from 1 to {@linkcode BATCH_MESSAGES}.
- *
- * @param raw what the client sent
- * @returns n
- * @throws {CircuitError} `bad request` otherwise
- */
-export function parseBatchSize(raw: unknown): number {
-  const n = (raw as { n?: unknown } | null)?.n;
-  if (typeof n !== "number" || !Number.isInteger(n) || n < 1 || n > BATCH_MESSAGES) {
-    throw new CircuitError(
-      "bad request",
-      `recvMany: n must be an integer from 1 to ${BATCH_MESSAGES}, got "${String(n)}"`,
-    );
-  }
-  return n;
-}
-
 /** A message a batch can carry as it is: small and in memory ({@linkcode Spool.small}). */
 function isSmall(spool: Spool): boolean {
   return spool.inMemory && spool.size <= SMALL_MESSAGE_BYTES;
 }
 
-function lengthPrefix(n: number): Uint8Array {
-  if (n > 0xffff_ffff) throw new RangeError(`A message of ${n} bytes exceeds a batch's 4 GiB`);
-  const b = new Uint8Array(BATCH_HEADER_BYTES);
-  new DataView(b.buffer).setUint32(0, n);
-  return b;
+/** What the rules need to know of a filled spool. */
+function infoOf(spool: Spool): MessageInfo {
+  return { size: spool.size, small: isSmall(spool) };
 }
 
 /** The `chan` element kind: spec `{cap}`. */
 export const chanKind: ElementKind = {
-  name: "chan",
+  name: CHAN_KIND,
   make(ctx: ElementContext, spec: unknown): Promise<Element> {
     return Promise.resolve(new ChanElement(ctx, parseCap((spec as { cap?: unknown })?.cap)));
   },
