@@ -1,18 +1,21 @@
 /**
  * `circuit`: the daemon (`circuit start`) and the command-line client in one program.
- * Every client command parses its arguments, calls the client library, and prints.
+ * Every client command checks its arguments, reads its input, connects, calls the client
+ * library, and prints.
  *
  * @module
  */
 
 import { parse, UsageError } from "./cli/args.ts";
-import { COMMANDS, flagsOf, helpText, printHelp } from "./cli/commands.ts";
+import { argumentsOf } from "./cli/command.ts";
+import { COMMANDS, flagsOf, printHelp } from "./cli/commands.ts";
 
 /**
  * Run the command line.
  *
  * @param argv arguments after the program name
  * @returns the exit code
+ * @throws {UsageError} for a command-line mistake; errors of the command
  */
 export async function main(argv: string[]): Promise<number> {
   const name = argv[0];
@@ -26,12 +29,12 @@ export async function main(argv: string[]): Promise<number> {
     );
   }
   const parsed = parse(argv, flagsOf(command));
-  if (parsed.flags.help) {
-    Deno.stdout.writeSync(new TextEncoder().encode(helpText(name)));
-    return 0;
-  }
-  const run = await command.run();
-  return await run(parsed);
+  if (parsed.flags.help) return printHelp(name);
+  const args = argumentsOf(name, command, parsed);
+  if (!command.client) return await (await command.load())(args, parsed);
+  const action = await (await command.load())(args, parsed);
+  const { withSession } = await import("./cli/session.ts");
+  return await withSession(parsed, action);
 }
 
 if (import.meta.main) {

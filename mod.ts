@@ -16,9 +16,43 @@
  * @module
  */
 
-// The client's own entry point lists its API once; this adds what comes from net/.
-export * from "./client/mod.ts";
+export {
+  Anchor,
+  type CallOptions,
+  Chan,
+  type ChanState,
+  type Client,
+  comparePaths,
+  connect,
+  type ConnectOptions,
+  Container,
+  type ContainerRun,
+  type ContainerState,
+  discover,
+  type DiscoverOptions,
+  type ElementAnchor,
+  ElementHandle,
+  type Glob,
+  type Incoming,
+  isStdinClosed,
+  joinPath,
+  type LsOptions,
+  type MemberEvent,
+  Nameserver,
+  type NameserverState,
+  type OutputStream,
+  parseGlob,
+  Proc,
+  type ProcCommand,
+  type ProcState,
+  readKeyFile,
+  recvStream,
+  splitPath,
+  Subscription,
+  type SubscriptionState,
+} from "./client/mod.ts";
 export { CircuitError, type ErrorCode } from "./net/errors.ts";
 export { generateKey, parseKey } from "./net/keys.ts";
+export { printable } from "./net/names.ts";
 export type { LsEntry } from "./net/wire.ts";
 export type { OutgoingCall } from "./net/mux.ts";

@@ -1,12 +1,16 @@
 /**
- * The command table: every subcommand of the contract with its usage, help and flags.
- * Command bodies live in other modules and are imported only when run, so a cold
- * `circuit ls` loads neither the server nor the help of other commands.
+ * The command table: every subcommand of the contract with its usage (written once here,
+ * for help and for errors), argument count, help and flags. Command bodies live in other
+ * modules and are imported only when run, so a cold `circuit ls` loads neither the
+ * server nor the help of other commands; they import `cli/command.ts`, never this table.
  *
  * @module
  */
 
-import { type FlagSpec, type Parsed, UsageError } from "./args.ts";
+import { type FlagSpec, UsageError } from "./args.ts";
+import { type ClientBody, type Command, usageLine } from "./command.ts";
+
+export type { Command } from "./command.ts";
 
 /** Flags every client command takes. */
 export const CLIENT_FLAGS: Record<string, FlagSpec> = {
@@ -33,34 +37,15 @@ const HELP_FLAG: Record<string, FlagSpec> = {
   help: { type: "boolean", short: "h", help: "show this help" },
 };
 
-/** Runs a parsed command; returns the exit code. */
-export type Runner = (p: Parsed) => Promise<number>;
-
-/** One subcommand. */
-export interface Command {
-  /** Arguments, for the usage line. */
-  args: string;
-  /** One-line summary. */
-  summary: string;
-  /** Extra help paragraphs. */
-  details?: string;
-  /** Flags it takes (client flags are added for client commands). */
-  flags: Record<string, FlagSpec>;
-  /** Whether it talks to a server (takes -d/--discover/--hmac/--timeout). */
-  client: boolean;
-  /** Loads and runs the body. */
-  run(): Promise<Runner>;
-}
-
-const client = (name: string) => async (): Promise<Runner> => {
+const client = (name: string) => async (): Promise<ClientBody> => {
   const m = await import("./client_commands.ts");
   return m.CLIENT_COMMANDS[name] ?? m.PROC_COMMANDS[name];
 };
 
-const chan = (name: string) => async (): Promise<Runner> =>
+const chan = (name: string) => async (): Promise<ClientBody> =>
   (await import("./chan_commands.ts")).CHAN_COMMANDS[name];
 
-const dns = (name: string) => async (): Promise<Runner> =>
+const dns = (name: string) => async (): Promise<ClientBody> =>
   (await import("./dns_commands.ts")).DNS_COMMANDS[name];
 
 /** Every subcommand, by name. */
@@ -119,23 +104,18 @@ export const COMMANDS: Record<string, Command> = {
       },
     },
     client: false,
-    run: async () => (await import("./start.ts")).runStart,
+    load: async () => (await import("./start.ts")).runStart,
   },
   keygen: {
     args: "",
     summary: "print a new key: base64 of 64 random bytes",
     flags: {},
     client: false,
-    run: async () => {
-      const { runKeygen } = await import("./keygen.ts");
-      return (p) => {
-        if (p.positionals.length > 1) throw new UsageError("keygen takes no arguments");
-        return runKeygen();
-      };
-    },
+    load: async () => (await import("./keygen.ts")).runKeygen,
   },
   ls: {
     args: "[-l] [--depth] GLOB",
+    arity: [1, 1],
     summary: "list anchors: / servers, /X… children, /X…/... every descendant, /... the cluster",
     details: "Paths print absolute, sorted by name, parents before children (--depth: children\n" +
       "first). -l prints the kind of each: server chan proc dns docker @join @leave, or ·.\n" +
@@ -145,70 +125,79 @@ export const COMMANDS: Record<string, Command> = {
       depth: { type: "boolean", help: "children before parents" },
     },
     client: true,
-    run: client("ls"),
+    load: client("ls"),
   },
   peek: {
     args: "ANCHOR",
+    arity: [1, 1],
     summary: "print element state as JSON (null for an empty anchor)",
     flags: {},
     client: true,
-    run: client("peek"),
+    load: client("peek"),
   },
   scrub: {
     args: "ANCHOR",
+    arity: [1, 1],
     summary: "abort and remove the element (a process is killed)",
     details: "Fix: scrub of a process kills its whole process group (TERM, then KILL after\n" +
       "start --scrub-grace); the original left it running. Scrub of an empty anchor does nothing.",
     flags: {},
     client: true,
-    run: client("scrub"),
+    load: client("scrub"),
   },
   stk: {
     args: "SERVER",
+    arity: [1, 1],
     summary: "print a diagnostic dump of that server",
     flags: {},
     client: true,
-    run: client("stk"),
+    load: client("stk"),
   },
   join: {
     args: "SERVER URL",
+    arity: [2, 2],
     summary: "make that server join the cluster of URL (merge)",
     flags: {},
     client: true,
-    run: client("join"),
+    load: client("join"),
   },
   suicide: {
     args: "SERVER",
+    arity: [1, 1],
     summary: "stop that server cleanly",
     details: "Fix: the server stops cleanly (announces its leave, ends its processes, exits 0);\n" +
       "the original printed a stack trace instead.",
     flags: {},
     client: true,
-    run: client("suicide"),
+    load: client("suicide"),
   },
   "mk@join": {
     args: "ANCHOR",
+    arity: [1, 1],
     summary: "subscription element of server join events",
     flags: {},
     client: true,
-    run: chan("mk@join"),
+    load: chan("mk@join"),
   },
   "mk@leave": {
     args: "ANCHOR",
+    arity: [1, 1],
     summary: "subscription element of server leave events",
     flags: {},
     client: true,
-    run: chan("mk@leave"),
+    load: chan("mk@leave"),
   },
   mkchan: {
     args: "ANCHOR CAP",
+    arity: [2, 2],
     summary: "channel with buffer capacity CAP ≥ 0",
     flags: {},
     client: true,
-    run: chan("mkchan"),
+    load: chan("mkchan"),
   },
   send: {
     args: "CHAN",
+    arity: [1, 1],
     summary: "send stdin (whole, to EOF) as one message",
     details:
       "The message is stdin to EOF, delivered whole or not at all. Fix: a sender that dies\n" +
@@ -216,27 +205,30 @@ export const COMMANDS: Record<string, Command> = {
       "receiver takes it) unless --timeout is given.",
     flags: {},
     client: true,
-    run: chan("send"),
+    load: chan("send"),
   },
   recv: {
     args: "CHAN|SUBSCRIPTION",
+    arity: [1, 1],
     summary: "receive one message to stdout; one event and a newline",
     details: "Prints one message (raw bytes), or one event and a newline. Fix: a recv that dies\n" +
       "while blocked or mid-message consumes nothing; the next message goes to a live\n" +
       "receiver.",
     flags: {},
     client: true,
-    run: chan("recv"),
+    load: chan("recv"),
   },
   close: {
     args: "CHAN",
+    arity: [1, 1],
     summary: "close after buffered messages are received",
     flags: {},
     client: true,
-    run: chan("close"),
+    load: chan("close"),
   },
   mkdns: {
     args: "ANCHOR [ADDR]",
+    arity: [1, 2],
     summary: "DNS server element on ADDR (default: any interface, free port)",
     details: "ADDR is HOST:PORT, :PORT or HOST. Without ADDR it binds every interface on a port\n" +
       "free for both UDP and TCP, and peek shows the server's advertised host. Fix: answers\n" +
@@ -244,10 +236,11 @@ export const COMMANDS: Record<string, Command> = {
       "and truncation (TC) of large UDP answers; no packet and no scrub can crash the server.",
     flags: {},
     client: true,
-    run: dns("mkdns"),
+    load: dns("mkdns"),
   },
   set: {
     args: 'DNS "RR"',
+    arity: [2, 2],
     summary: "add a resource record in zone-file syntax",
     details: 'RR is "NAME [TTL] [CLASS] TYPE DATA", e.g. "miek.nl. 3600 IN MX 10 mx.miek.nl.".\n' +
       "Types: A AAAA CNAME MX NS PTR SOA SRV TXT. A relative name is completed with the root\n" +
@@ -255,26 +248,29 @@ export const COMMANDS: Record<string, Command> = {
       "error naming the problem. A CNAME cannot share its name with other records.",
     flags: {},
     client: true,
-    run: dns("set"),
+    load: dns("set"),
   },
   unset: {
     args: "DNS NAME",
+    arity: [2, 2],
     summary: "remove all records of NAME",
     details: "NAME is matched case-insensitively, with or without the trailing dot.",
     flags: {},
     client: true,
-    run: dns("unset"),
+    load: dns("unset"),
   },
   mkdkr: {
     args: "[--scrub] ANCHOR < JSON",
+    arity: [1, 1],
     summary: "Docker container element (needs start --docker)",
     details: "Fix: stdin reaches the container and scrub stops and removes it.",
     flags: { scrub: { type: "boolean", help: "remove the element once the container exits" } },
     client: true,
-    run: async () => (await import("./docker_commands.ts")).DOCKER_COMMANDS.mkdkr,
+    load: async () => (await import("./docker_commands.ts")).DOCKER_COMMANDS.mkdkr,
   },
   mkproc: {
     args: "[--scrub] ANCHOR < JSON",
+    arity: [1, 1],
     summary: "process element",
     details: 'Reads the command as JSON on stdin: {"Env", "Dir", "Path", "Args", "Scrub"} (keys\n' +
       "case-insensitive; Env absent or null inherits the server's environment; Path is used\n" +
@@ -283,42 +279,47 @@ export const COMMANDS: Record<string, Command> = {
       "the process group; a server that stops ends its processes.",
     flags: { scrub: { type: "boolean", help: "remove the element once the process exits" } },
     client: true,
-    run: client("mkproc"),
+    load: client("mkproc"),
   },
   signal: {
     args: "SIGNAL PROC",
+    arity: [2, 2],
     summary: "send a signal, name first: signal TERM /X…/p",
     details: "Names case-insensitive, with or without SIG (TERM, sigkill, HUP, …). The signal\n" +
       "reaches the process's whole group.",
     flags: {},
     client: true,
-    run: client("signal"),
+    load: client("signal"),
   },
   wait: {
     args: "PROC",
+    arity: [1, 1],
     summary: "wait for exit, print the same JSON as peek",
     details: "Fix: returns as soon as the process has exited, whether or not anyone closed its\n" +
       "stdin or read its output. Waits as long as it takes unless --timeout is given.",
     flags: {},
     client: true,
-    run: client("wait"),
+    load: client("wait"),
   },
   waitall: {
     args: "< anchors, one a line",
+    arity: [0, 0],
     summary: "wait for all",
     flags: {},
     client: true,
-    run: client("waitall"),
+    load: client("waitall"),
   },
   stdin: {
     args: "PROC",
+    arity: [1, 1],
     summary: "copy our stdin to the process's stdin, then close it",
     flags: {},
     client: true,
-    run: client("stdin"),
+    load: client("stdin"),
   },
   stdout: {
     args: "PROC",
+    arity: [1, 1],
     summary: "copy the process's stdout to our stdout",
     details: "Fix: output arrives as it is written (not in 32 KB chunks) and is kept after the\n" +
       "process exits (start --output-bound per stream); any number of readers may read,\n" +
@@ -326,30 +327,24 @@ export const COMMANDS: Record<string, Command> = {
       "next. If bytes were dropped before this read (nobody was reading), stderr says so.",
     flags: {},
     client: true,
-    run: client("stdout"),
+    load: client("stdout"),
   },
   stderr: {
     args: "PROC",
+    arity: [1, 1],
     summary: "copy the process's stderr to our stdout",
     details: "Same rules as stdout (fix: delivered as written, retained, many readers).",
     flags: {},
     client: true,
-    run: client("stderr"),
+    load: client("stderr"),
   },
   help: {
     args: "[COMMAND]",
+    arity: [0, 1],
     summary: "help",
     flags: {},
     client: false,
-    run: () =>
-      Promise.resolve((p) => {
-        const [, name, extra] = p.positionals;
-        if (extra !== undefined) throw new UsageError("usage: circuit help [COMMAND]");
-        if (name !== undefined && !Object.hasOwn(COMMANDS, name)) {
-          throw new UsageError(`unknown command "${name}"; see circuit help`);
-        }
-        return Promise.resolve(printHelp(name));
-      }),
+    load: () => Promise.resolve(runHelp),
   },
 };
 
@@ -395,7 +390,7 @@ export function helpText(name?: string): string {
   }
   const flags = Object.entries(flagsOf(c)).map(([n, f]) => flagLine(n, f));
   return [
-    `usage: circuit ${name}${c.args ? " " + c.args : ""}`,
+    usageLine(name!, c),
     "",
     c.summary,
     ...(c.details ? ["", c.details] : []),
@@ -414,4 +409,12 @@ export function helpText(name?: string): string {
 export function printHelp(name?: string): number {
   Deno.stdout.writeSync(new TextEncoder().encode(helpText(name)));
   return 0;
+}
+
+/** `circuit help [COMMAND]`: the list, or one command's usage. */
+function runHelp([name]: string[]): Promise<number> {
+  if (name !== undefined && !Object.hasOwn(COMMANDS, name)) {
+    throw new UsageError(`unknown command "${name}"; see circuit help`);
+  }
+  return Promise.resolve(printHelp(name));
 }

@@ -1,5 +1,6 @@
 /**
- * Opening a client the way every client command does: dial order, key, timeout.
+ * Opening a client the way every client command does (dial order, key, timeout), and
+ * the terminal I/O the commands share.
  *
  * @module
  */
@@ -15,6 +16,9 @@ export interface Session {
   /** `--timeout`, in ms, if given. */
   timeoutMs?: number;
 }
+
+/** What a client command does on its session; returns the exit code (default 0). */
+export type SessionAction = (s: Session) => Promise<number | void>;
 
 /**
  * Dial `-d`, else `$CIRCUIT`'s URL, else discover; with `--hmac` / `$CIRCUIT_HMAC`.
@@ -49,54 +53,45 @@ export async function openSession(p: Parsed): Promise<Session> {
 }
 
 /**
- * Run a command body with a session, closing the client afterwards.
+ * Run a client command's action on a session, closing the client afterwards. Every client
+ * command runs through here.
  *
- * @param p parsed flags
- * @param fn the body
- * @returns exit code 0
+ * @param p parsed flags (dial, key, timeout)
+ * @param action what the command does once connected
+ * @returns its exit code (0 when it returns none)
  */
-export async function withSession(
-  p: Parsed,
-  fn: (s: Session) => Promise<number | void>,
-): Promise<number> {
+export async function withSession(p: Parsed, action: SessionAction): Promise<number> {
   const s = await openSession(p);
   try {
-    return (await fn(s)) ?? 0;
+    return (await action(s)) ?? 0;
   } finally {
     s.client.close();
   }
 }
 
 /**
- * Run a command body with a client and the command's --timeout.
+ * Read all of stdin.
  *
- * @param p parsed flags
- * @param fn the body
- * @returns exit code 0
+ * @returns the bytes up to EOF
  */
-export function withClient(
-  p: Parsed,
-  fn: (c: Client, timeoutMs: number | undefined) => Promise<void>,
-): Promise<number> {
-  return withSession(p, (s) => fn(s.client, s.timeoutMs));
+export async function readStdin(): Promise<Uint8Array> {
+  return new Uint8Array(await new Response(Deno.stdin.readable).arrayBuffer());
 }
 
 /**
- * The command's arguments after its name, checked for count.
+ * Read a command's JSON input (`mkproc`, `mkdkr`) from stdin.
  *
- * @param p parsed flags
- * @param min fewest allowed
- * @param max most allowed
- * @param usage the usage text after the command name
- * @returns the arguments
- * @throws {UsageError} `usage: circuit COMMAND USAGE` on a wrong count
+ * @returns the parsed value
+ * @throws {UsageError} `command json not parsing: …` when it is not JSON
  */
-export function positionals(p: Parsed, min: number, max: number, usage: string): string[] {
-  const a = p.positionals.slice(1);
-  if (a.length < min || a.length > max) {
-    throw new UsageError(`usage: circuit ${p.positionals[0]} ${usage}`);
+export async function readJsonInput(): Promise<unknown> {
+  const text = new TextDecoder().decode(await readStdin());
+  try {
+    return JSON.parse(text);
+  } catch (err) {
+    const why = (err as Error).message.replace(/\s+/g, " ");
+    throw new UsageError(`command json not parsing: ${why}`);
   }
-  return a;
 }
 
 /**

@@ -17,13 +17,13 @@ function membershipProfile(s: string): MembershipProfile {
 /**
  * Start, print the URL, serve.
  *
+ * @param args the arguments after `start` (there must be none)
  * @param p parsed flags
  * @returns exit code once the server has stopped
+ * @throws {UsageError} when given arguments or a bad flag value
  */
-export async function runStart(p: Parsed): Promise<number> {
-  if (p.positionals.length > 1) {
-    throw new UsageError(`start takes no arguments, got "${p.positionals[1]}"`);
-  }
+export async function runStart(args: string[], p: Parsed): Promise<number> {
+  if (args.length > 0) throw new UsageError(`start takes no arguments, got "${args[0]}"`);
   const f = p.flags as Record<string, string | boolean | undefined>;
   const discover = f.discover !== undefined
     ? f.discover as string

@@ -9,20 +9,38 @@
 import { CircuitError } from "../net/errors.ts";
 import type { CallOptions, ElementAnchor } from "./types.ts";
 
-/** One message being received. */
+/** One message being received ({@linkcode receive}, `Chan.recvStream`). */
 export interface Incoming {
   /** The message's bytes; reading it to the end acknowledges it. */
   readable: ReadableStream<Uint8Array>;
-  /** The server's reply once the message is consumed (or the error). */
+  /**
+   * The server's reply once the message is consumed (or the error). For a subscription
+   * it is `{Dropped}`: how many events were dropped before this one.
+   */
   done: Promise<unknown>;
 }
 
 /**
- * Start receiving one message.
+ * Receive one message from the channel or the subscription at an anchor, as a stream
+ * (public as `recvStream`). Both kinds share this protocol, so a caller that does not
+ * know which kind an anchor holds (the `circuit recv` command) can receive from either.
+ * The message is consumed only once the stream has been read to its end; cancelling the
+ * stream, the signal or the time limit before that leaves it for the next receiver.
  *
- * @param anchor the channel or subscription
+ * @example Print one message or event
+ * ```ts ignore
+ * import { connect, recvStream } from "@circuit/client";
+ *
+ * await using client = await connect("circuit://127.0.0.1:7711/1234/Q317c2314a386a9db");
+ * const m = recvStream(client.walk("/Q317c2314a386a9db/ch"), { timeoutMs: 5000 });
+ * for await (const chunk of m.readable) await Deno.stdout.write(chunk);
+ * console.log(await m.done); // the server's reply, once the message is consumed
+ * ```
+ *
+ * @param anchor the anchor of a channel or a subscription
  * @param options signal, timeout (default none)
- * @returns the bytes and the reply
+ * @returns the bytes and the reply; `done` rejects with a {@linkcode CircuitError}
+ *   (`closed` for a closed channel, `not found`, `aborted`, `timeout`, …)
  */
 export function receive(anchor: ElementAnchor, options: CallOptions = {}): Incoming {
   const call = anchor.open("recv", null, { ...options, upload: true, download: true });

@@ -7,19 +7,23 @@
  * `announce`, `query` or `reply`, `re` is the query's nonce a reply answers, and `mac`
  * covers the packet without `mac` under the label `circuit/1 discovery`.
  *
- * The codec and the verifier are plain; the sockets (node:dgram, which sends and joins
- * groups on an interface address without any route) are at the edges.
+ * Signing and checking are those of `net/datagram.ts` (the `field` placement). The codec
+ * and the verifier are plain; the sockets (node:dgram, which sends and joins groups on an
+ * interface address without any route) are at the edges.
  *
  * @module
  */
 
 import dgram from "node:dgram";
-import { timingSafeEqual } from "node:crypto";
-import { hmacSha256 } from "./hmac.ts";
-import { Packr } from "msgpackr/pack";
 import { CircuitError } from "./errors.ts";
-
-const packr = new Packr({ useRecords: false, moreTypes: false });
+import {
+  type DatagramDropReason,
+  type DatagramFormat,
+  DatagramVerifier,
+  newNonce,
+  sealDatagram,
+  type StampedBody,
+} from "./datagram.ts";
 
 /** Discovery timings and bounds. */
 export interface DiscoveryConfig {
@@ -31,7 +35,10 @@ export interface DiscoveryConfig {
   announceSteadyMs: number;
   /** Packets whose timestamp is further than this from ours are stale, in ms. @default {30000} */
   maxSkewMs: number;
-  /** Nonces remembered to catch replays (oldest forgotten first). @default {8192} */
+  /**
+   * Nonces remembered to catch replays, each for two skew windows (oldest forgotten first
+   * when full). @default {8192}
+   */
   nonceCacheSize: number;
 }
 
@@ -66,6 +73,8 @@ export interface Packet {
   re?: Uint8Array;
 }
 
+/** Bytes of the nonces we send. */
+const NONCE_BYTES = 16;
 /** Longest nonce (and `re`) accepted, in bytes: ours are 16; the cache holds them. */
 const MAX_NONCE_BYTES = 32;
 /** Longest URL accepted in an announcement or reply, in characters. */
@@ -78,7 +87,7 @@ function isUrlText(v: unknown): boolean {
 }
 
 /** Why a packet was dropped. */
-export type DropReason = "malformed" | "forged" | "stale" | "replayed";
+export type DropReason = DatagramDropReason;
 
 /**
  * Parse `GROUP:PORT`.
@@ -102,8 +111,27 @@ export function parseGroup(text: string): Group {
   return { address: octets.join("."), port };
 }
 
-function macOf(key: Uint8Array, body: Uint8Array): Uint8Array {
-  return hmacSha256(key, "circuit/1 discovery", body);
+/** Discovery packets: the MAC as the body's `mac` entry, under its own label. */
+const DISCOVERY_FORMAT: DatagramFormat<Packet> = {
+  label: "circuit/1 discovery",
+  mac: "field",
+  read: readPacket,
+};
+
+/** A decoded body as a packet, or null when its shape or bounds are wrong. */
+function readPacket(body: Record<string, unknown>): StampedBody<Packet> | null {
+  const t = body.t;
+  const bytesOf = (v: unknown, min: number) =>
+    v instanceof Uint8Array && v.length >= min && v.length <= MAX_NONCE_BYTES;
+  if (
+    body.v !== 1 || (t !== "announce" && t !== "query" && t !== "reply") ||
+    !Number.isFinite(body.ts) || !bytesOf(body.nonce, 8) ||
+    (body.re !== undefined && !bytesOf(body.re, 1)) || (t !== "query" && !isUrlText(body.url))
+  ) {
+    return null;
+  }
+  const value = body as unknown as Packet;
+  return { value, ts: value.ts, nonce: value.nonce, scope: t };
 }
 
 /**
@@ -114,89 +142,28 @@ function macOf(key: Uint8Array, body: Uint8Array): Uint8Array {
  * @returns the datagram
  */
 export function encodePacket(p: Packet, key?: Uint8Array): Uint8Array {
-  const body = { v: 1, ...p };
-  if (!key) return packr.pack(body);
-  const mac = macOf(key, packr.pack(body));
-  return packr.pack({ ...body, mac });
+  return sealDatagram(DISCOVERY_FORMAT, { v: 1, ...p }, key);
 }
 
-/** Checks packets and remembers nonces; counts what it drops. */
-export class PacketVerifier {
-  #key: Uint8Array | undefined;
-  #config: DiscoveryConfig;
-  #seen = new Set<string>();
-  /** Packets dropped, by reason. */
-  readonly dropped: Record<DropReason, number> = { malformed: 0, forged: 0, stale: 0, replayed: 0 };
-
+/** Checks discovery packets and remembers nonces; counts what it drops. */
+export class PacketVerifier extends DatagramVerifier<Packet> {
   /**
+   * Make a verifier with an empty nonce cache.
+   *
    * @param key the cluster key; without one, packets carry no MAC
    * @param config skew and cache bounds
    */
   constructor(key: Uint8Array | undefined, config: DiscoveryConfig = DEFAULT_DISCOVERY_CONFIG) {
-    this.#key = key;
-    this.#config = config;
-  }
-
-  /**
-   * Verify a datagram.
-   *
-   * @param bytes what arrived
-   * @param now our clock, ms since the epoch
-   * @returns the packet, or null when dropped (and counted)
-   */
-  verify(bytes: Uint8Array, now: number = Date.now()): Packet | null {
-    let raw: Record<string, unknown>;
-    try {
-      raw = packr.unpack(bytes);
-    } catch {
-      return this.#drop("malformed");
-    }
-    if (!raw || typeof raw !== "object" || Array.isArray(raw) || raw.v !== 1) {
-      return this.#drop("malformed");
-    }
-    const { mac, ...body } = raw;
-    const t = body.t;
-    const bytesOf = (v: unknown, min: number) =>
-      v instanceof Uint8Array && v.length >= min && v.length <= MAX_NONCE_BYTES;
-    if (
-      (t !== "announce" && t !== "query" && t !== "reply") || !Number.isFinite(body.ts) ||
-      !bytesOf(body.nonce, 8) || (body.re !== undefined && !bytesOf(body.re, 1)) ||
-      (t !== "query" && !isUrlText(body.url))
-    ) {
-      return this.#drop("malformed");
-    }
-    if (this.#key) {
-      let want: Uint8Array;
-      try {
-        want = macOf(this.#key, packr.pack(body));
-      } catch {
-        return this.#drop("malformed"); // extra fields that do not encode again
-      }
-      if (
-        !(mac instanceof Uint8Array) || mac.length !== want.length || !timingSafeEqual(want, mac)
-      ) {
-        return this.#drop("forged");
-      }
-    }
-    if (Math.abs(now - (body.ts as number)) > this.#config.maxSkewMs) return this.#drop("stale");
-    const id = `${t}:${btoa(String.fromCharCode(...(body.nonce as Uint8Array)))}`;
-    if (this.#seen.has(id)) return this.#drop("replayed");
-    this.#seen.add(id);
-    if (this.#seen.size > this.#config.nonceCacheSize) {
-      this.#seen.delete(this.#seen.values().next().value!);
-    }
-    return body as unknown as Packet;
-  }
-
-  #drop(reason: DropReason): null {
-    this.dropped[reason]++;
-    return null;
+    super(DISCOVERY_FORMAT, key, {
+      maxSkewMs: config.maxSkewMs,
+      nonceCacheSize: config.nonceCacheSize,
+    });
   }
 }
 
 /** A fresh packet nonce. */
 function nonce(): Uint8Array {
-  return crypto.getRandomValues(new Uint8Array(16));
+  return newNonce(NONCE_BYTES);
 }
 
 /**
@@ -256,6 +223,11 @@ export class Announcer {
   /** Packets dropped, by reason (for `stk`). */
   get dropped(): Record<DropReason, number> {
     return { ...this.#verifier.dropped };
+  }
+
+  /** Nonces forgotten early because the cache was full (replays of them would pass). */
+  get evicted(): number {
+    return this.#verifier.evicted;
   }
 
   /**

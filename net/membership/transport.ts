@@ -7,7 +7,7 @@
  * array of binaries. With a cluster key the datagram is `mac ‖ body`, where `mac` is the
  * 32-byte HMAC-SHA256 of the label `circuit/1 membership` and the body; forged, stale
  * (outside the skew window) and replayed (nonce seen) packets are dropped and counted,
- * as in `net/discovery.ts`.
+ * by `net/datagram.ts` (the `prefix` placement), as discovery's are.
  *
  * The codec and the verifier are plain; the socket (node:dgram) is at the edge, behind
  * {@linkcode PacketTransport} so tests can drop packets.
@@ -15,16 +15,20 @@
  * @module
  */
 
-import { timingSafeEqual } from "node:crypto";
-import { hmacSha256 } from "../hmac.ts";
-import { Packr } from "msgpackr/pack";
 import { CircuitError } from "../errors.ts";
+import {
+  type DatagramDropReason,
+  type DatagramFormat,
+  DatagramVerifier,
+  MAC_BYTES,
+  newNonce,
+  sealDatagram,
+  type StampedBody,
+} from "../datagram.ts";
 import type { MembershipConfig } from "./config.ts";
 import { type Addr, addrKey, PROTOCOL_VERSION_MAX, PROTOCOL_VERSION_MIN } from "./messages.ts";
 
-const packr = new Packr({ useRecords: false, moreTypes: false });
 const LABEL = "circuit/1 membership";
-const MAC_BYTES = 32;
 const NONCE_BYTES = 12;
 /** Upper bound of the body bytes that are not messages: map, version, clock, nonce, array. */
 const ENVELOPE_BYTES = 40;
@@ -32,7 +36,7 @@ const ENVELOPE_BYTES = 40;
 const CLOSE_DRAIN_MS = 200;
 
 /** Why the verifier dropped a packet. */
-export type VerifyDropReason = "malformed" | "forged" | "stale" | "replayed";
+export type VerifyDropReason = DatagramDropReason;
 /**
  * Why a packet was dropped: the verifier's reasons, and `foreign` for a datagram the
  * transport's `admit` hook refused before anything in it was read.
@@ -79,8 +83,23 @@ export function packetBudget(maxPacketBytes: number, keyed: boolean): number {
   return maxPacketBytes - ENVELOPE_BYTES - (keyed ? MAC_BYTES : 0);
 }
 
-function macOf(key: Uint8Array, body: Uint8Array): Uint8Array {
-  return hmacSha256(key, LABEL, body);
+/** Membership packets: `mac ‖ body`, under their own label. */
+const MEMBERSHIP_FORMAT: DatagramFormat<Uint8Array[]> = {
+  label: LABEL,
+  mac: "prefix",
+  read: readCompound,
+};
+
+/** A decoded body as its messages, or null when its shape or version is wrong. */
+function readCompound(raw: Record<string, unknown>): StampedBody<Uint8Array[]> | null {
+  if (
+    typeof raw.v !== "number" || raw.v < PROTOCOL_VERSION_MIN || raw.v > PROTOCOL_VERSION_MAX ||
+    !Number.isFinite(raw.ts) || !(raw.n instanceof Uint8Array) || raw.n.length !== NONCE_BYTES ||
+    !Array.isArray(raw.m) || !raw.m.every((m) => m instanceof Uint8Array)
+  ) {
+    return null;
+  }
+  return { value: raw.m as Uint8Array[], ts: raw.ts as number, nonce: raw.n };
 }
 
 /**
@@ -96,31 +115,12 @@ export function encodePacket(
   key?: Uint8Array,
   now: number = Date.now(),
 ): Uint8Array {
-  const nonce = crypto.getRandomValues(new Uint8Array(NONCE_BYTES));
-  const body: Uint8Array = packr.pack({ v: PROTOCOL_VERSION_MAX, ts: now, n: nonce, m: messages });
-  if (!key) return body;
-  const out = new Uint8Array(MAC_BYTES + body.length);
-  out.set(macOf(key, body));
-  out.set(body, MAC_BYTES);
-  return out;
+  const body = { v: PROTOCOL_VERSION_MAX, ts: now, n: newNonce(NONCE_BYTES), m: messages };
+  return sealDatagram(MEMBERSHIP_FORMAT, body, key);
 }
 
-/** Checks packets and remembers nonces; counts what it drops. */
-export class PacketVerifier {
-  #key: Uint8Array | undefined;
-  #skewMs: number;
-  #cacheSize: number;
-  #seen = new Map<string, number>();
-  /** Packets dropped, by reason. */
-  readonly dropped: Record<VerifyDropReason, number> = {
-    malformed: 0,
-    forged: 0,
-    stale: 0,
-    replayed: 0,
-  };
-  /** Nonces forgotten early because the cache was full (replays of them would pass). */
-  evicted = 0;
-
+/** Checks membership packets and remembers nonces; counts what it drops. */
+export class PacketVerifier extends DatagramVerifier<Uint8Array[]> {
   /**
    * Make a verifier with an empty nonce cache.
    *
@@ -131,60 +131,10 @@ export class PacketVerifier {
     key: Uint8Array | undefined,
     config: Pick<MembershipConfig, "packetMaxSkewMs" | "nonceCacheSize">,
   ) {
-    this.#key = key;
-    this.#skewMs = config.packetMaxSkewMs;
-    this.#cacheSize = config.nonceCacheSize;
-  }
-
-  /**
-   * Verify a datagram.
-   *
-   * @param bytes what arrived
-   * @param now our clock, ms since the epoch
-   * @returns the encoded messages it carries, or null when dropped (and counted)
-   */
-  verify(bytes: Uint8Array, now: number = Date.now()): Uint8Array[] | null {
-    let body = bytes;
-    if (this.#key) {
-      if (bytes.length <= MAC_BYTES) return this.#drop("forged");
-      body = bytes.subarray(MAC_BYTES);
-      const want = macOf(this.#key, body);
-      if (!timingSafeEqual(want, bytes.subarray(0, MAC_BYTES))) return this.#drop("forged");
-    }
-    let raw: Record<string, unknown>;
-    try {
-      raw = packr.unpack(body);
-    } catch {
-      return this.#drop("malformed");
-    }
-    if (
-      !raw || typeof raw !== "object" || typeof raw.v !== "number" ||
-      raw.v < PROTOCOL_VERSION_MIN || raw.v > PROTOCOL_VERSION_MAX || !Number.isFinite(raw.ts) ||
-      !(raw.n instanceof Uint8Array) || raw.n.length !== NONCE_BYTES || !Array.isArray(raw.m) ||
-      !raw.m.every((m) => m instanceof Uint8Array)
-    ) {
-      return this.#drop("malformed");
-    }
-    if (Math.abs(now - (raw.ts as number)) > this.#skewMs) return this.#drop("stale");
-    const id = Array.from(raw.n, (b) => b.toString(16).padStart(2, "0")).join("");
-    this.#forgetOld(now);
-    if (this.#seen.has(id)) return this.#drop("replayed");
-    this.#seen.set(id, now);
-    return raw.m as Uint8Array[];
-  }
-
-  /** A nonce can be replayed for up to two skew windows after it arrived. */
-  #forgetOld(now: number): void {
-    for (const [id, at] of this.#seen) {
-      if (at >= now - 2 * this.#skewMs && this.#seen.size < this.#cacheSize) break;
-      if (at >= now - 2 * this.#skewMs) this.evicted++;
-      this.#seen.delete(id);
-    }
-  }
-
-  #drop(reason: VerifyDropReason): null {
-    this.dropped[reason]++;
-    return null;
+    super(MEMBERSHIP_FORMAT, key, {
+      maxSkewMs: config.packetMaxSkewMs,
+      nonceCacheSize: config.nonceCacheSize,
+    });
   }
 }
 
