@@ -7,20 +7,14 @@
  * @module
  */
 
+import {
+  ACCEPT_BACKOFF_MAX_MS,
+  ACCEPT_BACKOFF_MIN_MS,
+  MAX_PREAUTH_CONNECTIONS,
+  MAX_PREAUTH_PER_ADDRESS,
+} from "./config.ts";
 import { LogThrottle } from "./log.ts";
 import { parseIp } from "./local_peer.ts";
-
-/** Connections still in their handshake, in all; more are closed at once. */
-export const MAX_PREAUTH_CONNECTIONS = 256;
-/**
- * Connections still in their handshake from one source address (IPv4 address, or IPv6
- * /64 network); more are closed at once.
- */
-export const MAX_PREAUTH_PER_ADDRESS = 32;
-/** First pause after an accept error, in ms; doubled after each further error. */
-export const ACCEPT_BACKOFF_MIN_MS = 10;
-/** Longest pause between accept attempts while accepting fails, in ms. */
-export const ACCEPT_BACKOFF_MAX_MS = 1000;
 
 /** Options of {@linkcode AcceptGate}. */
 export interface AcceptGateOptions {
@@ -125,7 +119,11 @@ export class AcceptGate {
     return this.#state === "ok";
   }
 
-  /** @returns the listener's health and counters */
+  /**
+   * The listener's health and counters, for `stk`.
+   *
+   * @returns the `Listener` section
+   */
   stats(): ListenerStats {
     return {
       State: this.#state,

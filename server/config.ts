@@ -1,7 +1,8 @@
 /**
  * The server layer's defaults, bounds and timings, in one place: the mesh between servers,
- * the daemon's start and stop, `stk`, and the element settings that `circuit start` flags
- * override. Every field has its unit in its name. (The transport's live in
+ * the daemon's start and stop, `stk`, the front door, local peers, the logs and the var
+ * directory, the namespace and listings, and the element settings that `circuit start`
+ * flags override. Every field has its unit in its name. (The transport's live in
  * `net/config.ts`, the membership protocol's in `net/membership/config.ts`.)
  *
  * ```ts
@@ -16,6 +17,9 @@
 import { CircuitError } from "../net/errors.ts";
 import type { TransportConfig } from "../net/config.ts";
 
+// The type of {@linkcode PEER_KEEPALIVE}, made public here so its documentation is whole.
+export type { TransportConfig } from "../net/config.ts";
+// The element layer's default, which `--output-bound` overrides (see `elementSettings`).
 export { DEFAULT_OUTPUT_BOUND_BYTES } from "../elements/output.ts";
 
 // --- The mesh (server/mesh/) ---
@@ -157,6 +161,56 @@ export const PORT_ATTEMPTS = 8;
 
 /** At most this many elements are listed in `stk` (`ElementCount` has them all). */
 export const STK_MAX_ELEMENTS = 1000;
+
+// --- The front door (server/accept_gate.ts) ---
+
+/** Connections still in their handshake, in all; more are closed at once. */
+export const MAX_PREAUTH_CONNECTIONS = 256;
+/**
+ * Connections still in their handshake from one source address (IPv4 address, or IPv6
+ * /64 network); more are closed at once.
+ */
+export const MAX_PREAUTH_PER_ADDRESS = 32;
+/** First pause after an accept error, in ms; doubled after each further error. */
+export const ACCEPT_BACKOFF_MIN_MS = 10;
+/** Longest pause between accept attempts while accepting fails, in ms. */
+export const ACCEPT_BACKOFF_MAX_MS = 1000;
+
+// --- Local peers on a keyless server (server/local_peer.ts) ---
+
+/** How long a UDP socket table read answers lookups, in ms: 2 s. */
+export const UDP_TABLE_TTL_MS = 2000;
+/**
+ * A lookup that misses re-reads the UDP table only if the last read is at least this old,
+ * in ms, so a flood of packets from unknown ports costs at most ten reads a second.
+ */
+export const UDP_TABLE_MIN_REFRESH_MS = 100;
+
+// --- Logs and the var directory (server/log.ts, server/oplog.ts, server/var_dir.ts) ---
+
+/** Mode of `server.log`: readable and writable by the server's user only. */
+export const LOG_FILE_MODE = 0o600;
+/** Lines of one kind written per window before the rest are only counted. */
+export const THROTTLED_LINES_PER_WINDOW = 10;
+/** The window of a `LogThrottle` (`server/log.ts`), in ms: 10 s. */
+export const THROTTLE_WINDOW_MS = 10_000;
+
+/** Lines held in memory while `ops.log` cannot be written: 4096. */
+export const OPLOG_BACKLOG_LINES = 4096;
+/** How often held lines are retried while nothing new is logged, in ms: 1 s. */
+export const OPLOG_RETRY_MS = 1000;
+
+/** Wait for the var directory's lock before deciding another server holds it, in ms. */
+export const LOCK_WAIT_MS = 300;
+/** Mode of a var directory: the server's user only. */
+export const VAR_DIR_MODE = 0o700;
+/** Mode of the files the server writes there (`lock`, `pid`, `ops.log`; `server.log` too). */
+export const VAR_FILE_MODE = 0o600;
+/**
+ * Mode of the default var directories' shared parent, `$TMPDIR/circuit`, when a server
+ * creates it: like `/tmp`, anyone may add a directory and only its owner may remove it.
+ */
+export const SHARED_PARENT_MODE = 0o1777;
 
 // --- The namespace and listings (server/namespace.ts, server/listing.ts) ---
 

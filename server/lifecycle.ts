@@ -66,7 +66,11 @@ export class Lifecycle {
   /** Resolves when the server has stopped. */
   readonly stopped: Promise<void> = new Promise<void>((r) => (this.#onStopped = r));
 
-  /** @param options the log */
+  /**
+   * A lifecycle with no stop steps yet.
+   *
+   * @param options the log
+   */
   constructor(options: LifecycleOptions = {}) {
     this.#log = options.log;
   }

@@ -13,13 +13,7 @@
  * @module
  */
 
-/** How long a UDP socket table read answers lookups, in ms: 2 s. */
-export const UDP_TABLE_TTL_MS = 2000;
-/**
- * A lookup that misses re-reads the UDP table only if the last read is at least this old,
- * in ms, so a flood of packets from unknown ports costs at most ten reads a second.
- */
-export const UDP_TABLE_MIN_REFRESH_MS = 100;
+import { UDP_TABLE_MIN_REFRESH_MS, UDP_TABLE_TTL_MS } from "./config.ts";
 
 /** TCP state `ESTABLISHED` in `/proc/net/tcp`. */
 const TCP_ESTABLISHED = "01";

@@ -13,9 +13,7 @@
 
 import { configureSync, defaultTextFormatter, getLogger, type Logger } from "@logtape/logtape";
 import type { LogLevel, LogRecord } from "@logtape/logtape";
-
-/** Mode of `server.log`: readable and writable by the server's user only. */
-export const LOG_FILE_MODE = 0o600;
+import { LOG_FILE_MODE, THROTTLE_WINDOW_MS, THROTTLED_LINES_PER_WINDOW } from "./config.ts";
 
 /**
  * Characters written escaped: C0 controls (NUL, ESC, CR, LF, TAB, …), DEL, C1 controls,
@@ -106,11 +104,6 @@ export function setupLogging(logFile: string, level: LogLevel = "info"): () => v
 export function logger(layer: string): Logger {
   return getLogger(["circuit", layer]);
 }
-
-/** Lines of one kind written per window before the rest are only counted. */
-export const THROTTLED_LINES_PER_WINDOW = 10;
-/** The window of a {@linkcode LogThrottle}, in ms: 10 s. */
-export const THROTTLE_WINDOW_MS = 10_000;
 
 /** Options of {@linkcode LogThrottle}. */
 export interface LogThrottleOptions {

@@ -12,12 +12,9 @@
 
 import { CircuitError } from "../net/errors.ts";
 import type { Element } from "../elements/element.ts";
-import type { LsEntry } from "../net/wire.ts";
+import type { LsEntry } from "../net/wire/mod.ts";
 import { checkNewPath, printable } from "../net/names.ts";
 import { MAX_ANCHORS } from "./config.ts";
-
-export { MAX_NAME_BYTES, MAX_PATH_BYTES, MAX_PATH_DEPTH } from "../net/names.ts";
-export { MAX_ANCHORS };
 
 /** Kind shown by `ls -l` for an anchor without an element. */
 export const NO_ELEMENT = "·";
@@ -37,6 +34,8 @@ export class Namespace {
   #maxAnchors: number;
 
   /**
+   * An empty tree below the server's element.
+   *
    * @param serverName `X` + the server id
    * @param serverElement the element at the root
    * @param options `maxAnchors`: most anchors held (default {@linkcode MAX_ANCHORS})

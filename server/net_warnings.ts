@@ -20,7 +20,11 @@ export class NetWarnings {
   #log: Logger;
   #throttles = new Map<string, LogThrottle>();
 
-  /** @param log the `net` log */
+  /**
+   * Warnings with no throttle yet; each kind gets one at its first warning.
+   *
+   * @param log the `net` log
+   */
   constructor(log: Logger) {
     this.#log = log;
   }

@@ -13,10 +13,10 @@
  * @module
  */
 
-/** Lines held in memory while `ops.log` cannot be written: 4096. */
-export const OPLOG_BACKLOG_LINES = 4096;
-/** How often held lines are retried while nothing new is logged, in ms: 1 s. */
-export const OPLOG_RETRY_MS = 1000;
+import { OPLOG_BACKLOG_LINES, OPLOG_RETRY_MS, VAR_FILE_MODE } from "./config.ts";
+
+// Kept for `server/oplog_test.ts`, which imports it from here; it lives in `config.ts`.
+export { OPLOG_BACKLOG_LINES };
 
 /** One operation log line. */
 export interface OpRecord {
@@ -68,13 +68,15 @@ export class OpLog {
   #closed = false;
 
   /**
-   * @param path the file, created (mode 0600) or appended to
+   * Open the operation log.
+   *
+   * @param path the file, created (mode {@linkcode VAR_FILE_MODE}) or appended to
    * @param options where trouble is reported
    */
   constructor(path: string, options: OpLogOptions = {}) {
-    this.#file = Deno.openSync(path, { create: true, append: true, mode: 0o600 });
+    this.#file = Deno.openSync(path, { create: true, append: true, mode: VAR_FILE_MODE });
     // A file left by an older server may be readable by others: the log is the owner's.
-    Deno.chmodSync(path, 0o600);
+    Deno.chmodSync(path, VAR_FILE_MODE);
     this.#report = options.report ?? (() => {});
   }
 
@@ -87,7 +89,11 @@ export class OpLog {
     this.#report = fn;
   }
 
-  /** @returns lines waiting, lines lost, and the current error */
+  /**
+   * The log's health, for `stk`.
+   *
+   * @returns lines waiting, lines lost, and the current error
+   */
   stats(): OpLogStats {
     return { Pending: this.#pending.length, Lost: this.#lost, Error: this.#error };
   }

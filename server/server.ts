@@ -26,22 +26,14 @@ import { Lifecycle } from "./lifecycle.ts";
 import { logger, setupLogging } from "./log.ts";
 import { defaultVarDir, lockVarDir } from "./var_dir.ts";
 
-// Kept for the modules that import them from here; they live in `config.ts`.
-export {
-  DEFAULT_MAX_MESSAGE_BYTES,
-  DEFAULT_OUTPUT_HOLD_MS,
-  DEFAULT_SCRUB_GRACE_MS,
-  STK_MAX_ELEMENTS,
-} from "./config.ts";
-
 /** Options of {@linkcode startServer}, one per `circuit start` flag. */
 export interface ServerOptions {
   /** `-a HOST:PORT`; port 0 picks one. */
   addr?: string;
   /** `--if IFACE`: bind that interface's IPv4 address. */
   iface?: string;
-  /** `-j URL`: join this member's cluster at start. */
-  join?: string;
+  /** `-j SEED`: join the cluster of these members (URLs or `HOST:PORT`s) at start. */
+  join?: string | readonly string[];
   /** `--discover GROUP:PORT` (multicast discovery; not yet implemented). */
   discover?: string;
   /** `--hmac FILE`: the cluster key file. */

@@ -24,6 +24,8 @@ export interface DiscoveryView {
   Sent: number;
   /** Packets dropped, by reason. */
   Dropped: Record<string, number>;
+  /** Nonces forgotten early because the replay cache was full (replays of them would pass). */
+  Evicted: number;
 }
 
 /** Where each section of `stk` comes from. */

@@ -6,9 +6,7 @@
  */
 
 import { CircuitError } from "../net/errors.ts";
-
-/** How long to wait for the lock before deciding another server holds it, in ms. */
-export const LOCK_WAIT_MS = 300;
+import { LOCK_WAIT_MS, SHARED_PARENT_MODE, VAR_DIR_MODE, VAR_FILE_MODE } from "./config.ts";
 
 /** A held var directory. */
 export interface VarDir {
@@ -17,16 +15,6 @@ export interface VarDir {
   /** Release the lock. */
   release(): void;
 }
-
-/** Mode of a var directory: the server's user only. */
-export const VAR_DIR_MODE = 0o700;
-/** Mode of the files the server writes there (`lock`, `pid`; `server.log` too). */
-export const VAR_FILE_MODE = 0o600;
-/**
- * Mode of the default var directories' shared parent, `$TMPDIR/circuit`, when a server
- * creates it: like `/tmp`, anyone may add a directory and only its owner may remove it.
- */
-export const SHARED_PARENT_MODE = 0o1777;
 
 /**
  * The default var directory: under the temp dir, per server id.

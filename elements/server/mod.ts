@@ -40,17 +40,29 @@ export class ServerElement implements Element {
   readonly queries: ReadonlySet<string> = SERVER_QUERIES;
   #hooks: ServerHooks;
 
-  /** @param hooks the hosting server's operations */
+  /**
+   * The element of the server that passes its hooks.
+   *
+   * @param hooks the hosting server's operations
+   */
   constructor(hooks: ServerHooks) {
     this.#hooks = hooks;
   }
 
-  /** @returns `{Addr, Joined}` */
+  /**
+   * What the server is: its URL and start time.
+   *
+   * @returns `{Addr, Joined}`
+   */
   peek(): ServerPeek {
     return { Addr: this.#hooks.url, Joined: this.#hooks.joined };
   }
 
-  /** @throws {CircuitError} always: a server is stopped with `suicide` */
+  /**
+   * Refuse: a server is not scrubbed.
+   *
+   * @throws {CircuitError} always: a server is stopped with `suicide`
+   */
   scrub(): void {
     throw new CircuitError("bad request", "Scrubbing a server is not possible; use suicide");
   }
