@@ -40,6 +40,7 @@ export {
   type MemberEvent,
   Nameserver,
   type NameserverState,
+  type OpenOptions,
   type OutputStream,
   parseGlob,
   Proc,
@@ -48,11 +49,11 @@ export {
   readKeyFile,
   recvStream,
   splitPath,
+  type StreamCall,
   Subscription,
   type SubscriptionState,
 } from "./client/mod.ts";
 export { CircuitError, type ErrorCode } from "./net/errors.ts";
 export { generateKey, parseKey } from "./net/keys.ts";
 export { printable } from "./net/names.ts";
-export type { LsEntry } from "./net/wire.ts";
-export type { OutgoingCall } from "./net/mux.ts";
+export type { LsEntry } from "./net/wire/mod.ts";

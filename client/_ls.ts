@@ -12,7 +12,7 @@ import {
   type LsStreamReply,
   readLsBatches,
 } from "../net/ls_stream.ts";
-import type { Mux } from "../net/mux.ts";
+import type { Mux } from "../net/mux/mod.ts";
 import { type LsEntry, type LsRequest, Op } from "../net/wire/mod.ts";
 
 /** Options of {@linkcode listOn}. */

@@ -7,7 +7,33 @@
  */
 
 import { CircuitError } from "../net/errors.ts";
-import type { CallOptions, ElementAnchor } from "./types.ts";
+import type { OutgoingCall } from "../net/mux/mod.ts";
+import type { CallOptions, ElementAnchor, OpenOptions } from "./types.ts";
+
+/**
+ * Start an element operation and keep the mux's call behind the public
+ * `StreamCall`: its body views (`up`, `down`) and `hold()`, which let a small
+ * message go whole, with no stream objects.
+ *
+ * @param anchor the element's anchor (an `Anchor`)
+ * @param op the operation
+ * @param args its arguments
+ * @param options streams, signal, time limit
+ * @returns the call
+ * @throws {CircuitError} `bad request` for an anchor whose calls are not the mux's
+ */
+export function openCall(
+  anchor: ElementAnchor,
+  op: string,
+  args: unknown,
+  options: OpenOptions,
+): OutgoingCall {
+  const call = anchor.open(op, args, options);
+  if (typeof (call as Partial<OutgoingCall>).hold !== "function") {
+    throw new CircuitError("bad request", `${anchor.path}: this anchor's calls have no bodies`);
+  }
+  return call as OutgoingCall;
+}
 
 /** One message being received ({@linkcode receive}, `Chan.recvStream`). */
 export interface Incoming {
@@ -43,7 +69,7 @@ export interface Incoming {
  *   (`closed` for a closed channel, `not found`, `aborted`, `timeout`, …)
  */
 export function receive(anchor: ElementAnchor, options: CallOptions = {}): Incoming {
-  const call = anchor.open("recv", null, { ...options, upload: true, download: true });
+  const call = openCall(anchor, "recv", null, { ...options, upload: true, download: true });
   call.result.catch(() => {});
   const ack = call.upload!;
   const from = call.download!.getReader();
@@ -60,7 +86,7 @@ export function receive(anchor: ElementAnchor, options: CallOptions = {}): Incom
         c.close();
         // The whole message is in: acknowledge it. From here the message is taken, so a
         // later abort or time limit must not cut the call before the reply says so.
-        call.holdToEnd?.();
+        call.hold();
         await ack.close().catch(() => {});
       } else c.enqueue(r.value);
     },
@@ -93,22 +119,22 @@ export async function receiveAll(
 ): Promise<{ bytes: Uint8Array; reply: unknown }> {
   // The same protocol as receive(), without stream objects: the message as it comes, and
   // the acknowledgement as a bare end of the upload.
-  const call = anchor.open(request.op, request.args, {
+  const call = openCall(anchor, request.op, request.args, {
     ...options,
     upload: true,
     download: true,
   });
   call.result.catch(() => {});
-  const whole = call.downloadWhole?.();
-  if (!whole || !call.endUpload) {
+  const { up, down } = call;
+  if (!up || !down) {
     await call.result; // a call that could not start (a closed connection) says why
     throw new CircuitError("closed", "Receiving could not start");
   }
   let chunks: Uint8Array[];
   try {
-    chunks = await whole;
+    chunks = await down.whole();
   } catch (err) {
-    call.resetUpload?.();
+    up.reset();
     await call.result; // the call's own error explains the broken stream
     throw err instanceof CircuitError ? err : new CircuitError("closed", String(err));
   }
@@ -116,7 +142,7 @@ export async function receiveAll(
   try {
     check?.(bytes);
   } catch (err) {
-    call.resetUpload?.();
+    up.reset();
     await call.result.catch(() => {});
     throw err;
   }
@@ -124,8 +150,8 @@ export async function receiveAll(
   // acknowledgement is on its way the server may consume the message, so neither the
   // caller's signal nor its time limit may end the call now: a cut here would throw away
   // a message nobody else will get. The call ends with the reply (or the connection).
-  call.holdToEnd?.();
-  call.endUpload();
+  call.hold();
+  up.ack();
   const reply = await call.result;
   return { bytes, reply };
 }

@@ -5,7 +5,6 @@
  */
 
 import { abortError, CircuitError } from "../net/errors.ts";
-import type { OutgoingCall } from "../net/mux.ts";
 import type { Route } from "./routes.ts";
 import {
   CHAN_KIND,
@@ -31,7 +30,7 @@ import {
 } from "../net/wire/mod.ts";
 import { listOn } from "./_ls.ts";
 import { checkElementPath, comparePaths, joinPath, splitPath } from "./path.ts";
-import type { CallOptions, ElementAnchor } from "./types.ts";
+import type { CallOptions, ElementAnchor, OpenOptions, StreamCall } from "./types.ts";
 import { checkTimeout } from "./_check.ts";
 import { handleFor, type HandleKind, type HandleOf } from "./kinds.ts";
 import type { Proc } from "./proc.ts";
@@ -40,7 +39,7 @@ import type { Container } from "./docker.ts";
 import type { Subscription } from "./subscription.ts";
 import type { Nameserver } from "./dns.ts";
 
-export type { CallOptions };
+export type { CallOptions, OpenOptions, StreamCall };
 export { comparePaths };
 
 /** Options of {@linkcode Anchor.ls}. */
@@ -369,11 +368,7 @@ export class Anchor implements ElementAnchor {
    *   timeout (0 or absent: none)
    * @returns the reply promise and the streams asked for
    */
-  open(
-    op: string,
-    args: unknown,
-    options: CallOptions & { upload?: boolean | Uint8Array; download?: boolean } = {},
-  ): OutgoingCall {
+  open(op: string, args: unknown, options: OpenOptions = {}): StreamCall {
     const body: ElementRequest = { path: [...this.components], op, args };
     const label = `${capital(op)} ${this.path}`;
     checkTimeout(options.timeoutMs, label);

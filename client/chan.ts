@@ -14,8 +14,8 @@ import {
   type RecvManyArgs,
   type SendManyReply,
 } from "../net/wire/mod.ts";
-import { type Incoming, receive, receiveAll } from "./_recv.ts";
-import type { OutgoingCall } from "../net/mux.ts";
+import { type Incoming, openCall, receive, receiveAll } from "./_recv.ts";
+import type { OutgoingCall } from "../net/mux/mod.ts";
 import { ElementHandle } from "./handle.ts";
 import type { CallOptions } from "./types.ts";
 import { checkTimeout } from "./_check.ts";
@@ -133,7 +133,7 @@ export class Chan extends ElementHandle<ChanState> implements AsyncIterable<Uint
       const refused = err instanceof CircuitError && err.code === "closed";
       // Else the source failed, or gave something other than bytes: the message is
       // withdrawn (never delivered in part) and the caller hears why.
-      if (!refused) call.resetUpload?.();
+      if (!refused) call.up?.reset();
       const reason = await call.result.then(() => null, (e) => e);
       if (refused && reason) throw reason;
       if (err instanceof CircuitError) throw err;
@@ -211,7 +211,7 @@ export class Chan extends ElementHandle<ChanState> implements AsyncIterable<Uint
   /** Open a lone send: bytes go out with the request (no stream to drive), a stream as read. */
   #openSend(body: Uint8Array | ReadableStream<Uint8Array>, options: CallOptions): OutgoingCall {
     const upload = body instanceof Uint8Array ? body : true;
-    return this.anchor.open(ChanOp.SEND, null, { timeoutMs: 0, ...options, upload });
+    return openCall(this.anchor, ChanOp.SEND, null, { timeoutMs: 0, ...options, upload });
   }
 
   /**

@@ -12,7 +12,13 @@
 
 export { type Client, connect, type ConnectOptions, readKeyFile } from "./client.ts";
 export { discover, type DiscoverOptions } from "./discover.ts";
-export { Anchor, type CallOptions, type LsOptions } from "./anchor.ts";
+export {
+  Anchor,
+  type CallOptions,
+  type LsOptions,
+  type OpenOptions,
+  type StreamCall,
+} from "./anchor.ts";
 export type { ElementAnchor } from "./types.ts";
 export { ElementHandle } from "./handle.ts";
 export { comparePaths, joinPath, parseGlob, splitPath } from "./path.ts";

@@ -4,8 +4,6 @@
  * @module
  */
 
-import type { OutgoingCall } from "../net/mux.ts";
-
 /** Options every call takes. */
 export interface CallOptions {
   /** Cancels the call; the server undoes what it had started. */
@@ -15,6 +13,27 @@ export interface CallOptions {
    * @default {the client's timeoutMs}
    */
   timeoutMs?: number;
+}
+
+/** Options of {@linkcode ElementAnchor.open}: {@linkcode CallOptions} and the streams wanted. */
+export interface OpenOptions extends CallOptions {
+  /**
+   * Open an upload; bytes instead of `true` are the whole upload, sent with the request
+   * (the call then has no `upload` stream). @default {false}
+   */
+  upload?: boolean | Uint8Array;
+  /** Open a download. @default {false} */
+  download?: boolean;
+}
+
+/** An element operation started with byte streams ({@linkcode ElementAnchor.open}). */
+export interface StreamCall {
+  /** The reply. */
+  readonly result: Promise<unknown>;
+  /** Bytes to the element, when an upload was asked for as `true`; close it to end it. */
+  readonly upload: WritableStream<Uint8Array> | null;
+  /** Bytes from the element, when a download was asked for. */
+  readonly download: ReadableStream<Uint8Array> | null;
 }
 
 /** What an element handle needs from its anchor. */
@@ -28,9 +47,5 @@ export interface ElementAnchor {
   /** One of the element's own operations. */
   element(op: string, args: unknown, options?: CallOptions): Promise<unknown>;
   /** One of the element's own operations, with streams. */
-  open(
-    op: string,
-    args: unknown,
-    options?: CallOptions & { upload?: boolean | Uint8Array; download?: boolean },
-  ): OutgoingCall;
+  open(op: string, args: unknown, options?: OpenOptions): StreamCall;
 }

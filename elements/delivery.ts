@@ -10,12 +10,12 @@
 import type { ElementCall } from "./element.ts";
 
 /**
- * Stream a message to a receiver and wait for its acknowledgement.
+ * Send a message to a receiver and wait for its acknowledgement.
  *
  * @param call the receiver's call (with upload and download)
  * @param write writes the message to the receiver's stream
- * @param whole the message itself when it is small and at hand: sent with no stream
- *   objects when the call allows it (same bytes, same acknowledgement)
+ * @param whole the message itself when it is small and at hand: sent whole (with no
+ *   stream objects when it fits the credit; same bytes, same acknowledgement)
  * @returns true when the receiver acknowledged, false when it went away first
  */
 export async function deliver(
@@ -23,19 +23,25 @@ export async function deliver(
   write: (w: WritableStreamDefaultWriter<Uint8Array>) => Promise<void>,
   whole?: Uint8Array | null,
 ): Promise<boolean> {
-  if (whole && call.uploadEnded && call.sendDownload?.(whole)) {
-    return (await call.uploadEnded()) && !call.signal.aborted;
+  const { up, down } = call;
+  if (!down || !up) return false;
+  if (whole) {
+    try {
+      await down.send(whole);
+    } catch {
+      down.reset();
+      return false;
+    }
+  } else {
+    const w = down.stream.getWriter();
+    try {
+      await write(w);
+      await w.close();
+    } catch {
+      await w.abort().catch(() => {});
+      return false;
+    }
   }
-  if (!call.download || !call.upload) return false;
-  const w = call.download.getWriter();
-  try {
-    await write(w);
-    await w.close();
-    // The acknowledgement: the receiver ends its upload once it has read everything.
-    const r = await call.upload.getReader().read();
-    return r.done === true && !call.signal.aborted;
-  } catch {
-    await w.abort().catch(() => {});
-    return false;
-  }
+  // The acknowledgement: the receiver ends its upload, empty, once it has read everything.
+  return (await up.acked()) && !call.signal.aborted;
 }

@@ -6,24 +6,26 @@
  * @module
  */
 
+import type { Inbound, Outbound } from "../net/mux/mod.ts";
+
 /** A call on an element, as the element sees it. */
 export interface ElementCall {
   /** The operation's arguments. */
   args: unknown;
   /** Aborted when the caller goes away or cancels. */
   signal: AbortSignal;
-  /** Bytes from the caller, if the call carries an upload. */
-  upload: ReadableStream<Uint8Array> | null;
-  /** Bytes to the caller, if the call carries a download. The element closes it. */
-  download: WritableStream<Uint8Array> | null;
+  /**
+   * The upload, if the call carries one: bytes from the caller, whole or as a stream
+   * (`up.body()`), or only an acknowledgement (`up.acked()`).
+   */
+  up: Inbound | null;
+  /**
+   * The download, if the call carries one: bytes to the caller (`down.send(body)`, or
+   * `down.stream`, which the element closes).
+   */
+  down: Outbound | null;
   /** Who is calling, for logs. */
   caller: string;
-  /** The whole upload if it has all arrived and is unread, else null (see `IncomingCall`). */
-  takeUpload?(): Uint8Array[] | null;
-  /** Send the whole download without its stream, if it fits (see `IncomingCall`). */
-  sendDownload?(bytes: Uint8Array): boolean;
-  /** The end of an upload that is only an acknowledgement (see `IncomingCall`). */
-  uploadEnded?(): Promise<boolean>;
 }
 
 /** Server-wide settings elements read (from `circuit start` flags). */

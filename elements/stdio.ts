@@ -88,13 +88,14 @@ export class Stdio {
   }
 
   async #writeStdin(call: ElementCall): Promise<null> {
-    if (!call.upload) throw new CircuitError("bad request", "stdin needs an upload stream");
+    if (!call.up) throw new CircuitError("bad request", "stdin needs an upload stream");
+    const upload = call.up.stream;
     const stdin = this.#stdin;
     if (!stdin) {
       throw new CircuitError("bad request", `Writing stdin of ${this.#path} failed: nothing runs`);
     }
     if (this.#stdinTaken) {
-      await call.upload.cancel();
+      await upload.cancel();
       throw new CircuitError(
         "busy",
         `Writing stdin of ${this.#path} failed: ${
@@ -104,7 +105,7 @@ export class Stdio {
     }
     this.#stdinTaken = true;
     try {
-      await call.upload.pipeTo(stdin, { signal: call.signal });
+      await upload.pipeTo(stdin, { signal: call.signal });
     } catch (err) {
       if (call.signal.aborted) throw err;
       await this.closeStdin();
@@ -142,9 +143,9 @@ async function pump(from: ReadableStream<Uint8Array>, to: OutputBuffer): Promise
 
 /** Stream retained output to a caller until the stream ends or the caller goes. */
 async function copyOut(buf: OutputBuffer, call: ElementCall): Promise<StreamReply> {
-  if (!call.download) throw new CircuitError("bad request", "Reading output needs a download");
+  if (!call.down) throw new CircuitError("bad request", "Reading output needs a download");
   const reader = buf.reader();
-  const w = call.download.getWriter();
+  const w = call.down.stream.getWriter();
   try {
     for (let c = await reader.read(call.signal); c; c = await reader.read(call.signal)) {
       await w.write(c); // a view into the buffer: the mux has packed (copied) it once this resolves

@@ -14,7 +14,7 @@
 
 import { Packr } from "msgpackr/pack";
 import { CircuitError } from "./errors.ts";
-import type { LsEntry } from "./wire.ts";
+import type { LsEntry } from "./wire/mod.ts";
 
 /** Bytes before each batch body: its length, big-endian. */
 export const LS_HEADER_BYTES = 4;

@@ -6,13 +6,16 @@
  */
 
 export {
+  type Body,
   type CallOptions,
   type Handler,
+  type Inbound,
   type IncomingCall,
   INITIAL_WINDOW_BYTES,
   Mux,
   type MuxOptions,
   type MuxStats,
+  type Outbound,
   type OutgoingCall,
   Tag,
 } from "./mux/mod.ts";

@@ -9,7 +9,7 @@
  */
 
 import { CircuitError } from "../net/errors.ts";
-import type { Mux } from "../net/mux.ts";
+import type { Mux } from "../net/mux/mod.ts";
 import {
   checkLsEntry,
   decodeLsBatch,
@@ -19,7 +19,7 @@ import {
   type LsStreamReply,
   readLsBatches,
 } from "../net/ls_stream.ts";
-import { type LsEntry, type LsRequest, Op } from "../net/wire.ts";
+import { type LsEntry, type LsRequest, Op } from "../net/wire/mod.ts";
 import type { Namespace } from "./namespace.ts";
 import { LS_FANOUT_TIMEOUT_MS, LS_WHOLE_REPLY_BYTES } from "./config.ts";
 

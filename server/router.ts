@@ -9,7 +9,7 @@
 import type { Logger } from "@logtape/logtape";
 import { CircuitError } from "../net/errors.ts";
 import type { RemoteInfo } from "../net/conn.ts";
-import type { Handler, IncomingCall } from "../net/mux.ts";
+import type { Handler, IncomingCall } from "../net/mux/mod.ts";
 import { isServerName } from "../net/url.ts";
 import {
   type ElementRequest,
@@ -17,7 +17,7 @@ import {
   type MakeRequest,
   Op,
   type SyncMessage,
-} from "../net/wire.ts";
+} from "../net/wire/mod.ts";
 import type {
   ClusterView,
   Element,
@@ -185,17 +185,9 @@ export class Router {
     const ecall: ElementCall = {
       args: (call.body as ElementRequest).args,
       signal: call.signal,
-      // The streams are made on first use (see IncomingCall).
-      get upload() {
-        return call.upload;
-      },
-      get download() {
-        return call.download;
-      },
+      up: call.up,
+      down: call.down,
       caller,
-      takeUpload: call.takeUpload,
-      sendDownload: call.sendDownload,
-      uploadEnded: call.uploadEnded,
     };
     switch (call.op) {
       case Op.LS:

@@ -22,6 +22,7 @@
  */
 
 import { CircuitError, toWireError } from "../../net/errors.ts";
+import type { Body } from "../../net/mux/mod.ts";
 import type { Element, ElementCall, ElementContext, ElementKind } from "../element.ts";
 import { deliver } from "../delivery.ts";
 import { diskFull, isDiskFull, SMALL_MESSAGE_BYTES, Spool, tooLarge } from "../spool.ts";
@@ -188,14 +189,12 @@ export class ChanElement implements Element {
   }
 
   async #send(call: ElementCall): Promise<null> {
+    if (!call.up) throw new CircuitError("bad request", "send needs an upload stream");
     // A message that came whole with its request is taken as it is, with no stream.
-    const whole = call.takeUpload?.() ?? null;
-    if (!whole && !call.upload) {
-      throw new CircuitError("bad request", "send needs an upload stream");
-    }
+    const body = call.up.body();
     this.#checkOpen();
     const id = this.#chan.id();
-    await this.#sendOne(id, whole ?? call.upload!, call.signal);
+    await this.#sendOne(id, body, call.signal);
     return null;
   }
 
@@ -205,12 +204,8 @@ export class ChanElement implements Element {
     if (this.#chan.closed) throw failureError("closed");
   }
 
-  /** One message, whole (`Uint8Array[]`) or streamed, admitted, spooled and buffered. */
-  async #sendOne(
-    id: number,
-    body: Uint8Array[] | ReadableStream<Uint8Array>,
-    signal: AbortSignal,
-  ): Promise<void> {
+  /** One message, whole or streamed, admitted, spooled and buffered. */
+  async #sendOne(id: number, body: Body, signal: AbortSignal): Promise<void> {
     const turn = this.#step(id, signal, () => this.#chan.send(id, { waiting: !signal.aborted }));
     const { slot } = settled(await turn, "grant");
     await this.#fill(id, slot, body, signal);
@@ -220,15 +215,10 @@ export class ChanElement implements Element {
    * Fill an admitted sender's spool, then buffer it; on CAP 0, wait until a receiver has
    * consumed it (a sender that leaves first withdraws it).
    */
-  async #fill(
-    id: number,
-    slot: number,
-    body: Uint8Array[] | ReadableStream<Uint8Array>,
-    signal: AbortSignal,
-  ): Promise<void> {
+  async #fill(id: number, slot: number, body: Body, signal: AbortSignal): Promise<void> {
     const spool = this.#spools.get(slot)!;
     try {
-      if (Array.isArray(body)) await spool.fillWhole(body);
+      if (body instanceof Uint8Array) await spool.fillWhole([body]);
       else await spool.fill(body);
       if (signal.aborted) throw signal.reason;
     } catch (err) {
@@ -331,7 +321,7 @@ export class ChanElement implements Element {
     try {
       for (; i < turns.length; i++) {
         const { slot } = settled(await turns[i], "grant");
-        await this.#fill(ids[i], slot, [messages[i]], signal);
+        await this.#fill(ids[i], slot, messages[i], signal);
       }
       return { n: i };
     } catch (error) {

@@ -22,28 +22,51 @@ export interface InState {
 }
 
 /**
- * The handler's view of a call.
- *
- * @param op operation name
- * @param body request body
- * @param st the call's state
- * @returns the call
+ * The handler's view of a call. Its `up` and `down` are the stream halves themselves, so
+ * a call that carries a small message whole makes no stream object and no closure.
  */
-export function incomingCall(op: string, body: unknown, st: InState): IncomingCall {
-  const up = st.up, down = st.down;
-  return {
-    op,
-    body,
-    signal: st.abort.signal,
-    // Both made on first use: takeUpload, uploadEnded and sendDownload need neither.
-    get upload() {
-      return up?.readable ?? null;
-    },
-    get download() {
-      return down?.writable ?? null;
-    },
-    takeUpload: () => up?.takeWhole() ?? null,
-    sendDownload: (bytes) => down?.sendWhole(bytes) ?? false,
-    uploadEnded: () => up ? up.emptyEnd() : Promise.resolve(false),
-  };
+export class InCall implements IncomingCall {
+  /** Operation name. */
+  readonly op: string;
+  /** Request body. */
+  readonly body: unknown;
+  /** Aborted when the caller cancels or the connection drops. */
+  readonly signal: AbortSignal;
+  /** The upload, when the caller opened one. */
+  readonly up: RecvStream | null;
+  /** The download, when the caller opened one. */
+  readonly down: SendStream | null;
+
+  /**
+   * @param op operation name
+   * @param body request body
+   * @param st the call's state
+   */
+  constructor(op: string, body: unknown, st: InState) {
+    this.op = op;
+    this.body = body;
+    this.signal = st.abort.signal;
+    this.up = st.up;
+    this.down = st.down;
+  }
+
+  /** The upload's stream, made on first use. */
+  get upload(): ReadableStream<Uint8Array> | null {
+    return this.up?.stream ?? null;
+  }
+
+  /** The download's stream, made on first use. */
+  get download(): WritableStream<Uint8Array> | null {
+    return this.down?.stream ?? null;
+  }
+
+  /** @deprecated See {@linkcode IncomingCall.takeUpload}. */
+  takeUpload(): Uint8Array[] | null {
+    return this.up?.takeWhole() ?? null;
+  }
+
+  /** @deprecated See {@linkcode IncomingCall.uploadEnded}. */
+  uploadEnded(): Promise<boolean> {
+    return this.up ? this.up.acked() : Promise.resolve(false);
+  }
 }

@@ -13,6 +13,8 @@
  * once for many. The parts, one concern a file:
  *
  * - `codec.ts`: tags, encoding, shape checks (no socket, no state)
+ * - `body.ts`: a stream's content as its ends hold it, whole bytes or a stream
+ *   ({@linkcode Inbound}, {@linkcode Outbound}): `up` and `down` on a call
  * - `send_stream.ts`, `recv_stream.ts`: the two halves of a byte stream, with credit
  * - `relay.ts`: a forwarded call's streams, relayed message by message
  * - `outbox.ts`: the outgoing queue and frame coalescing
@@ -32,6 +34,7 @@
  * @module
  */
 
+export type { Body, Inbound, Outbound } from "./body.ts";
 export { INITIAL_WINDOW_BYTES, Tag } from "./codec.ts";
 export { Mux } from "./mux.ts";
 export type {

@@ -9,13 +9,13 @@
 import { abortError, CircuitError, fromWireError, toWireError } from "../errors.ts";
 import { checkMessage, decodeFrame, Dir, encodeMessage, Flag, type Message, Tag } from "./codec.ts";
 import { DeadlineTimer, expireDue } from "./deadlines.ts";
-import { incomingCall, type InState } from "./incoming.ts";
+import { InCall, type InState } from "./incoming.ts";
 import { KeepAlive } from "./keepalive.ts";
 import { DIRECT_DATA_BYTES, Outbox } from "./outbox.ts";
-import { outgoingCall, type OutState } from "./outgoing.ts";
+import { OutCall, type OutState } from "./outgoing.ts";
 import type { StreamPort } from "./port.ts";
 import { RecvStream } from "./recv_stream.ts";
-import { relayCall, rememberStreams, streamsOf } from "./relay.ts";
+import { relayCall } from "./relay.ts";
 import { SendStream } from "./send_stream.ts";
 import type { CallOptions, IncomingCall, MuxOptions, MuxStats, OutgoingCall } from "./types.ts";
 
@@ -88,7 +88,7 @@ export class Mux implements StreamPort {
   call(op: string, body: unknown, options: CallOptions = {}): OutgoingCall {
     const { result, st } = this.#start(op, body, options);
     const whole = options.upload instanceof Uint8Array ? options.upload : null;
-    return outgoingCall(result, st, whole);
+    return new OutCall(result, st, whole);
   }
 
   /**
@@ -121,8 +121,11 @@ export class Mux implements StreamPort {
    * @throws {CircuitError} what the peer threw, or why the call failed
    */
   async forward(call: IncomingCall, body: unknown): Promise<unknown> {
-    const src = streamsOf(call);
-    if (!src) throw new CircuitError("bad request", "Only a call a mux received can be forwarded");
+    // The call's own stream halves: only a call a mux made has them.
+    if (!(call instanceof InCall)) {
+      throw new CircuitError("bad request", "Only a call a mux received can be forwarded");
+    }
+    const src = call;
     const { result, st } = this.#start(call.op, body, {
       signal: call.signal,
       upload: src.up !== null,
@@ -353,8 +356,7 @@ export class Mux implements StreamPort {
     }
     this.#in.set(id, st);
     const handler = this.#o.handler;
-    const call = incomingCall(op, body, st);
-    rememberStreams(call, st);
+    const call = new InCall(op, body, st);
     const run = handler
       ? Promise.resolve().then(() => handler(call))
       : Promise.reject(new CircuitError("bad request", "This endpoint serves no calls"));

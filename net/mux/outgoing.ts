@@ -5,8 +5,7 @@
  * @module
  */
 
-import { CircuitError } from "../errors.ts";
-import { NO_BYTES } from "./codec.ts";
+import type { CircuitError } from "../errors.ts";
 import type { Due } from "./deadlines.ts";
 import type { RecvStream } from "./recv_stream.ts";
 import type { SendStream } from "./send_stream.ts";
@@ -33,42 +32,62 @@ export interface OutState extends Due {
 }
 
 /**
- * The caller's view of a started call. `whole` bytes are the whole upload: one DATA and
- * the END when they fit one chunk within the credit, else written through the stream with
- * flow control; either way the caller gets no upload writer.
- *
- * @param result the reply
- * @param st the call's state; null when it failed at once
- * @param whole the whole upload, or null
- * @returns the call
+ * The caller's view of a started call. Its `up` and `down` are the stream halves
+ * themselves. `whole` bytes given for the upload are sent as the whole upload at once
+ * (see {@linkcode SendStream.send}); the caller then gets no upload.
  */
-export function outgoingCall(
-  result: Promise<unknown>,
-  st: OutState | null,
-  whole: Uint8Array | null,
-): OutgoingCall {
-  if (!st) return { result, upload: null, download: null };
-  if (whole && st.up && !st.up.sendWhole(whole)) {
-    const w = st.up.writable.getWriter();
-    w.write(whole).catch(() => {});
-    w.close().catch(() => {});
+export class OutCall implements OutgoingCall {
+  /** The reply. */
+  readonly result: Promise<unknown>;
+  /** The upload, when asked for and not given whole. */
+  readonly up: SendStream | null;
+  /** The download, when asked for. */
+  readonly down: RecvStream | null;
+  #st: OutState | null;
+
+  /**
+   * @param result the reply
+   * @param st the call's state; null when it failed at once
+   * @param whole the whole upload, or null
+   */
+  constructor(result: Promise<unknown>, st: OutState | null, whole: Uint8Array | null) {
+    this.result = result;
+    this.#st = st;
+    if (whole && st?.up) st.up.send(whole).catch(() => {}); // the reply says what failed
+    this.up = whole ? null : st?.up ?? null;
+    this.down = st?.down ?? null;
   }
-  const up = whole ? null : st.up, down = st.down;
-  return {
-    result,
-    // Both made on first use: downloadWhole and endUpload need neither.
-    get upload() {
-      return up?.writable ?? null;
-    },
-    get download() {
-      return down?.readable ?? null;
-    },
-    downloadWhole: () => down?.whole() ?? null,
-    endUpload: () => up?.sendWhole(NO_BYTES) ?? false,
-    resetUpload: () => up?.reset(new CircuitError("aborted", "The caller gave up its upload")),
-    holdToEnd: () => {
-      st.unlisten();
-      st.deadline = Infinity; // the shared deadline timer skips it from now on
-    },
-  };
+
+  /** The upload's stream, made on first use. */
+  get upload(): WritableStream<Uint8Array> | null {
+    return this.up?.stream ?? null;
+  }
+
+  /** The download's stream, made on first use. */
+  get download(): ReadableStream<Uint8Array> | null {
+    return this.down?.stream ?? null;
+  }
+
+  /** See {@linkcode OutgoingCall.hold}. */
+  hold(): void {
+    const st = this.#st;
+    if (!st) return;
+    st.unlisten();
+    st.deadline = Infinity; // the shared deadline timer skips it from now on
+  }
+
+  /** @deprecated See {@linkcode OutgoingCall.downloadWhole}. */
+  downloadWhole(): Promise<Uint8Array[]> | null {
+    return this.down && !this.down.claimed ? this.down.whole() : null;
+  }
+
+  /** @deprecated See {@linkcode OutgoingCall.endUpload}. */
+  endUpload(): boolean {
+    return this.up?.ack() ?? false;
+  }
+
+  /** @deprecated See {@linkcode OutgoingCall.resetUpload}. */
+  resetUpload(): void {
+    this.up?.reset();
+  }
 }

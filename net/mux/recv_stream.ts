@@ -1,17 +1,18 @@
 /**
  * The receiving half of a byte stream: takes DATA within the credit it granted, and hands
  * the bytes on as a `ReadableStream`, as a whole once it has ended, or to a relay. Credit
- * goes back to the sender as bytes leave.
+ * goes back to the sender as bytes leave. It is the {@linkcode Inbound} its holder gets.
  *
  * @module
  */
 
-import type { CircuitError } from "../errors.ts";
+import { CircuitError } from "../errors.ts";
+import { type Body, type Inbound, joinChunks } from "./body.ts";
 import { type Direction, INITIAL_WINDOW_BYTES, Tag } from "./codec.ts";
 import type { RelayInput, StreamPort } from "./port.ts";
 
 /** The receiving half of a byte stream. */
-export class RecvStream {
+export class RecvStream implements Inbound {
   /** Bytes the sender may still send. */
   window: number = INITIAL_WINDOW_BYTES;
   /** Whether the stream is over: its bytes delivered (or dropped) and its end seen. */
@@ -55,7 +56,7 @@ export class RecvStream {
    * awaited as an acknowledgement, or relayed never needs one. Bytes that arrived before
    * are read first; a stream already over reads as closed, or as its error.
    */
-  get readable(): ReadableStream<Uint8Array> {
+  get stream(): ReadableStream<Uint8Array> {
     if (this.#readable) return this.#readable;
     const rs = new ReadableStream<Uint8Array>({
       start: (c) => {
@@ -88,6 +89,7 @@ export class RecvStream {
     this.window -= chunk.length;
     if (this.window < 0) return false;
     this.#sawData = true;
+    this.#over?.resolve(false); // a signal-only stream that carries bytes is no signal
     if (this.#sink) this.#sink.data(chunk);
     else if (this.#whole) {
       this.#queue.push(chunk);
@@ -120,6 +122,7 @@ export class RecvStream {
   fail(err: CircuitError): void {
     if (this.done || this.#error) return;
     this.#error = err;
+    this.#over?.resolve(false);
     if (this.#whole) {
       this.#whole.reject(err); // a broken message is no message
       this.#finish();
@@ -148,8 +151,17 @@ export class RecvStream {
   }
 
   /**
-   * The whole stream, if it has ended and nobody reads the readable
-   * (`IncomingCall.takeUpload`).
+   * The whole content when all of it has arrived unread, else the stream.
+   *
+   * @returns the bytes, or {@linkcode RecvStream.stream}
+   */
+  body(): Body {
+    const chunks = this.takeWhole();
+    return chunks ? joinChunks(chunks) : this.stream;
+  }
+
+  /**
+   * The whole stream, if it has ended and nobody reads the readable.
    *
    * @returns its chunks, or null
    */
@@ -163,14 +175,25 @@ export class RecvStream {
     return chunks;
   }
 
+  /** Whether the stream object or a relay has the bytes: they cannot be taken whole. */
+  get claimed(): boolean {
+    return this.#readable !== undefined || this.#sink !== null;
+  }
+
   /**
-   * The whole stream once it has ended (`OutgoingCall.downloadWhole`); its bytes are
-   * taken as they come, so the sender is never stalled.
+   * The whole stream once it has ended; its bytes are taken as they come, so the sender
+   * is never stalled.
    *
-   * @returns its chunks or its error, or null when the readable or a relay has it
+   * @returns its chunks
+   * @throws {CircuitError} its error; `bad request` when the stream object or a relay
+   *   has it
    */
-  whole(): Promise<Uint8Array[]> | null {
-    if (this.#readable || this.#sink) return null;
+  whole(): Promise<Uint8Array[]> {
+    if (this.claimed) {
+      return Promise.reject(
+        new CircuitError("bad request", "The stream is being read: it cannot be taken whole"),
+      );
+    }
     if (this.#whole) return this.#whole.promise;
     if (this.#error) return Promise.reject(this.#error);
     if (this.done) return Promise.resolve(this.#queue.splice(0)); // ended, nothing queued
@@ -187,11 +210,11 @@ export class RecvStream {
   }
 
   /**
-   * For a stream that is only a signal (`IncomingCall.uploadEnded`).
+   * For a stream that is only a signal (an acknowledgement); reads nothing.
    *
    * @returns true once it ends having carried no bytes, false if it breaks or carries some
    */
-  emptyEnd(): Promise<boolean> {
+  acked(): Promise<boolean> {
     if (this.#sawData || this.#error) return Promise.resolve(false);
     if (this.done) return Promise.resolve(this.#ended);
     return (this.#over ??= Promise.withResolvers<boolean>()).promise;
@@ -217,7 +240,7 @@ export class RecvStream {
    *
    * @param err what the reader sees
    */
-  reset(err: CircuitError): void {
+  reset(err: CircuitError = new CircuitError("aborted", "The receiver gave up the stream")): void {
     if (this.done) return;
     this.#port.send([Tag.RESET, this.#id, this.#dir]);
     this.#queue = [];

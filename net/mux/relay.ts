@@ -12,7 +12,6 @@ import { CircuitError } from "../errors.ts";
 import type { RelayInput, RelayOutput } from "./port.ts";
 import type { RecvStream } from "./recv_stream.ts";
 import type { SendStream } from "./send_stream.ts";
-import type { IncomingCall } from "./types.ts";
 
 /** The stream halves of a call as the callee has them. */
 export interface IncomingStreams {
@@ -28,29 +27,6 @@ export interface OutgoingStreams {
   up: SendStream | null;
   /** The download, when the call has one. */
   down: RecvStream | null;
-}
-
-/** The stream halves behind each call a mux hands to its handler, for forwarding. */
-const STREAMS = new WeakMap<IncomingCall, IncomingStreams>();
-
-/**
- * Remember the stream halves behind a call handed to a handler.
- *
- * @param call the call as the handler sees it
- * @param streams its halves
- */
-export function rememberStreams(call: IncomingCall, streams: IncomingStreams): void {
-  STREAMS.set(call, streams);
-}
-
-/**
- * The stream halves behind a call a mux handed to its handler.
- *
- * @param call the call as the handler sees it
- * @returns its halves, or undefined for a call no mux made
- */
-export function streamsOf(call: IncomingCall): IncomingStreams | undefined {
-  return STREAMS.get(call);
 }
 
 /**

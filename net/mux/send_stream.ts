@@ -1,16 +1,18 @@
 /**
  * The sending half of a byte stream: sends only what the receiver has granted, as a
- * `WritableStream`, as whole bytes at once, or as a relay hands it chunks.
+ * `WritableStream`, as whole bytes at once, or as a relay hands it chunks. It is the
+ * {@linkcode Outbound} its holder gets.
  *
  * @module
  */
 
 import { CircuitError, typeName } from "../errors.ts";
-import { type Direction, INITIAL_WINDOW_BYTES, Tag } from "./codec.ts";
+import type { Body, Outbound } from "./body.ts";
+import { type Direction, INITIAL_WINDOW_BYTES, NO_BYTES, Tag } from "./codec.ts";
 import type { RelayOutput, StreamPort } from "./port.ts";
 
 /** The sending half of a byte stream. */
-export class SendStream {
+export class SendStream implements Outbound {
   /** Bytes the receiver has granted and not yet been sent. */
   credit: number = INITIAL_WINDOW_BYTES;
   /** Whether the stream is over: ended, failed or reset. */
@@ -56,7 +58,7 @@ export class SendStream {
   }
 
   /** The stream's writer side, made on first use (a whole upload never needs one). */
-  get writable(): WritableStream<Uint8Array> {
+  get stream(): WritableStream<Uint8Array> {
     return this.#writable ??= this.#makeWritable();
   }
 
@@ -105,8 +107,32 @@ export class SendStream {
   }
 
   /**
+   * Send `body` as the whole stream, then the END: at once when it is bytes that fit one
+   * chunk within the credit, else through the writable with flow control.
+   *
+   * @param body the whole content
+   * @throws {CircuitError} when the stream breaks before all of it is sent
+   */
+  async send(body: Body): Promise<void> {
+    if (body instanceof ReadableStream) return await body.pipeTo(this.stream);
+    if (this.sendWhole(body)) return;
+    const w = this.stream.getWriter();
+    const wrote = w.write(body), closed = w.close();
+    await Promise.all([wrote, closed]);
+  }
+
+  /**
+   * End the stream now with no bytes (an acknowledgement), with no writable.
+   *
+   * @returns false, and nothing sent, when the writable is in use or the stream is over
+   */
+  ack(): boolean {
+    return this.sendWhole(NO_BYTES);
+  }
+
+  /**
    * Send `bytes` and the END at once, with no writable: a whole upload, a whole download
-   * (`IncomingCall.sendDownload`) or an empty acknowledgement.
+   * or an empty acknowledgement.
    *
    * @param bytes the whole stream
    * @returns false, and nothing sent, when the writable is in use or the bytes do not fit
@@ -182,7 +208,7 @@ export class SendStream {
    *
    * @param err what writers see
    */
-  reset(err: CircuitError): void {
+  reset(err: CircuitError = new CircuitError("aborted", "The sender gave up the stream")): void {
     if (this.done) return;
     this.#port.send([Tag.RESET, this.#id, this.#dir]);
     this.fail(err);

@@ -7,6 +7,7 @@
 
 import type { CircuitError } from "../errors.ts";
 import type { TransportConfig } from "../config.ts";
+import type { Inbound, Outbound } from "./body.ts";
 
 /** A call as the callee sees it. */
 export interface IncomingCall {
@@ -16,28 +17,21 @@ export interface IncomingCall {
   body: unknown;
   /** Aborted when the caller cancels or the connection drops. */
   signal: AbortSignal;
-  /** Bytes from the caller, when the call has an upload. */
-  upload: ReadableStream<Uint8Array> | null;
-  /** Bytes to the caller, when the call has a download; the handler must close it. */
-  download: WritableStream<Uint8Array> | null;
+  /** The upload, when the caller opened one: bytes from the caller. */
+  readonly up: Inbound | null;
+  /** The download, when the caller opened one: bytes to the caller, which the handler ends. */
+  readonly down: Outbound | null;
+  /** Shorthand for `up.stream` (made on first use). */
+  readonly upload: ReadableStream<Uint8Array> | null;
+  /** Shorthand for `down.stream` (made on first use); the handler must close it. */
+  readonly download: WritableStream<Uint8Array> | null;
   /**
-   * The whole upload, when all of it has arrived and nobody has read `upload`: its chunks
-   * (the upload is then over); else null. A small message sent with its request needs
-   * no stream this way.
+   * @deprecated Kept only until `net/conn_stream_test.ts` uses `up.body()`: the whole
+   * upload's chunks when all of it arrived unread, else null.
    */
-  takeUpload?(): Uint8Array[] | null;
-  /**
-   * Send `bytes` as the whole download, then its end, without making the `download`
-   * stream; false, and nothing sent, when that stream is in use or the bytes do not fit
-   * one chunk within the credit.
-   */
-  sendDownload?(bytes: Uint8Array): boolean;
-  /**
-   * For an upload that is only a signal (an acknowledgement): resolves true once it ends
-   * having carried no bytes, false if it breaks or carries some. Reads nothing through
-   * `upload`.
-   */
-  uploadEnded?(): Promise<boolean>;
+  takeUpload(): Uint8Array[] | null;
+  /** @deprecated Kept only until `net/conn_stream_test.ts` uses `up.acked()`. */
+  uploadEnded(): Promise<boolean>;
 }
 
 /** Serves incoming calls; what it returns is the reply, what it throws the error. */
@@ -68,29 +62,29 @@ export interface CallOptions {
 export interface OutgoingCall {
   /** The reply. */
   result: Promise<unknown>;
-  /** Bytes to the callee (when asked for); close it to end the upload. */
-  upload: WritableStream<Uint8Array> | null;
-  /** Bytes from the callee (when asked for). */
-  download: ReadableStream<Uint8Array> | null;
-  /**
-   * The whole download once it has ended, without making the `download` stream: its
-   * chunks, or the error that broke it. Null when there is no download or its stream is
-   * in use. A small reply-like message needs no stream this way.
-   */
-  downloadWhole?(): Promise<Uint8Array[]> | null;
-  /**
-   * End the upload now with no bytes (an acknowledgement), without making the `upload`
-   * stream; false when there is no upload or its stream is in use.
-   */
-  endUpload?(): boolean;
-  /** Give up the upload: the callee's reader fails. Works whether or not its stream exists. */
-  resetUpload?(): void;
+  /** The upload, when asked for (and not given whole as bytes): bytes to the callee. */
+  readonly up: Outbound | null;
+  /** The download, when asked for: bytes from the callee. */
+  readonly down: Inbound | null;
+  /** Shorthand for `up.stream` (made on first use); close it to end the upload. */
+  readonly upload: WritableStream<Uint8Array> | null;
+  /** Shorthand for `down.stream` (made on first use). */
+  readonly download: ReadableStream<Uint8Array> | null;
   /**
    * From now on neither the signal nor the time limit cancels the call: it settles only
    * with the reply or with the connection. For a commitment already sent (a receiver's
    * acknowledgement), whose outcome the caller must learn rather than abandon.
    */
-  holdToEnd?(): void;
+  hold(): void;
+  /**
+   * @deprecated Kept only until `net/conn_stream_test.ts` uses `down.whole()`: null when
+   * there is no download or its stream is in use.
+   */
+  downloadWhole(): Promise<Uint8Array[]> | null;
+  /** @deprecated Kept only until `net/conn_stream_test.ts` uses `up.ack()`. */
+  endUpload(): boolean;
+  /** @deprecated Kept only until `net/conn_stream_test.ts` uses `up.reset()`. */
+  resetUpload(): void;
 }
 
 /** Counters for `stk` and benchmarks. */
