@@ -6,7 +6,7 @@
  * @module
  */
 
-import { canRun, CLI, Cluster, ROOT, run } from "../_cluster.ts";
+import { canRun, CLI, Cluster, ROOT, run, type ServerProc } from "../_cluster.ts";
 import type { Section, SectionContext } from "../_context.ts";
 import { summarize, type Summary } from "../_stats.ts";
 
@@ -70,14 +70,21 @@ async function spawnLoopRuns(
   return out;
 }
 
-async function coldCli(ctx: SectionContext): Promise<void> {
-  const S = TITLE;
-  const P = params(ctx.quick);
-  const { tmp, keyFile } = ctx;
-  const hyperfine = ctx.hyperfine !== null;
-  await using plain = new Cluster(`${tmp}/cli-plain`);
-  await using keyed = new Cluster(`${tmp}/cli-keyed`, keyFile);
-  const [p, k] = await Promise.all([plain.add(), keyed.add()]);
+/** A command the section times, with what the report says about it. */
+interface Cmd {
+  name: string;
+  argv: string[];
+  /** Judge it against the 60 ms goal. */
+  goal?: boolean;
+  /** A string its stdout must hold for it to count as working. */
+  expect?: string;
+  note: string;
+}
+
+/** The scripts the floors run: empty, importing mod.ts only, loading a keyed CLI's libraries. */
+async function writeScripts(
+  tmp: string,
+): Promise<{ empty: string; importOnly: string; libs: string }> {
   const empty = `${tmp}/empty.ts`;
   await Deno.writeTextFile(empty, "");
   const importOnly = `${tmp}/import_mod.ts`;
@@ -91,22 +98,32 @@ async function coldCli(ctx: SectionContext): Promise<void> {
       `const p = new Packr({ useRecords: false });\np.unpack(p.pack({ a: 1 }));\n` +
       `createHmac("sha256", "k").update("x").digest();\n`,
   );
+  return { empty, importOnly, libs };
+}
+
+/** The floors and the CLI's own commands, against an unkeyed and a keyed server. */
+function baseCommands(
+  scripts: { empty: string; importOnly: string; libs: string },
+  p: ServerProc,
+  k: ServerProc,
+  keyFile: string,
+): Cmd[] {
   const deno = Deno.execPath();
-  const cmds: { name: string; argv: string[]; goal?: boolean; expect?: string; note: string }[] = [
+  return [
     {
       name: "floor: deno run -A empty.ts",
-      argv: [deno, "run", "-A", empty],
+      argv: [deno, "run", "-A", scripts.empty],
       note: "Deno start-up alone; no CLI can be cold-started faster with `deno run`",
     },
     {
       name: "import mod.ts only (no dial)",
-      argv: [deno, "run", "-A", "--config", `${ROOT}deno.json`, importOnly],
+      argv: [deno, "run", "-A", "--config", `${ROOT}deno.json`, scripts.importOnly],
       note: "module loading of the client library (msgpackr and its own modules; node:crypto " +
         "loads only at the first keyed dial) without running",
     },
     {
       name: "floor: deno run importing msgpackr and node:crypto",
-      argv: [deno, "run", "-A", "--config", `${ROOT}deno.json`, libs],
+      argv: [deno, "run", "-A", "--config", `${ROOT}deno.json`, scripts.libs],
       note: "the two libraries every keyed command loads (frames; MAC and cipher), each used " +
         "once, no dial: no keyed command can start faster with `deno run`",
     },
@@ -130,6 +147,15 @@ async function coldCli(ctx: SectionContext): Promise<void> {
       note: "production path: key file read, keyed handshake; `deno run -A cli.ts`",
     },
   ];
+}
+
+/** The compiled binary and `ssh localhost true`, each when it can run here (else a note). */
+async function optionalCommands(
+  ctx: SectionContext,
+  k: ServerProc,
+  keyFile: string,
+): Promise<Cmd[]> {
+  const cmds: Cmd[] = [];
   const bin = `${ROOT}dist/circuit`;
   const hasBin = await Deno.stat(bin).then((s) => s.isFile, () => false);
   if (hasBin) {
@@ -164,37 +190,63 @@ async function coldCli(ctx: SectionContext): Promise<void> {
         " (this section uses the system sshd on port 22; sections 6 and 7 start a private one).",
     );
   }
-  // Each command must work before it is timed.
+  return cmds;
+}
+
+/** Each command must work before it is timed. */
+async function checkCommands(cmds: Cmd[]): Promise<void> {
   for (const c of cmds) {
     const r = await run(c.argv[0], c.argv.slice(1));
     if (r.code !== 0 || (c.expect && !r.stdout.includes(c.expect))) {
       throw new Error(`${c.name} does not work: exit ${r.code} ${r.stderr.trim().split("\n")[0]}`);
     }
   }
-  const timed = hyperfine ? await hyperfineRuns(P, cmds, tmp) : await spawnLoopRuns(P, cmds);
-  const how = hyperfine
-    ? `hyperfine -N --warmup ${P.cliWarmup} --runs ${P.cliRuns}`
-    : `${P.cliRuns} spawns after ${P.cliWarmup} warm-up, performance.now()`;
+}
+
+/** Three rows per command: mean, p50, p99. */
+function reportTimes(ctx: SectionContext, cmds: Cmd[], timed: Timed[], how: string): void {
   for (const [i, t] of timed.entries()) {
     const c = cmds[i];
     const goal = c.goal ? { op: "<=" as const, value: 60 } : undefined;
     ctx.add({
-      section: S,
+      section: TITLE,
       name: `${t.name}: mean`,
       value: t.ms.mean,
       unit: "ms",
       goal,
       notes: `${c.note}; ${how}`,
     });
-    ctx.add({ section: S, name: `${t.name}: p50`, value: t.ms.p50, unit: "ms", goal });
+    ctx.add({ section: TITLE, name: `${t.name}: p50`, value: t.ms.p50, unit: "ms", goal });
     ctx.add({
-      section: S,
+      section: TITLE,
       name: `${t.name}: p99`,
       value: t.ms.p99,
       unit: "ms",
       notes: `min ${t.ms.min.toFixed(1)} ms`,
     });
   }
+}
+
+/**
+ * Section 1: every command checked, then timed (hyperfine or a spawn loop).
+ *
+ * @param ctx the run's context
+ */
+async function coldCli(ctx: SectionContext): Promise<void> {
+  const P = params(ctx.quick);
+  const { tmp, keyFile } = ctx;
+  const hyperfine = ctx.hyperfine !== null;
+  await using plain = new Cluster(`${tmp}/cli-plain`);
+  await using keyed = new Cluster(`${tmp}/cli-keyed`, keyFile);
+  const [p, k] = await Promise.all([plain.add(), keyed.add()]);
+  const cmds = baseCommands(await writeScripts(tmp), p, k, keyFile);
+  cmds.push(...await optionalCommands(ctx, k, keyFile));
+  await checkCommands(cmds);
+  const timed = hyperfine ? await hyperfineRuns(P, cmds, tmp) : await spawnLoopRuns(P, cmds);
+  const how = hyperfine
+    ? `hyperfine -N --warmup ${P.cliWarmup} --runs ${P.cliRuns}`
+    : `${P.cliRuns} spawns after ${P.cliWarmup} warm-up, performance.now()`;
+  reportTimes(ctx, cmds, timed, how);
 }
 
 /** Section 1. */

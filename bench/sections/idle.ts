@@ -7,7 +7,7 @@
  */
 
 import { DEFAULT_MEMBERSHIP_CONFIG } from "../../net/membership/mod.ts";
-import { PEER_KEEPALIVE } from "../../server/mesh.ts";
+import { PEER_KEEPALIVE } from "../../server/config.ts";
 import { Cluster, denoArgv, ROOT, spawnService, waitConverged } from "../_cluster.ts";
 import type { Section, SectionContext } from "../_context.ts";
 import { clockTicks, cpuPercent, sampleProc } from "../_proc.ts";

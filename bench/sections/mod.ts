@@ -11,7 +11,7 @@ import { chansSection } from "./chans.ts";
 import { coldCliSection } from "./cold_cli.ts";
 import { dnsSection } from "./dns.ts";
 import { idleSection } from "./idle.ts";
-import { membershipSection } from "./membership.ts";
+import { membershipSection } from "./membership/mod.ts";
 import { peekSection } from "./peek.ts";
 import { procStartSection } from "./proc_start.ts";
 import { stdoutSection } from "./stdout.ts";
