@@ -1,10 +1,5 @@
 import { normalizeArgs, parse, UsageError } from "./args.ts";
-
-function eq(a: unknown, b: unknown): void {
-  if (JSON.stringify(a) !== JSON.stringify(b)) {
-    throw new Error(`expected ${JSON.stringify(b)}, got ${JSON.stringify(a)}`);
-  }
-}
+import { assertEquals } from "../tests/_assert.ts";
 
 const SPECS = {
   dial: { type: "string" as const, short: "d", help: "" },
@@ -21,19 +16,19 @@ Deno.test("parse() accepts long flags with one or two dashes and =", () => {
     ]]
   ) {
     const p = parse(argv, SPECS);
-    eq(p.flags.dial, "U");
-    eq(p.positionals, ["/"]);
+    assertEquals(p.flags.dial, "U");
+    assertEquals(p.positionals, ["/"]);
   }
 });
 
 Deno.test("parse() takes flags after positionals", () => {
   const p = parse(["/X", "-l", "-depth"], SPECS);
-  eq([p.flags.long, p.flags.depth, p.positionals], [true, true, ["/X"]]);
+  assertEquals([p.flags.long, p.flags.depth, p.positionals], [true, true, ["/X"]]);
 });
 
 Deno.test("parse() keeps negative numbers as positionals", () => {
-  eq(parse(["/X/c", "-1"], SPECS).positionals, ["/X/c", "-1"]);
-  eq(normalizeArgs(["-5", "-x", "-xy"]), ["\u0000-5", "-x", "--xy"]);
+  assertEquals(parse(["/X/c", "-1"], SPECS).positionals, ["/X/c", "-1"]);
+  assertEquals(normalizeArgs(["-5", "-x", "-xy"]), ["\u0000-5", "-x", "--xy"]);
 });
 
 Deno.test("parse() rejects an unknown flag with one line", () => {
@@ -42,7 +37,7 @@ Deno.test("parse() rejects an unknown flag with one line", () => {
     throw new Error("no error");
   } catch (err) {
     if (!(err instanceof UsageError)) throw err;
-    eq(err.message, "flag provided but not defined: -bogus");
+    assertEquals(err.message, "flag provided but not defined: -bogus");
   }
 });
 
@@ -57,19 +52,19 @@ Deno.test("parse() rejects a string flag without a value", () => {
 });
 
 Deno.test("parse() reads -short=VALUE and on/off flags given a value, as Go's flag package", () => {
-  eq(parse(["-d=circuit://h:1/2/Q3", "/"], SPECS).flags.dial, "circuit://h:1/2/Q3");
-  eq(parse(["-d=a=b", "/"], SPECS).flags.dial, "a=b");
+  assertEquals(parse(["-d=circuit://h:1/2/Q3", "/"], SPECS).flags.dial, "circuit://h:1/2/Q3");
+  assertEquals(parse(["-d=a=b", "/"], SPECS).flags.dial, "a=b");
   for (const v of ["true", "1", "t", "T", "TRUE", "True"]) {
-    eq(parse([`-l=${v}`, "/"], SPECS).flags.long, true);
-    eq(parse([`--depth=${v}`], SPECS).flags.depth, true);
+    assertEquals(parse([`-l=${v}`, "/"], SPECS).flags.long, true);
+    assertEquals(parse([`--depth=${v}`], SPECS).flags.depth, true);
   }
   for (const v of ["false", "0", "f", "F", "FALSE", "False"]) {
     const p = parse([`-long=${v}`, "/"], SPECS);
-    eq([p.flags.long, p.positionals], [false, ["/"]]);
+    assertEquals([p.flags.long, p.positionals], [false, ["/"]]);
   }
   // The last occurrence wins.
-  eq(parse(["-l", "-l=false", "/"], SPECS).flags.long, false);
-  eq(parse(["-l=false", "-l", "/"], SPECS).flags.long, true);
+  assertEquals(parse(["-l", "-l=false", "/"], SPECS).flags.long, false);
+  assertEquals(parse(["-l=false", "-l", "/"], SPECS).flags.long, true);
   // A flag's value that looks like a flag is not undone: it stays an ambiguous value (an
   // error), rather than the string flag silently taking the next argument.
   let ambiguous: unknown;
@@ -80,7 +75,7 @@ Deno.test("parse() reads -short=VALUE and on/off flags given a value, as Go's fl
   }
   if (!(ambiguous instanceof UsageError)) throw new Error(`expected a UsageError: ${ambiguous}`);
   // After --, nothing is a flag.
-  eq(parse(["--", "-l=true"], SPECS).positionals, ["-l=true"]);
+  assertEquals(parse(["--", "-l=true"], SPECS).positionals, ["-l=true"]);
   let err: unknown;
   try {
     parse(["-l=maybe", "/"], SPECS);
@@ -88,5 +83,5 @@ Deno.test("parse() reads -short=VALUE and on/off flags given a value, as Go's fl
     err = e;
   }
   if (!(err instanceof UsageError)) throw new Error(`expected a UsageError, got ${err}`);
-  eq(err.message, 'invalid boolean value "maybe" for -l: parse error');
+  assertEquals(err.message, 'invalid boolean value "maybe" for -l: parse error');
 });

@@ -1,11 +1,6 @@
 import fc from "fast-check";
 import { OutputBuffer } from "./output.ts";
-
-function eq(a: unknown, b: unknown, msg = ""): void {
-  if (JSON.stringify(a) !== JSON.stringify(b)) {
-    throw new Error(`${msg} expected ${JSON.stringify(b)}, got ${JSON.stringify(a)}`);
-  }
-}
+import { assertEquals } from "../tests/_assert.ts";
 
 async function drain(b: OutputBuffer): Promise<number[]> {
   const r = b.reader();
@@ -20,11 +15,11 @@ Deno.test("OutputBuffer keeps only the newest bound bytes with no reader and cou
   await b.write(new Uint8Array([1, 2, 3]));
   await b.write(new Uint8Array([4, 5, 6]));
   b.close();
-  eq(b.droppedBytes, 2);
+  assertEquals(b.droppedBytes, 2);
   const r = b.reader();
-  eq(r.droppedBefore, 2);
+  assertEquals(r.droppedBefore, 2);
   r.close();
-  eq(await drain(b), [3, 4, 5, 6]);
+  assertEquals(await drain(b), [3, 4, 5, 6]);
 });
 
 Deno.test("OutputBuffer gives every reader everything from the oldest retained byte", async () => {
@@ -34,8 +29,8 @@ Deno.test("OutputBuffer gives every reader everything from the oldest retained b
   const early = drain(b);
   await b.write(new Uint8Array([3]));
   b.close();
-  eq(await early, [1, 2, 3]);
-  eq(await late, [1, 2, 3]);
+  assertEquals(await early, [1, 2, 3]);
+  assertEquals(await late, [1, 2, 3]);
 });
 
 Deno.test("OutputBuffer.write() waits for an attached slow reader instead of dropping", async () => {
@@ -45,15 +40,15 @@ Deno.test("OutputBuffer.write() waits for an attached slow reader instead of dro
   let done = false;
   const w = b.write(new Uint8Array([5, 6])).then(() => (done = true));
   await new Promise((r) => setTimeout(r, 10));
-  eq(done, false, "writer must wait");
-  eq(Array.from((await r.read())!), [1, 2, 3, 4]);
+  assertEquals(done, false, "writer must wait");
+  assertEquals(Array.from((await r.read())!), [1, 2, 3, 4]);
   await new Promise((r) => setTimeout(r, 10));
-  eq(done, false, "the view just read stays intact until the reader reads again");
+  assertEquals(done, false, "the view just read stays intact until the reader reads again");
   const next = r.read(); // releases that view
   await w;
-  eq(done, true);
-  eq(b.droppedBytes, 2, "read bytes may then be trimmed");
-  eq(Array.from((await next)!), [5, 6]);
+  assertEquals(done, true);
+  assertEquals(b.droppedBytes, 2, "read bytes may then be trimmed");
+  assertEquals(Array.from((await next)!), [5, 6]);
   r.close();
 });
 
@@ -63,14 +58,14 @@ Deno.test("OutputBuffer held: a full buffer waits for the first reader, who gets
   let done = false;
   const w = b.write(new Uint8Array([4, 5, 6])).then(() => (done = true));
   await new Promise((r) => setTimeout(r, 10));
-  eq(done, false, "a held writer must wait instead of dropping");
-  eq(b.held, true);
+  assertEquals(done, false, "a held writer must wait instead of dropping");
+  assertEquals(b.held, true);
   const got = drain(b);
   await w;
   b.close();
-  eq(await got, [1, 2, 3, 4, 5, 6]);
-  eq(b.held, false, "the first reader ends the hold");
-  eq(b.droppedBytes, 2, "bytes every reader has read may then be trimmed");
+  assertEquals(await got, [1, 2, 3, 4, 5, 6]);
+  assertEquals(b.held, false, "the first reader ends the hold");
+  assertEquals(b.droppedBytes, 2, "bytes every reader has read may then be trimmed");
 });
 
 Deno.test("OutputBuffer held: after the hold time nobody reads, the oldest bytes drop again", async () => {
@@ -82,18 +77,18 @@ Deno.test("OutputBuffer held: after the hold time nobody reads, the oldest bytes
   clearTimeout(alive);
   const waited = performance.now() - t0;
   if (waited < 20) throw new Error(`the writer went on after ${waited.toFixed(1)} ms, not ~30`);
-  eq(b.held, false);
-  eq(b.droppedBytes, 2);
+  assertEquals(b.held, false);
+  assertEquals(b.droppedBytes, 2);
   b.close();
-  eq(await drain(b), [3, 4, 5, 6]);
+  assertEquals(await drain(b), [3, 4, 5, 6]);
 });
 
 Deno.test("OutputBuffer held: close ends the hold and its timer", async () => {
   const b = new OutputBuffer(4, 60_000);
   await b.write(new Uint8Array([1, 2, 3, 4]));
   b.close(); // sanitizers fail this test if the hold timer were left running
-  eq(b.held, false);
-  eq(await drain(b), [1, 2, 3, 4]);
+  assertEquals(b.held, false);
+  assertEquals(await drain(b), [1, 2, 3, 4]);
 });
 
 Deno.test("OutputBuffer: a reader that detaches mid-way loses nothing for the next", async () => {
@@ -103,7 +98,7 @@ Deno.test("OutputBuffer: a reader that detaches mid-way loses nothing for the ne
   await r.read();
   r.close();
   b.close();
-  eq(await drain(b), [1, 2, 3]);
+  assertEquals(await drain(b), [1, 2, 3]);
 });
 
 Deno.test("OutputBuffer.reader().read() honours an abort signal", async () => {
@@ -114,7 +109,7 @@ Deno.test("OutputBuffer.reader().read() honours an abort signal", async () => {
   ac.abort(new Error("stop"));
   let msg = "";
   await p.catch((e) => (msg = e.message));
-  eq(msg, "stop");
+  assertEquals(msg, "stop");
   r.close();
 });
 
@@ -132,8 +127,8 @@ Deno.test("OutputBuffer never holds more than its bound (property)", async () =>
           if (b.retainedBytes > bound) throw new Error("over bound");
         }
         b.close();
-        eq(await drain(b), all.slice(Math.max(0, all.length - bound)));
-        eq(b.droppedBytes, Math.max(0, all.length - bound));
+        assertEquals(await drain(b), all.slice(Math.max(0, all.length - bound)));
+        assertEquals(b.droppedBytes, Math.max(0, all.length - bound));
       },
     ),
   );
@@ -155,11 +150,11 @@ Deno.test("OutputBuffer: a view read stays intact until its reader reads again (
         for (let v = await r.read(); v; v = await r.read()) {
           const copy = Array.from(v);
           for (let i = 0; i < 8; i++) await null; // the writer runs meanwhile
-          eq(Array.from(v), copy, "a view changed before its reader read again");
+          assertEquals(Array.from(v), copy, "a view changed before its reader read again");
           got.push(...copy);
         }
         await writer;
-        eq(got, chunks.flatMap((c) => Array.from(c)));
+        assertEquals(got, chunks.flatMap((c) => Array.from(c)));
       },
     ),
     { numRuns: 200 },

@@ -6,15 +6,11 @@ import {
 } from "./discovery.ts";
 import { hmacSha256 } from "./hmac.ts";
 import { Packr } from "msgpackr/pack";
+import { assertEquals } from "../tests/_assert.ts";
 
 const packr = new Packr({ useRecords: false, moreTypes: false });
 const KEY = new Uint8Array(32).fill(3);
 const NOW = 1_700_000_000_000;
-
-function assertEquals(actual: unknown, expected: unknown, msg = ""): void {
-  const a = JSON.stringify(actual), e = JSON.stringify(expected);
-  if (a !== e) throw new Error(`${msg ? msg + ": " : ""}expected ${e}, got ${a}`);
-}
 
 /** A packet with any fields, signed as encodePacket signs. */
 function signed(body: Record<string, unknown>): Uint8Array {

@@ -10,27 +10,19 @@ import {
   MAC_BYTES,
 } from "./frame.ts";
 import { loadNodeCrypto } from "./node_crypto.ts";
+import { assert, equal } from "../tests/_assert.ts";
+import { concat } from "../tests/_bytes.ts";
 
 await loadNodeCrypto();
 
-// ---- tiny local assertion helpers (no @std) ----
-
-function assert(cond: unknown, msg = "assertion failed"): asserts cond {
-  if (!cond) throw new Error(msg);
-}
+// ---- byte assertions that show the whole bytes in hex ----
 
 function hex(b: Uint8Array): string {
   return Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
 }
 
-function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
-  return true;
-}
-
 function assertBytesEqual(got: Uint8Array, want: Uint8Array, msg = ""): void {
-  if (!bytesEqual(got, want)) {
+  if (!equal(got, want)) {
     throw new Error(`${msg} bytes differ:\n got  ${hex(got)}\n want ${hex(want)}`);
   }
 }
@@ -94,16 +86,6 @@ function randomKeys(): DirectionKeys {
   };
 }
 
-function concat(parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let off = 0;
-  for (const p of parts) {
-    out.set(p, off);
-    off += p.length;
-  }
-  return out;
-}
-
 function sealAll(keys: DirectionKeys | undefined, bodies: Uint8Array[]): Uint8Array[] {
   const s = newSealer(keys);
   return bodies.map((b) => s.seal(b));
@@ -131,7 +113,7 @@ const cutsArb = fc.array(fc.nat(), { maxLength: 30 });
 test("FrameOpener.push() yields the sealed bodies under any chunking (unkeyed)", () => {
   fc.assert(
     fc.property(bodiesArb, cutsArb, (bodies, cuts) => {
-      const wire = concat(sealAll(undefined, bodies));
+      const wire = concat(...sealAll(undefined, bodies));
       assertBodies(openChunked(newOpener(undefined, MAX), wire, cuts), bodies);
     }),
   );
@@ -141,7 +123,7 @@ test("FrameOpener.push() yields the sealed bodies under any chunking (keyed)", (
   fc.assert(
     fc.property(bodiesArb, cutsArb, (bodies, cuts) => {
       const keys = randomKeys();
-      const wire = concat(sealAll(keys, bodies));
+      const wire = concat(...sealAll(keys, bodies));
       assertBodies(openChunked(newOpener(keys, MAX), wire, cuts), bodies);
     }),
   );
@@ -151,7 +133,7 @@ test("FrameOpener.push() yields the sealed bodies when fed byte by byte", () => 
   fc.assert(
     fc.property(bodiesArb, fc.boolean(), (bodies, keyed) => {
       const keys = keyed ? randomKeys() : undefined;
-      const wire = concat(sealAll(keys, bodies));
+      const wire = concat(...sealAll(keys, bodies));
       const opener = newOpener(keys, MAX);
       const got: Uint8Array[] = [];
       for (let i = 0; i < wire.length; i++) {
@@ -172,7 +154,7 @@ test("FrameOpener.push() returns bodies that later pushes do not overwrite", () 
     const bodies = [new Uint8Array(100).fill(1), new Uint8Array(100).fill(2)];
     const frames = sealAll(keys, [...bodies, new Uint8Array(5000).fill(3)]);
     const opener = newOpener(keys, 8192);
-    const first = opener.push(concat([frames[0], frames[1]]));
+    const first = opener.push(concat(frames[0], frames[1]));
     opener.push(frames[2]); // grows and shifts the internal buffer
     assertBodies(first, bodies);
   }
@@ -253,7 +235,7 @@ test("FrameSealer.seal() moves to the next nonce before a body would pass the ep
   }
   // And an opener with the same epoch size reads them all back, however they are cut.
   const again = newSealer(keys, epoch);
-  const wire = concat(bodies.map((b) => again.seal(b)));
+  const wire = concat(...bodies.map((b) => again.seal(b)));
   assertBodies(openChunked(newOpener(keys, MAX, epoch), wire, [7, 50, 101, 180]), bodies);
 });
 
@@ -299,7 +281,7 @@ test("FrameOpener.push() rejects any single flipped bit in a keyed frame", () =>
         frames[i][pos] ^= 1 << bit;
         const opener = newOpener(keys, MAX);
         const err = assertFrameError(
-          () => openChunked(opener, concat(frames), cuts),
+          () => openChunked(opener, concat(...frames), cuts),
           ["bad mac", "oversized"],
         );
         if (pos >= LENGTH_BYTES) assert(err.reason === "bad mac", `got ${err.reason}`);
@@ -318,7 +300,7 @@ test("FrameOpener.push() rejects a flipped bit at every position of one keyed fr
       const t = frame.slice();
       t[pos] ^= 1 << bit;
       assertFrameError(
-        () => newOpener(keys, MAX).push(concat([t, ...rest])),
+        () => newOpener(keys, MAX).push(concat(t, ...rest)),
         ["bad mac", "oversized"],
       );
     }
@@ -338,7 +320,7 @@ test("FrameOpener.push() rejects two swapped keyed frames", () => {
   const keys = randomKeys();
   const [f0, f1] = sealAll(keys, [new Uint8Array([1]), new Uint8Array([2])]);
   assertFrameError(() => newOpener(keys, MAX).push(f1), ["bad mac"]);
-  assertFrameError(() => newOpener(keys, MAX).push(concat([f1, f0])), ["bad mac"]);
+  assertFrameError(() => newOpener(keys, MAX).push(concat(f1, f0)), ["bad mac"]);
 });
 
 test("FrameOpener.push() rejects a stream with a dropped keyed frame", () => {
@@ -389,7 +371,7 @@ test("FrameOpener.end() accepts a stream that ends on a frame boundary", () => {
   const keys = randomKeys();
   const opener = newOpener(keys, MAX);
   opener.end(); // empty stream
-  opener.push(concat(sealAll(keys, [new Uint8Array(0), new Uint8Array(7)])));
+  opener.push(concat(...sealAll(keys, [new Uint8Array(0), new Uint8Array(7)])));
   opener.end();
   assert(opener.pendingBytes === 0);
 });
@@ -459,11 +441,11 @@ test("FrameSealer.seal() output hides the body and differs for equal bodies", ()
       const b = s.seal(body);
       const ctA = a.subarray(LENGTH_BYTES, LENGTH_BYTES + body.length);
       const ctB = b.subarray(LENGTH_BYTES, LENGTH_BYTES + body.length);
-      assert(!bytesEqual(ctA, body), "ciphertext equals plaintext");
-      assert(!bytesEqual(ctA, ctB), "equal bodies gave equal ciphertext");
-      assert(!bytesEqual(a.subarray(-MAC_BYTES), b.subarray(-MAC_BYTES)), "equal MACs");
+      assert(!equal(ctA, body), "ciphertext equals plaintext");
+      assert(!equal(ctA, ctB), "equal bodies gave equal ciphertext");
+      assert(!equal(a.subarray(-MAC_BYTES), b.subarray(-MAC_BYTES)), "equal MACs");
       // and both still open, in order
-      assertBodies(newOpener(keys, MAX).push(concat([a, b])), [body, body]);
+      assertBodies(newOpener(keys, MAX).push(concat(a, b)), [body, body]);
     }),
   );
 });
@@ -472,7 +454,7 @@ test("FrameSealer.seal() output differs between two sealers with different keys"
   const body = new Uint8Array(64);
   const a = newSealer(randomKeys()).seal(body);
   const b = newSealer(randomKeys()).seal(body);
-  assert(!bytesEqual(a, b));
+  assert(!equal(a, b));
 });
 
 Deno.test("FrameSealer and FrameOpener release their one cipher each on close()", () => {
@@ -498,7 +480,7 @@ test("FrameSealer.sealParts() gives the bytes of seal() on the joined parts, key
       fc.boolean(),
       (parts, keyed) => {
         const keys = keyed ? randomKeys() : undefined;
-        const joined = concat(parts);
+        const joined = concat(...parts);
         // Two frames each, so the second starts mid key stream.
         const a = newSealer(keys), b = newSealer(keys);
         const o = newOpener(keys, 1 << 20);
@@ -521,7 +503,7 @@ test("FrameOpener.space()/commit() read straight into the opener give the bodies
       fc.boolean(),
       (bodies, reads, keyed) => {
         const keys = keyed ? randomKeys() : undefined;
-        const wire = concat(sealAll(keys, bodies));
+        const wire = concat(...sealAll(keys, bodies));
         const o = newOpener(keys, MAX);
         const got: Uint8Array[] = [];
         for (let off = 0, i = 0; off < wire.length; i++) {
@@ -561,8 +543,8 @@ test("sealParts() and the opener agree on the epoch however a body is split (pro
       (epoch, frames, cuts) => {
         const keys = randomKeys();
         const s = newSealer(keys, epoch);
-        const bodies = frames.map(concat);
-        const wire = concat(frames.map((parts, i) => {
+        const bodies = frames.map((parts) => concat(...parts));
+        const wire = concat(...frames.map((parts, i) => {
           // A copy: sealParts with reuse may hand back memory the next call overwrites.
           return s.sealParts(parts, bodies[i].length, true).slice();
         }));

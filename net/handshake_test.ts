@@ -16,33 +16,15 @@ import { generateKey, KEY_BYTES, parseKey } from "./keys.ts";
 import { CircuitError } from "./errors.ts";
 import { loadNodeCrypto } from "./node_crypto.ts";
 import { escapeForLog } from "./escape.ts";
+import { assert, assertEquals, assertThrows, equal } from "../tests/_assert.ts";
 
 await loadNodeCrypto();
 
-// ---- tiny local assertion helpers (no @std) ----
-
-function assert(cond: unknown, msg = "assertion failed"): asserts cond {
-  if (!cond) throw new Error(msg);
-}
-
-function assertEq<T>(got: T, want: T, msg = ""): void {
-  const g = JSON.stringify(got), w = JSON.stringify(want);
-  if (g !== w) throw new Error(`${msg} expected ${w}, got ${g}`);
-}
-
-function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
-  return a.length === b.length && a.every((x, i) => x === b[i]);
-}
-
+/** Run `fn`, which must throw a CircuitError with `code`; returns the error. */
 function assertCircuitError(fn: () => unknown, code: string): CircuitError {
-  try {
-    fn();
-  } catch (err) {
-    if (!(err instanceof CircuitError)) throw new Error(`expected CircuitError, got ${err}`);
-    assertEq(err.code, code, "error code:");
-    return err;
-  }
-  throw new Error(`expected CircuitError "${code}", nothing was thrown`);
+  const err = assertThrows(fn, code);
+  assert(err instanceof CircuitError, `expected CircuitError, got ${err}`);
+  return err;
 }
 
 // ---- fixtures ----
@@ -67,7 +49,7 @@ Deno.test("proof() is a deterministic 32-byte HMAC", () => {
   const nc = newNonce(), ns = newNonce();
   const a = proof(KEY, "client", nc, ns, SELF);
   assert(a instanceof Uint8Array && a.length === 32);
-  assert(bytesEqual(a, proof(KEY, "client", nc.slice(), ns.slice(), { ...SELF })));
+  assert(equal(a, proof(KEY, "client", nc.slice(), ns.slice(), { ...SELF })));
 });
 
 Deno.test("proof() differs by key, side, either nonce and target", () => {
@@ -82,7 +64,7 @@ Deno.test("proof() differs by key, side, either nonce and target", () => {
     ["target pid", proof(KEY, "client", nc, ns, { ...SELF, pid: SELF.pid + 1 })],
     ["target id", proof(KEY, "client", nc, ns, { ...SELF, id: "0123456789abcdee" })],
   ];
-  for (const [what, p] of variants) assert(!bytesEqual(base, p), `proof ignores the ${what}`);
+  for (const [what, p] of variants) assert(!equal(base, p), `proof ignores the ${what}`);
 });
 
 Deno.test("proofMatches() accepts an equal proof and rejects any other", () => {
@@ -131,8 +113,8 @@ Deno.test("deriveKeys() gives four distinct 32-byte keys, deterministically", ()
   const hexes = new Set(all.map((x) => Array.from(x).join(",")));
   assert(hexes.size === 4, "keys are not distinct");
   const again = deriveKeys(KEY, nc.slice(), ns.slice(), { ...SELF });
-  assert(bytesEqual(again.dialerToTarget.encKey, k.dialerToTarget.encKey));
-  assert(bytesEqual(again.targetToDialer.macKey, k.targetToDialer.macKey));
+  assert(equal(again.dialerToTarget.encKey, k.dialerToTarget.encKey));
+  assert(equal(again.targetToDialer.macKey, k.targetToDialer.macKey));
 });
 
 Deno.test("deriveKeys() changes with the key, the nonces, their order and the target", () => {
@@ -147,22 +129,22 @@ Deno.test("deriveKeys() changes with the key, the nonces, their order and the ta
     deriveKeys(KEY, nc, ns, { ...SELF, id: "fedcba9876543210" }),
   ];
   for (const [i, o] of others.entries()) {
-    assert(!bytesEqual(base, o.dialerToTarget.encKey), `variant ${i} derived the same key`);
+    assert(!equal(base, o.dialerToTarget.encKey), `variant ${i} derived the same key`);
   }
 });
 
 // ---- checkHello ----
 
 Deno.test("checkHello() accepts a good hello, keyed and unkeyed, client and peer", () => {
-  assertEq(checkHello(goodHello(), SELF, true), null);
-  assertEq(checkHello(goodHello({ keyed: false }), SELF, false), null);
+  assertEquals(checkHello(goodHello(), SELF, true), null);
+  assertEquals(checkHello(goodHello({ keyed: false }), SELF, false), null);
   const peer = goodHello({
     role: "peer",
     from: { id: "aaaaaaaaaaaaaaaa", url: "x", joined: "2024-01-01T00:00:00Z" },
   });
-  assertEq(checkHello(peer, SELF, true), null);
+  assertEquals(checkHello(peer, SELF, true), null);
   // a dialer speaking a range that includes ours is fine
-  assertEq(checkHello(goodHello({ v: [0, PROTOCOL_VERSION_MAX + 5] }), SELF, true), null);
+  assertEquals(checkHello(goodHello({ v: [0, PROTOCOL_VERSION_MAX + 5] }), SELF, true), null);
 });
 
 Deno.test("checkHello() rejects malformed hellos with bad request", () => {
@@ -185,7 +167,7 @@ Deno.test("checkHello() rejects malformed hellos with bad request", () => {
   for (const [what, h] of cases) {
     const r = checkHello(h, SELF, true);
     assert(r !== null, `accepted a hello with ${what}`);
-    assertEq(r.code, "bad request", `${what}:`);
+    assertEquals(r.code, "bad request", what);
   }
 });
 
@@ -198,7 +180,7 @@ Deno.test("checkHello() rejects a hello with no common protocol version", () => 
   ) {
     const r = checkHello(goodHello({ v }), SELF, true);
     assert(r !== null, `accepted versions ${v}`);
-    assertEq(r.code, "bad request");
+    assertEquals(r.code, "bad request");
     assert(r.message.includes("protocol version"), r.message);
   }
 });
@@ -212,7 +194,7 @@ Deno.test({
     for (const v of [[], ["a", "b"], [null, null], [2, 1]]) {
       const r = checkHello(goodHello({ v }), SELF, true);
       assert(r !== null, `accepted versions ${JSON.stringify(v)}`);
-      assertEq(r.code, "bad request");
+      assertEquals(r.code, "bad request");
     }
   },
 });
@@ -228,7 +210,7 @@ Deno.test("checkHello() rejects a stale target with not found", () => {
   for (const to of cases) {
     const r = checkHello(goodHello({ to }), SELF, true);
     assert(r !== null, `accepted target ${JSON.stringify(to)}`);
-    assertEq(r.code, "not found", `${JSON.stringify(to)}:`);
+    assertEquals(r.code, "not found", JSON.stringify(to));
   }
   const r = checkHello(goodHello({ to: { pid: 1, id: "fedcba9876543210" } }), SELF, true);
   assert(r?.message.includes("Qfedcba9876543210"), r?.message);
@@ -236,10 +218,10 @@ Deno.test("checkHello() rejects a stale target with not found", () => {
 
 Deno.test("checkHello() rejects a key/no-key mismatch with auth", () => {
   const unkeyedClient = checkHello(goodHello({ keyed: false }), SELF, true);
-  assertEq(unkeyedClient?.code, "auth");
+  assertEquals(unkeyedClient?.code, "auth");
   assert(unkeyedClient?.message.includes("requires a key"), unkeyedClient?.message);
   const keyedClient = checkHello(goodHello({ keyed: true }), SELF, false);
-  assertEq(keyedClient?.code, "auth");
+  assertEquals(keyedClient?.code, "auth");
   assert(keyedClient?.message.includes("without a key"), keyedClient?.message);
 });
 
@@ -269,18 +251,18 @@ Deno.test("parseUrl(formatUrl(u)) returns u for any valid URL", () => {
   fc.assert(
     fc.property(urlArb, (u) => {
       const text = formatUrl(u);
-      assertEq(parseUrl(text), u, text);
-      assertEq(formatUrl(parseUrl(text)), text);
-      assertEq(parseUrl(`  ${text}/\n`), u, "with a trailing slash and white space:");
+      assertEquals(parseUrl(text), u, text);
+      assertEquals(formatUrl(parseUrl(text)), text);
+      assertEquals(parseUrl(`  ${text}/\n`), u, "with a trailing slash and white space");
     }),
   );
 });
 
 Deno.test("formatUrl() brackets IPv6 hosts and parseUrl() strips the brackets", () => {
   const u = { host: "::1", port: 7000, pid: 12, id: "00000000000000ff" };
-  assertEq(formatUrl(u), "circuit://[::1]:7000/12/Q00000000000000ff");
-  assertEq(parseUrl("circuit://[::1]:7000/12/Q00000000000000ff"), u);
-  assertEq(
+  assertEquals(formatUrl(u), "circuit://[::1]:7000/12/Q00000000000000ff");
+  assertEquals(parseUrl("circuit://[::1]:7000/12/Q00000000000000ff"), u);
+  assertEquals(
     parseUrl("circuit://127.0.0.1:1/0/Qabcdefabcdefabcd"),
     { host: "127.0.0.1", port: 1, pid: 0, id: "abcdefabcdefabcd" },
   );
@@ -346,9 +328,9 @@ Deno.test("newServerId() makes 16 lowercase hex digits that isServerName() accep
 Deno.test("generateKey() makes 88 base64 characters decoding to 64 random bytes", () => {
   const a = generateKey(), b = generateKey();
   for (const k of [a, b]) {
-    assertEq(k.length, 88);
+    assertEquals(k.length, 88);
     assert(/^[A-Za-z0-9+/]{86}==$/.test(k), k);
-    assertEq(atob(k).length, KEY_BYTES);
+    assertEquals(atob(k).length, KEY_BYTES);
   }
   assert(a !== b, "two generated keys are equal");
 });
@@ -356,9 +338,9 @@ Deno.test("generateKey() makes 88 base64 characters decoding to 64 random bytes"
 Deno.test("parseKey() decodes a generated key, ignoring surrounding white space", () => {
   const k = generateKey();
   const bytes = parseKey(`\n  ${k}\n`);
-  assertEq(bytes.length, KEY_BYTES);
-  assertEq(btoa(String.fromCharCode(...bytes)), k);
-  assertEq(parseKey(btoa("x".repeat(16))).length, 16); // the minimum
+  assertEquals(bytes.length, KEY_BYTES);
+  assertEquals(btoa(String.fromCharCode(...bytes)), k);
+  assertEquals(parseKey(btoa("x".repeat(16))).length, 16); // the minimum
 });
 
 Deno.test("parseKey() rejects non-base64 and keys shorter than 16 bytes with bad request", () => {
@@ -397,7 +379,7 @@ Deno.test("checkHello() never echoes a control character or line break from the 
   for (const bad of HOSTILE) {
     for (const to of [{ pid: SELF.pid, id: bad }, { pid: bad, id: SELF.id }]) {
       const r = checkHello(goodHello({ to }), SELF, true);
-      assertEq(r?.code, "not found");
+      assertEquals(r?.code, "not found");
       assert(r && !UNSAFE_CHAR.test(r.message), JSON.stringify(r));
       assert(!/[\ud800-\udfff]/.test(r.message), JSON.stringify(r));
     }
@@ -412,7 +394,7 @@ Deno.test("checkHello() refuses a peer's self-description that is not an id, a u
     url: "circuit://127.0.0.1:1/2/Q0123456789abcdef",
     joined: "2025-01-01T00:00:00.000Z",
   };
-  assertEq(checkHello(goodHello({ role: "peer", from }), SELF, true), null);
+  assertEquals(checkHello(goodHello({ role: "peer", from }), SELF, true), null);
   for (
     const bad of [
       { ...from, id: "x\nmember X1 left" },
@@ -424,7 +406,7 @@ Deno.test("checkHello() refuses a peer's self-description that is not an id, a u
       null,
     ]
   ) {
-    assertEq(
+    assertEquals(
       checkHello(goodHello({ role: "peer", from: bad }), SELF, true)?.code,
       "bad request",
       JSON.stringify(bad),
@@ -436,8 +418,8 @@ Deno.test("escapeForLog() gives one bounded line for any string (property)", () 
   for (const bad of HOSTILE) {
     assert(!UNSAFE_CHAR.test(escapeForLog(bad)) && !/[\ud800-\udfff]/.test(escapeForLog(bad)), bad);
   }
-  assertEq(escapeForLog("plain"), '"plain"');
-  assertEq(escapeForLog("a\nb", { quote: false }), "a\\nb");
+  assertEquals(escapeForLog("plain"), '"plain"');
+  assertEquals(escapeForLog("a\nb", { quote: false }), "a\\nb");
   fc.assert(
     fc.property(
       fc.string({ unit: "binary", maxLength: 400 }),
@@ -447,7 +429,7 @@ Deno.test("escapeForLog() gives one bounded line for any string (property)", () 
         assert(!UNSAFE_CHAR.test(out), out);
         assert(out.length <= 6 * max + 3, `${out.length} characters for max ${max}`);
         if (s.length <= max) {
-          assertEq(
+          assertEquals(
             JSON.parse(
               out.replace(
                 /\\u(00[89][0-9a-f]|007f|202[89])/g,

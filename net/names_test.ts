@@ -1,11 +1,6 @@
 import { badName, checkNewPath, MAX_NAME_BYTES, MAX_PATH_DEPTH, printable } from "./names.ts";
 import { CircuitError } from "./errors.ts";
-
-function assertEquals(a: unknown, e: unknown): void {
-  if (JSON.stringify(a) !== JSON.stringify(e)) {
-    throw new Error(`expected ${JSON.stringify(e)}, got ${JSON.stringify(a)}`);
-  }
-}
+import { assertEquals } from "../tests/_assert.ts";
 
 Deno.test("badName allows what the contract allows and refuses what breaks terminals", () => {
   for (const ok of ["hi", "é c", "a.b", "..", ".", "😀", "tab-less", "n".repeat(MAX_NAME_BYTES)]) {

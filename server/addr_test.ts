@@ -1,10 +1,6 @@
 import { planBind } from "./addr.ts";
 import { CircuitError } from "../net/errors.ts";
-
-function assertEquals(actual: unknown, expected: unknown, msg = ""): void {
-  const a = JSON.stringify(actual), e = JSON.stringify(expected);
-  if (a !== e) throw new Error(`${msg ? msg + ": " : ""}expected ${e}, got ${a}`);
-}
+import { assertEquals } from "../tests/_assert.ts";
 
 const IFACES = [
   { name: "lo", family: "IPv4" as const, address: "127.0.0.1" },

@@ -1,10 +1,5 @@
 import { escapeLogText, LogThrottle } from "./log.ts";
-
-function assertEquals(a: unknown, e: unknown, msg = ""): void {
-  if (JSON.stringify(a) !== JSON.stringify(e)) {
-    throw new Error(`${msg}: expected ${JSON.stringify(e)}, got ${JSON.stringify(a)}`);
-  }
-}
+import { assertEquals } from "../tests/_assert.ts";
 
 Deno.test("escapeLogText escapes line breaks, controls, bidi overrides and lone surrogates", () => {
   assertEquals(escapeLogText("a\nb\r\tc"), "a\\nb\\r\\tc", "short escapes");

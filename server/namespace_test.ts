@@ -1,15 +1,10 @@
 import { Namespace } from "./namespace.ts";
 import { CircuitError } from "../net/errors.ts";
 import type { Element } from "../elements/element.ts";
+import { assertEquals } from "../tests/_assert.ts";
 
 function el(kind = "chan"): Element {
   return { kind, peek: () => null, scrub: () => {}, call: () => Promise.resolve(null) };
-}
-
-function assertEquals(a: unknown, e: unknown): void {
-  if (JSON.stringify(a) !== JSON.stringify(e)) {
-    throw new Error(`expected ${JSON.stringify(e)}, got ${JSON.stringify(a)}`);
-  }
 }
 
 function make(ns: Namespace, rel: string[]): Element {

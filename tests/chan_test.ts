@@ -4,6 +4,7 @@
  */
 
 import { type Chan, CircuitError, type Client, connect } from "../mod.ts";
+import { INITIAL_WINDOW_BYTES } from "../net/mux.ts";
 import {
   assert,
   assertEquals,
@@ -139,9 +140,13 @@ async function sha256(b: Uint8Array): Promise<string> {
   return Array.from(d, (x) => x.toString(16).padStart(2, "0")).join("");
 }
 
+/** The size of one chunk of a {@linkcode Feed}, in bytes. */
+const FEED_CHUNK_BYTES = 65536;
+
 /**
- * A message stream fed by the test: `chunks` chunks of 64 KiB on demand, then it waits
- * for {@linkcode end} or {@linkcode fail}. `pulled` shows how far the sender has read it.
+ * A message stream fed by the test: `chunks` chunks of {@linkcode FEED_CHUNK_BYTES} on
+ * demand, then it waits for {@linkcode end} or {@linkcode fail}. `pulled` shows how far
+ * the sender has read it.
  */
 class Feed {
   pulled = 0;
@@ -154,7 +159,7 @@ class Feed {
       pull: async (c) => {
         if (this.pulled < chunks) {
           this.pulled++;
-          c.enqueue(new Uint8Array(65536).fill(this.pulled));
+          c.enqueue(new Uint8Array(FEED_CHUNK_BYTES).fill(this.pulled));
           return;
         }
         if ((await this.#gate) === "end") c.close();
@@ -174,10 +179,12 @@ class Feed {
 }
 
 /**
- * A sender is admitted once the server reads past the transport's initial window
- * (256 KiB): an unadmitted sender is never read, so it stalls at about 5 chunks.
+ * Chunks a sender has pulled from its {@linkcode Feed} once it is surely admitted. An
+ * unadmitted sender is never read, so the transport's initial window is all it can send:
+ * it stalls at one window of chunks plus the one its blocked write holds (17 with a 1 MiB
+ * window). Only an admitted sender, which the server reads, gets four chunks further.
  */
-const ADMITTED_CHUNKS = 12;
+const ADMITTED_CHUNKS = INITIAL_WINDOW_BYTES / FEED_CHUNK_BYTES + 4;
 
 async function lists(client: Client, want: string[]): Promise<boolean> {
   const got = (await client.walk("/").ls()).map((e) => e.path);
@@ -458,9 +465,9 @@ Deno.test("chan scrub aborts blocked and streaming operations and frees the anch
 
   // An admitted sender still streaming (CAP 1) fails now, not when its input ends.
   const streaming = await client.walk(`${s.path}/streaming`).makeChan(1);
-  const feed = new Feed(16);
+  const feed = new Feed(ADMITTED_CHUNKS);
   const sending = bg(streaming.send(feed.stream));
-  await waitFor(() => feed.pulled === 16, "the sender to be admitted");
+  await waitFor(() => feed.pulled === ADMITTED_CHUNKS, "the sender to be admitted");
   await streaming.scrub();
   const err = await rejection(sending, "a streaming send at scrub", 5000);
   assertEquals([err.code, err.message], ["aborted", "channel aborted"]);

@@ -8,7 +8,7 @@
  * @module
  */
 
-import { DEFAULT_SCRUB_GRACE_MS } from "../server/server.ts";
+import { DEFAULT_SCRUB_GRACE_MS } from "../server/config.ts";
 import { assert, assertEquals, missingTool, skipTest, TempDir } from "./_harness.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;

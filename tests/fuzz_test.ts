@@ -16,6 +16,7 @@ import { deriveKeys, NONCE_BYTES, proof } from "../net/handshake.ts";
 import { loadNodeCrypto } from "../net/node_crypto.ts";
 import { parseUrl } from "../net/url.ts";
 import { assert, assertEquals, cli, keyFile, Server, TempDir } from "./_harness.ts";
+import { concat, frame, writeAll } from "./_bytes.ts";
 
 const packr = new Packr({ useRecords: false, moreTypes: false });
 
@@ -27,28 +28,6 @@ const RUN_BUDGET_MS = 7000;
 const RUNS = 1000;
 /** How long the server may take to close a connection fed one case, in ms. */
 const CLOSE_WITHIN_MS = 4000;
-
-function frame(body: Uint8Array): Uint8Array {
-  const out = new Uint8Array(4 + body.length);
-  new DataView(out.buffer).setUint32(0, body.length);
-  out.set(body, 4);
-  return out;
-}
-
-function concat(...parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let off = 0;
-  for (const p of parts) {
-    out.set(p, off);
-    off += p.length;
-  }
-  return out;
-}
-
-async function writeAll(c: Deno.Conn, b: Uint8Array): Promise<void> {
-  let off = 0;
-  while (off < b.length) off += await c.write(b.subarray(off));
-}
 
 /**
  * Whether `bytes` (what a peer without the key got) are only plain handshake frames: a

@@ -6,10 +6,9 @@
  */
 
 import { type Anchor, CircuitError, comparePaths, connect } from "../mod.ts";
-import { Op } from "../net/wire.ts";
+import { Op } from "../net/wire/mod.ts";
 import { MAX_NAME_BYTES, MAX_PATH_BYTES, MAX_PATH_DEPTH } from "../net/names.ts";
-import { MAX_ANCHORS } from "../server/namespace.ts";
-import { STK_MAX_ELEMENTS } from "../server/server.ts";
+import { MAX_ANCHORS, STK_MAX_ELEMENTS } from "../server/config.ts";
 import { assert, assertEquals, assertOneLineError, cli, Cluster, Server } from "./_harness.ts";
 
 /** A `make chan` sent as it is, past the client library's own checks. */

@@ -19,6 +19,7 @@ import {
   TempDir,
   waitFor,
 } from "./_harness.ts";
+import { concat, frame, writeAll } from "./_bytes.ts";
 
 /** What the proxy does to client → server bytes once `afterBytes` have passed. */
 type Mischief = "flip" | "replay" | "truncate";
@@ -86,11 +87,6 @@ class Proxy implements AsyncDisposable {
     }
     await Promise.all(this.#tasks);
   }
-}
-
-async function writeAll(c: Deno.Conn, b: Uint8Array) {
-  let off = 0;
-  while (off < b.length) off += await c.write(b.subarray(off));
 }
 
 /** Bytes the client sends up to and including its handshake proof. */
@@ -220,11 +216,7 @@ const wirePackr = new Packr({ useRecords: false, moreTypes: false });
 
 /** A plain frame: `length (u32) | body`, as every handshake frame travels. */
 function plainFrame(body: unknown): Uint8Array {
-  const b = wirePackr.pack(body);
-  const out = new Uint8Array(4 + b.length);
-  new DataView(out.buffer).setUint32(0, b.length);
-  out.set(b, 4);
-  return out;
+  return frame(wirePackr.pack(body));
 }
 
 /**
@@ -238,16 +230,6 @@ function makeProcFrame(serverPath: string, name: string, file: string, id: numbe
     spec: { cmd: { Path: "/usr/bin/touch", Args: [file] } },
   };
   return plainFrame([Tag.REQ, id, "make", body, 0]);
-}
-
-function concatBytes(...parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let off = 0;
-  for (const p of parts) {
-    out.set(p, off);
-    off += p.length;
-  }
-  return out;
 }
 
 /**
@@ -300,7 +282,7 @@ class InjectingProxy implements AsyncDisposable {
           await writeAll(to, buf.slice(0, n));
           continue;
         }
-        held = concatBytes(held, buf.subarray(0, n));
+        held = concat(held, buf.subarray(0, n));
         // Two plain frames each way precede the key change (hello, proof; challenge, and
         // the welcome, which is keyed: only the first is rewritten downstream).
         while (index < 2 && held.length >= 4) {
@@ -358,14 +340,13 @@ const INJECTION_SETTLE_MS = 1500;
 
 /** How the proxy rewrites the client's handshake frames (0: hello, 1: proof). */
 const CLIENT_SIDE_INJECTIONS: Record<string, (inj: Uint8Array) => Rewrite> = {
-  "appended to the proof in the same write": (inj) => (f, i) =>
-    i === 1 ? [concatBytes(f, inj)] : [f],
+  "appended to the proof in the same write": (inj) => (f, i) => i === 1 ? [concat(f, inj)] : [f],
   "split across writes after the proof (inside the length)": (inj) => (f, i) =>
-    i === 1 ? [concatBytes(f, inj.subarray(0, 2)), inj.subarray(2)] : [f],
+    i === 1 ? [concat(f, inj.subarray(0, 2)), inj.subarray(2)] : [f],
   "split across writes after the proof (inside the body)": (inj) => (f, i) =>
-    i === 1 ? [concatBytes(f, inj.subarray(0, 20)), inj.subarray(20)] : [f],
-  "reordered before the proof": (inj) => (f, i) => i === 1 ? [concatBytes(inj, f)] : [f],
-  "appended to the hello": (inj) => (f, i) => i === 0 ? [concatBytes(f, inj)] : [f],
+    i === 1 ? [concat(f, inj.subarray(0, 20)), inj.subarray(20)] : [f],
+  "reordered before the proof": (inj) => (f, i) => i === 1 ? [concat(inj, f)] : [f],
+  "appended to the hello": (inj) => (f, i) => i === 0 ? [concat(f, inj)] : [f],
   "written on its own after the proof": (inj) => (f, i) => i === 1 ? [f, inj] : [f],
 };
 
@@ -405,10 +386,10 @@ Deno.test("a plaintext request injected around the client's proof never runs (on
 /** How the proxy rewrites the server's challenge (frame 0 towards the dialer). */
 const DIAL_SIDE_INJECTIONS: Record<string, (welcome: Uint8Array, req: Uint8Array) => Rewrite> = {
   "a fake welcome and a request appended to the challenge": (w, r) => (f, i) =>
-    i === 0 ? [concatBytes(f, w, r)] : [f],
+    i === 0 ? [concat(f, w, r)] : [f],
   "the same, split inside the request": (w, r) => (f, i) =>
-    i === 0 ? [concatBytes(f, w, r.subarray(0, 9)), r.subarray(9)] : [f],
-  "a fake welcome before the challenge": (w, r) => (f, i) => i === 0 ? [concatBytes(w, f, r)] : [f],
+    i === 0 ? [concat(f, w, r.subarray(0, 9)), r.subarray(9)] : [f],
+  "a fake welcome before the challenge": (w, r) => (f, i) => i === 0 ? [concat(w, f, r)] : [f],
 };
 
 Deno.test("a server joining through an on-path proxy takes no fake welcome or plaintext request", async () => {

@@ -1,5 +1,5 @@
 import fc from "fast-check";
-import { assert, assertEquals } from "../../net/membership/_testing.ts";
+import { assert, assertEquals } from "../../tests/_assert.ts";
 import { type ChanEffect, ChanMachine, type MessageInfo } from "./state.ts";
 
 const SMALL: MessageInfo = { size: 10, small: true };

@@ -5,7 +5,7 @@ import { REPLY_CACHE_ENTRIES, ReplyCache, type Rotation } from "./cache.ts";
 import { respond } from "./message.ts";
 import { RecordStore } from "./store.ts";
 import { parseRecord } from "./zone.ts";
-import { eq, UDP } from "./_testing.ts";
+import { assertEquals, UDP } from "./_testing.ts";
 
 function query(id: number, name: string, type: string): Uint8Array {
   return packet.encode({
@@ -68,12 +68,14 @@ Deno.test("ReplyCache answers exactly as respond() would, across sets, unsets an
           const want = respond(q, store, { ...UDP, turn });
           const got = cached(cache, store, q, turn);
           turn++;
-          eq(hex(got), hex(want), `${o.name} ${o.type} turn ${turn - 1}`);
+          assertEquals(hex(got), hex(want), `${o.name} ${o.type} turn ${turn - 1}`);
           given.push([got, hex(got)]);
         }
       }
       // Replies handed out earlier were never changed by later answers.
-      for (const [bytes, was] of given) eq(hex(bytes), was, "a reply given earlier changed");
+      for (const [bytes, was] of given) {
+        assertEquals(hex(bytes), was, "a reply given earlier changed");
+      }
     }),
     { numRuns: 300 },
   );
@@ -85,9 +87,9 @@ Deno.test("ReplyCache serves repeats from the cache with each query's own ID", (
   const cache = new ReplyCache();
   const first = cached(cache, store, query(1, "a.test", "A"), 0)!;
   const second = cached(cache, store, query(2, "a.test", "A"), 1)!;
-  eq([first[0] << 8 | first[1], second[0] << 8 | second[1]], [1, 2]);
-  eq(cache.stats.hits, 1);
-  eq(cache.stats.misses, 1);
+  assertEquals([first[0] << 8 | first[1], second[0] << 8 | second[1]], [1, 2]);
+  assertEquals(cache.stats.hits, 1);
+  assertEquals(cache.stats.misses, 1);
 });
 
 Deno.test("ReplyCache stays within its entry bound under a flood of distinct queries", () => {
@@ -96,5 +98,5 @@ Deno.test("ReplyCache stays within its entry bound under a flood of distinct que
   for (let i = 0; i < REPLY_CACHE_ENTRIES + 500; i++) {
     cached(cache, store, query(i & 0xffff, `n${i}.test`, "A"), i);
   }
-  eq(cache.stats.entries, REPLY_CACHE_ENTRIES);
+  assertEquals(cache.stats.entries, REPLY_CACHE_ENTRIES);
 });

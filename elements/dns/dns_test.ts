@@ -1,6 +1,6 @@
 import { CircuitError } from "../../net/errors.ts";
 import { loopbackDnsAddr, parseDnsAddr } from "./dns.ts";
-import { eq } from "./_testing.ts";
+import { assertEquals } from "./_testing.ts";
 
 Deno.test("parseDnsAddr() reads HOST:PORT, :PORT, HOST and nothing (any interface, any port)", () => {
   const cases: Array<[unknown, { hostname: string; port: number }]> = [
@@ -14,7 +14,7 @@ Deno.test("parseDnsAddr() reads HOST:PORT, :PORT, HOST and nothing (any interfac
     ["[::]:53", { hostname: "::", port: 53 }],
     ["::1", { hostname: "::1", port: 0 }],
   ];
-  for (const [raw, want] of cases) eq(parseDnsAddr(raw), want, String(raw));
+  for (const [raw, want] of cases) assertEquals(parseDnsAddr(raw), want, String(raw));
 });
 
 Deno.test("parseDnsAddr() rejects what is not an address with a bad request", () => {
@@ -38,7 +38,9 @@ Deno.test("loopbackDnsAddr() keeps a loopback-only server's nameservers on loopb
     ["localhost:53", "127.0.0.1", "127.0.0.1:53"],
     ["[::1]:53", "127.0.0.1", "[::1]:53"],
   ];
-  for (const [raw, server, want] of cases) eq(loopbackDnsAddr(raw, server), want, String(raw));
+  for (const [raw, server, want] of cases) {
+    assertEquals(loopbackDnsAddr(raw, server), want, String(raw));
+  }
   for (const raw of ["0.0.0.0:53", "[::]:53", "10.0.0.1:53", "127.evil.test:53", "0.0.0.0"]) {
     try {
       loopbackDnsAddr(raw, "127.0.0.1");

@@ -3,7 +3,7 @@ import { lookup, type Query } from "./lookup.ts";
 import { RecordStore } from "./store.ts";
 import { formatRecord } from "./record.ts";
 import { parseRecord } from "./zone.ts";
-import { eq } from "./_testing.ts";
+import { assertEquals } from "./_testing.ts";
 
 function storeOf(...rrs: string[]): RecordStore {
   const s = new RecordStore(1000);
@@ -37,57 +37,66 @@ const ZONE = [
 Deno.test("lookup() answers every record of the asked type and none of another", () => {
   const s = storeOf(...ZONE);
   const mx = ask(s, "miek.nl.", "MX");
-  eq(mx.rcode, "NOERROR");
-  eq(mx.answers, [
+  assertEquals(mx.rcode, "NOERROR");
+  assertEquals(mx.answers, [
     "miek.nl.\t3600\tIN\tMX\t10 mx.miek.nl.",
     "miek.nl.\t3600\tIN\tMX\t20 mx2.miek.nl.",
   ]);
-  eq(mx.additionals, ["mx.miek.nl.\t60\tIN\tA\t1.2.3.4"], "target addresses as additionals");
+  assertEquals(
+    mx.additionals,
+    ["mx.miek.nl.\t60\tIN\tA\t1.2.3.4"],
+    "target addresses as additionals",
+  );
   const a = ask(s, "miek.nl.", "A");
-  eq([a.rcode, a.answers], ["NOERROR", []], "a known name without that type is NODATA");
+  assertEquals([a.rcode, a.answers], ["NOERROR", []], "a known name without that type is NODATA");
 });
 
 Deno.test("lookup() matches names case-insensitively and answers with the asked case", () => {
   const s = storeOf(...ZONE);
-  eq(ask(s, "MIEK.NL.", "mx".toUpperCase()).answers[0], "MIEK.NL.\t3600\tIN\tMX\t10 mx.miek.nl.");
+  assertEquals(
+    ask(s, "MIEK.NL.", "mx".toUpperCase()).answers[0],
+    "MIEK.NL.\t3600\tIN\tMX\t10 mx.miek.nl.",
+  );
 });
 
 Deno.test("lookup() says NXDOMAIN for unknown names, NOERROR for empty non-terminals", () => {
   const s = storeOf(...ZONE);
-  eq(ask(s, "nope.nl.", "A").rcode, "NXDOMAIN");
-  eq(ask(s, "b.c.example.", "A").rcode, "NOERROR");
-  eq(ask(s, "x.a.b.c.example.", "A").rcode, "NXDOMAIN");
+  assertEquals(ask(s, "nope.nl.", "A").rcode, "NXDOMAIN");
+  assertEquals(ask(s, "b.c.example.", "A").rcode, "NOERROR");
+  assertEquals(ask(s, "x.a.b.c.example.", "A").rcode, "NXDOMAIN");
 });
 
 Deno.test("lookup() puts the closest SOA in negative answers, its TTL capped by MINIMUM", () => {
   const s = storeOf(...ZONE);
   const soa = "example.\t60\tIN\tSOA\tns.example. admin.example. 1 7200 3600 1209600 60";
-  eq(ask(s, "gone.example.", "A").authorities, [soa]);
-  eq(ask(s, "a.b.c.example.", "MX").authorities, [soa]);
-  eq(ask(s, "nope.nl.", "A").authorities, [], "no SOA above: none");
+  assertEquals(ask(s, "gone.example.", "A").authorities, [soa]);
+  assertEquals(ask(s, "a.b.c.example.", "MX").authorities, [soa]);
+  assertEquals(ask(s, "nope.nl.", "A").authorities, [], "no SOA above: none");
 });
 
 Deno.test("lookup() follows CNAMEs it holds and stops at ones it does not", () => {
   const s = storeOf(...ZONE);
   const r = ask(s, "WWW.miek.nl.", "A");
-  eq(r.answers, [
+  assertEquals(r.answers, [
     "WWW.miek.nl.\t60\tIN\tCNAME\tweb.miek.nl.",
     "web.miek.nl.\t60\tIN\tA\t5.6.7.8",
     "web.miek.nl.\t60\tIN\tA\t5.6.7.9",
   ]);
-  eq(ask(s, "www.miek.nl.", "CNAME").answers, ["www.miek.nl.\t60\tIN\tCNAME\tweb.miek.nl."]);
+  assertEquals(ask(s, "www.miek.nl.", "CNAME").answers, [
+    "www.miek.nl.\t60\tIN\tCNAME\tweb.miek.nl.",
+  ]);
   const out = ask(s, "out.example.", "A");
-  eq([out.rcode, out.answers.length], ["NOERROR", 1]);
+  assertEquals([out.rcode, out.answers.length], ["NOERROR", 1]);
 });
 
 Deno.test("lookup() survives CNAME loops", () => {
   const s = storeOf("a. CNAME b.", "b. CNAME a.");
-  eq(ask(s, "a.", "A").answers.length, 2);
+  assertEquals(ask(s, "a.", "A").answers.length, 2);
 });
 
 Deno.test("lookup() rotates records of one type (round robin)", () => {
   const s = storeOf(...ZONE);
-  eq(ask(s, "web.miek.nl.", "A", 1).answers.map((a) => a.split("\t")[4]), [
+  assertEquals(ask(s, "web.miek.nl.", "A", 1).answers.map((a) => a.split("\t")[4]), [
     "5.6.7.9",
     "5.6.7.8",
   ]);
@@ -95,7 +104,7 @@ Deno.test("lookup() rotates records of one type (round robin)", () => {
 
 Deno.test("lookup() answers ANY with every record of the name", () => {
   const s = storeOf(...ZONE, "miek.nl. TXT hello");
-  eq(ask(s, "miek.nl.", "ANY").answers.length, 3);
+  assertEquals(ask(s, "miek.nl.", "ANY").answers.length, 3);
 });
 
 Deno.test("RecordStore refuses a CNAME beside other data and drops duplicates", () => {
@@ -108,20 +117,25 @@ Deno.test("RecordStore refuses a CNAME beside other data and drops duplicates", 
       if (!(err instanceof CircuitError) || err.code !== "bad request") throw err;
     }
   }
-  eq(s.add(parseRecord("mx.miek.nl. 99 IN A 1.2.3.4")), false, "a duplicate replaces");
-  eq(s.toJSON()["mx.miek.nl."], ["mx.miek.nl.\t99\tIN\tA\t1.2.3.4"]);
+  assertEquals(s.add(parseRecord("mx.miek.nl. 99 IN A 1.2.3.4")), false, "a duplicate replaces");
+  assertEquals(s.toJSON()["mx.miek.nl."], ["mx.miek.nl.\t99\tIN\tA\t1.2.3.4"]);
 });
 
 Deno.test("RecordStore.remove() takes the name with or without the dot, any case", () => {
   const s = storeOf(...ZONE);
-  eq(s.remove("MIEK.nl"), 2);
-  eq(s.remove("mx.miek.nl."), 1);
-  eq(s.remove("never"), 0);
-  eq(ask(s, "mx.miek.nl.", "A").rcode, "NXDOMAIN");
-  eq(ask(s, "miek.nl.", "MX"), { rcode: "NOERROR", answers: [], authorities: [], additionals: [] });
-  eq(s.exists("c.example."), true);
+  assertEquals(s.remove("MIEK.nl"), 2);
+  assertEquals(s.remove("mx.miek.nl."), 1);
+  assertEquals(s.remove("never"), 0);
+  assertEquals(ask(s, "mx.miek.nl.", "A").rcode, "NXDOMAIN");
+  assertEquals(ask(s, "miek.nl.", "MX"), {
+    rcode: "NOERROR",
+    answers: [],
+    authorities: [],
+    additionals: [],
+  });
+  assertEquals(s.exists("c.example."), true);
   s.remove("a.b.c.example");
-  eq(s.exists("c.example."), false, "empty non-terminals go with their last name");
+  assertEquals(s.exists("c.example."), false, "empty non-terminals go with their last name");
 });
 
 Deno.test("RecordStore refuses records past its bound", () => {
@@ -134,5 +148,5 @@ Deno.test("RecordStore refuses records past its bound", () => {
   } catch (err) {
     if (!(err instanceof CircuitError)) throw err;
   }
-  eq(s.size, 2);
+  assertEquals(s.size, 2);
 });

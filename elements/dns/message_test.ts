@@ -6,7 +6,7 @@ import type { Answer, Packet } from "./_dns_packet.d.ts";
 import { RCODE, respond, type RespondOptions } from "./message.ts";
 import { RecordStore } from "./store.ts";
 import { parseRecord } from "./zone.ts";
-import { eq, UDP } from "./_testing.ts";
+import { assertEquals, UDP } from "./_testing.ts";
 
 const TCP: RespondOptions = { ...UDP, transport: "tcp" };
 
@@ -41,30 +41,34 @@ const rcodeOf = (p: Required<Packet>) => p.flags & 0xf;
 
 Deno.test("respond() answers by type, authoritatively, echoing id, question and RD", () => {
   const r = decode(respond(query("MIEK.nl", "MX"), store(), UDP));
-  eq([r.id, r.type, rcodeOf(r)], [4242, "response", RCODE.NOERROR]);
-  eq([(r.flags >> 10) & 1, (r.flags >> 8) & 1, (r.flags >> 7) & 1], [1, 1, 0], "AA RD !RA");
-  eq(r.questions, [{ name: "MIEK.nl", type: "MX", class: "IN" }]);
-  eq(r.answers.map((a) => [a.name, a.type, a.data]), [
+  assertEquals([r.id, r.type, rcodeOf(r)], [4242, "response", RCODE.NOERROR]);
+  assertEquals(
+    [(r.flags >> 10) & 1, (r.flags >> 8) & 1, (r.flags >> 7) & 1],
+    [1, 1, 0],
+    "AA RD !RA",
+  );
+  assertEquals(r.questions, [{ name: "MIEK.nl", type: "MX", class: "IN" }]);
+  assertEquals(r.answers.map((a) => [a.name, a.type, a.data]), [
     ["MIEK.nl", "MX", { preference: 10, exchange: "mx.miek.nl" }],
   ]);
-  eq(r.additionals.map((a) => a.data), ["1.2.3.4"]);
+  assertEquals(r.additionals.map((a) => a.data), ["1.2.3.4"]);
 });
 
 Deno.test("respond() says NXDOMAIN for unknown names", () => {
-  eq(rcodeOf(decode(respond(query("nope.nl", "A"), store(), UDP))), RCODE.NXDOMAIN);
+  assertEquals(rcodeOf(decode(respond(query("nope.nl", "A"), store(), UDP))), RCODE.NXDOMAIN);
 });
 
 Deno.test("respond() answers EDNS0 with OPT and honours the client's payload size", () => {
   const plain = decode(respond(query("big", "TXT"), store(), UDP));
-  eq([(plain.flags >> 9) & 1, plain.answers.length, plain.additionals.length], [1, 0, 0]);
+  assertEquals([(plain.flags >> 9) & 1, plain.answers.length, plain.additionals.length], [1, 0, 0]);
   const small = decode(respond(query("big", "TXT", 1232), store(), UDP));
-  eq([(small.flags >> 9) & 1, small.answers.length], [1, 0], "TC within 1232 bytes");
-  eq(small.additionals.map((a) => [a.type, a.udpPayloadSize]), [["OPT", 4096]]);
+  assertEquals([(small.flags >> 9) & 1, small.answers.length], [1, 0], "TC within 1232 bytes");
+  assertEquals(small.additionals.map((a) => [a.type, a.udpPayloadSize]), [["OPT", 4096]]);
   const large = respond(query("big", "TXT", 4000), store(), UDP)!;
   const r = decode(large);
-  eq([(r.flags >> 9) & 1, r.answers.length], [0, 30], "fits in 4000 bytes");
+  assertEquals([(r.flags >> 9) & 1, r.answers.length], [0, 30], "fits in 4000 bytes");
   const tcp = decode(respond(query("big", "TXT"), store(), TCP));
-  eq([(tcp.flags >> 9) & 1, tcp.answers.length], [0, 30], "TCP takes all");
+  assertEquals([(tcp.flags >> 9) & 1, tcp.answers.length], [0, 30], "TCP takes all");
 });
 
 Deno.test("respond() refuses EDNS versions above 0 with BADVERS", () => {
@@ -75,32 +79,32 @@ Deno.test("respond() refuses EDNS versions above 0 with BADVERS", () => {
     additionals: [{ name: ".", type: "OPT", udpPayloadSize: 1232, ednsVersion: 1 }],
   });
   const r = decode(respond(q, store(), UDP));
-  eq([rcodeOf(r), r.additionals[0].extendedRcode, r.answers.length], [0, 1, 0]);
+  assertEquals([rcodeOf(r), r.additionals[0].extendedRcode, r.answers.length], [0, 1, 0]);
 });
 
 Deno.test("respond() says FORMERR without exactly one question, NOTIMP for other opcodes", () => {
   const none = packet.encode({ id: 7, type: "query", questions: [] });
-  eq(rcodeOf(decode(respond(none, store(), UDP))), RCODE.FORMERR);
+  assertEquals(rcodeOf(decode(respond(none, store(), UDP))), RCODE.FORMERR);
   const two = packet.encode({
     id: 7,
     type: "query",
     questions: [{ name: "a", type: "A" }, { name: "b", type: "A" }],
   });
-  eq(rcodeOf(decode(respond(two, store(), UDP))), RCODE.FORMERR);
+  assertEquals(rcodeOf(decode(respond(two, store(), UDP))), RCODE.FORMERR);
   const notify = query("miek.nl", "SOA");
   notify[2] |= 4 << 3;
-  eq(rcodeOf(decode(respond(notify, store(), UDP))), RCODE.NOTIMP);
-  eq(rcodeOf(decode(respond(query("miek.nl", "AXFR"), store(), TCP))), RCODE.REFUSED);
+  assertEquals(rcodeOf(decode(respond(notify, store(), UDP))), RCODE.NOTIMP);
+  assertEquals(rcodeOf(decode(respond(query("miek.nl", "AXFR"), store(), TCP))), RCODE.REFUSED);
 });
 
 Deno.test("respond() drops responses and runts, and says FORMERR to garbage", () => {
   const resp = query("miek.nl", "A");
   resp[2] |= 0x80;
-  eq(respond(resp, store(), UDP), null);
-  eq(respond(new Uint8Array(11), store(), UDP), null);
+  assertEquals(respond(resp, store(), UDP), null);
+  assertEquals(respond(new Uint8Array(11), store(), UDP), null);
   const garbage = new Uint8Array([0, 9, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 63, 1]);
   const r = decode(respond(garbage, store(), UDP));
-  eq([r.id, rcodeOf(r), r.questions.length], [9, RCODE.FORMERR, 0]);
+  assertEquals([r.id, rcodeOf(r), r.questions.length], [9, RCODE.FORMERR, 0]);
 });
 
 Deno.test("respond() never throws, and every reply decodes and fits, for any bytes", () => {

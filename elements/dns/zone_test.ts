@@ -2,7 +2,7 @@ import fc from "fast-check";
 import { CircuitError } from "../../net/errors.ts";
 import { absoluteName, parseRecord, parseTtl, tokenize } from "./zone.ts";
 import { formatRecord } from "./record.ts";
-import { eq } from "./_testing.ts";
+import { assertEquals } from "./_testing.ts";
 
 function throwsBadRequest(fn: () => unknown, re: RegExp): void {
   try {
@@ -43,13 +43,19 @@ Deno.test("parseRecord() reads every supported type back in tab-separated presen
     ],
     ["Mixed.Case. 5 in a 9.9.9.9 ; comment", "Mixed.Case.\t5\tIN\tA\t9.9.9.9"],
   ];
-  for (const [input, want] of cases) eq(fmt(input), want, input);
+  for (const [input, want] of cases) assertEquals(fmt(input), want, input);
 });
 
 Deno.test("parseRecord() defaults the TTL to 3600 and the class to IN", () => {
   const rr = parseRecord("host A 10.1.2.3");
-  eq([rr.name, rr.ttl, rr.class, rr.type, rr.data], ["host.", 3600, "IN", "A", "10.1.2.3"]);
-  eq(parseRecord("host A 10.1.2.3", { defaultTtlSeconds: 5 }).ttl, 5);
+  assertEquals([rr.name, rr.ttl, rr.class, rr.type, rr.data], [
+    "host.",
+    3600,
+    "IN",
+    "A",
+    "10.1.2.3",
+  ]);
+  assertEquals(parseRecord("host A 10.1.2.3", { defaultTtlSeconds: 5 }).ttl, 5);
 });
 
 Deno.test("parseRecord() names what does not parse, in one line", () => {
@@ -82,11 +88,17 @@ Deno.test("parseRecord() names what does not parse, in one line", () => {
 });
 
 Deno.test("absoluteName() completes relative names with the root", () => {
-  eq(["foo", "foo.", "@", ".", "a.B.c"].map(absoluteName), ["foo.", "foo.", ".", ".", "a.B.c."]);
+  assertEquals(["foo", "foo.", "@", ".", "a.B.c"].map(absoluteName), [
+    "foo.",
+    "foo.",
+    ".",
+    ".",
+    "a.B.c.",
+  ]);
 });
 
 Deno.test("parseTtl() reads seconds and BIND units, and rejects the rest", () => {
-  eq(["0", "60", "1h30m", "2d", "1W", "IN", "-1", "1x"].map(parseTtl), [
+  assertEquals(["0", "60", "1h30m", "2d", "1W", "IN", "-1", "1x"].map(parseTtl), [
     0,
     60,
     5400,
@@ -99,7 +111,10 @@ Deno.test("parseTtl() reads seconds and BIND units, and rejects the rest", () =>
 });
 
 Deno.test("tokenize() keeps quoted strings whole and drops comments and parentheses", () => {
-  eq(tokenize('a ( "b c" ) ; d').map((t) => [t.text, t.quoted]), [["a", false], ["b c", true]]);
+  assertEquals(tokenize('a ( "b c" ) ; d').map((t) => [t.text, t.quoted]), [["a", false], [
+    "b c",
+    true,
+  ]]);
 });
 
 Deno.test("parseRecord() either parses or throws a bad request, for any input", () => {
@@ -108,7 +123,7 @@ Deno.test("parseRecord() either parses or throws a bad request, for any input", 
       try {
         const rr = parseRecord(text);
         // What parses prints back to something that parses to the same record.
-        eq(fmt(formatRecord(rr).replaceAll("\t", " ")), formatRecord(rr));
+        assertEquals(fmt(formatRecord(rr).replaceAll("\t", " ")), formatRecord(rr));
       } catch (err) {
         if (!(err instanceof CircuitError) || err.code !== "bad request") throw err;
       }
@@ -123,7 +138,7 @@ Deno.test("formatRecord() output parses back to the same record", () => {
     fc.property(fc.array(txt, { minLength: 1, maxLength: 4 }), (strings) => {
       const rr = { name: "t.", ttl: 1, class: "IN" as const, type: "TXT" as const, data: strings };
       const text = formatRecord(rr);
-      eq(formatRecord(parseRecord(text.replaceAll("\t", " "))), text);
+      assertEquals(formatRecord(parseRecord(text.replaceAll("\t", " "))), text);
     }),
   );
 });

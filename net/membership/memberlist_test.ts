@@ -120,167 +120,221 @@ const falseAlarms = (nodes: Node[], expected: string[]) =>
 const leavesOf = (n: Node, id: string) =>
   n.events.filter((e) => e.type === "leave" && e.member.id === id);
 
-Deno.test("Memberlist: a cluster converges, detects failures, leaves and restarts", async (t) => {
+/** The seven members the lifecycle test walks through, and what its steps share. */
+interface Trial {
+  /** Every member started, in order (a restart is appended). */
+  nodes: Node[];
+  /** The members' configuration. */
+  config: MembershipConfig;
+  /** How long detecting a dead member may take, in ms. */
+  boundMs: number;
+  /** The members other than `x` still running. */
+  others(x: Node): Node[];
+  /** Stop `n`; it no longer counts among the others. */
+  stop(n: Node): Promise<void>;
+}
+
+/** Start seven members, not yet joined. */
+async function startTrial(): Promise<Trial> {
   const nodes: Node[] = [];
   for (let i = 0; i < 7; i++) nodes.push(await startNode());
-  const [seed, p, q, r, s, u] = nodes;
-  const config = seed.ml.config;
-  // Detection bound: the dead member is probed within two rounds, then the longest
-  // suspicion, plus time for the news to spread.
-  const boundMs = 2 * nodes.length * config.probeIntervalMs +
-    suspicionBounds(config, nodes.length).maxMs + 1000;
-  const others = (x: Node) => nodes.filter((n) => n !== x && !stopped.has(n));
+  const config = nodes[0].ml.config;
   const stopped = new Set<Node>();
-  const stop = async (n: Node) => {
-    stopped.add(n);
-    await n.ml.stop();
+  return {
+    nodes,
+    config,
+    // Detection bound: the dead member is probed within two rounds, then the longest
+    // suspicion, plus time for the news to spread.
+    boundMs: 2 * nodes.length * config.probeIntervalMs +
+      suspicionBounds(config, nodes.length).maxMs + 1000,
+    others: (x) => nodes.filter((n) => n !== x && !stopped.has(n)),
+    async stop(n) {
+      stopped.add(n);
+      await n.ml.stop();
+    },
   };
-  const dump = () => {
-    const name = (id: string) => nodes.findIndex((n) => n.ml.self.id === id);
-    for (const [i, n] of nodes.entries()) {
-      console.error(
-        i,
-        n.events.map((e) => `${e.type} ${name(e.member.id)} ${"reason" in e ? e.reason : ""}`)
-          .join("; "),
-      );
-    }
-  };
+}
+
+/** Print every member's events, members by their index, for a failed step. */
+function dumpEvents(nodes: Node[]): void {
+  const name = (id: string) => nodes.findIndex((n) => n.ml.self.id === id);
+  for (const [i, n] of nodes.entries()) {
+    console.error(
+      i,
+      n.events.map((e) => `${e.type} ${name(e.member.id)} ${"reason" in e ? e.reason : ""}`)
+        .join("; "),
+    );
+  }
+}
+
+async function joiningThroughOneSeedConverges({ nodes, config }: Trial, seed: Node) {
+  await Promise.all(nodes.slice(1).map((n) => n.ml.join([seed.ml.self.addr])));
+  await waitUntil(
+    () => nodes.every((n) => n.ml.members().length === nodes.length),
+    3 * config.pushPullIntervalMs,
+    "every member sees all",
+  );
+}
+
+async function normalOperationRaisesNoFalseAlarm({ nodes }: Trial) {
+  await new Promise((res) => setTimeout(res, 2500));
+  for (const n of nodes) {
+    assertEquals(n.events.filter((e) => e.type === "leave"), []);
+    assertEquals(n.ml.members().map((m) => m.status).filter((x) => x !== "alive"), []);
+  }
+}
+
+async function pausedMemberRefutesInTime({ nodes, others }: Trial, p: Node) {
+  const before = p.ml.self.incarnation;
+  p.transport.paused = true;
+  await waitUntil(
+    () => others(p).some((n) => statusIn(n, p.ml.self.id) === "suspect"),
+    2000,
+    "someone suspects the paused member",
+  );
+  p.transport.paused = false;
+  await waitUntil(
+    () => others(p).every((n) => n.ml.member(p.ml.self.id)?.incarnation! > before),
+    2000,
+    "everyone hears the refutation",
+  );
+  assert(p.ml.stats().refutations >= 1);
+  for (const n of others(p)) assertEquals(statusIn(n, p.ml.self.id), "alive");
+  assertEquals(falseAlarms(nodes, []), []);
+}
+
+async function pausedMemberDeclaredDeadRefutesLate({ boundMs, others, stop }: Trial, q: Node) {
+  q.transport.paused = true;
+  const id = q.ml.self.id;
+  let suspected = false;
+  await waitUntil(
+    () => {
+      suspected ||= others(q).some((n) => statusIn(n, id) === "suspect");
+      return others(q).every((n) => leavesOf(n, id).length === 1);
+    },
+    boundMs,
+    "everyone declares the paused member dead",
+  );
+  assert(suspected, "the member was suspect before dead");
+  for (const n of others(q)) {
+    assertEquals(leavesOf(n, id).map((e) => e.type === "leave" && e.reason), ["failed"]);
+  }
+  assertEquals(falseAlarms(others(q), [id]), []);
+  // Resumed after all: it hears that it is held dead, refutes, and joins again.
+  q.transport.paused = false;
+  await waitUntil(
+    () => others(q).every((n) => statusIn(n, id) === "alive"),
+    boundMs,
+    "everyone hears the late refutation",
+  );
+  for (const n of others(q)) {
+    const mine = n.events.filter((e) => e.member.id === id).map((e) => e.type);
+    assertEquals(mine, ["join", "leave", "join"]);
+  }
+  await stop(q);
+}
+
+async function leaveIsSeenAsLeft({ others, stop }: Trial, r: Node) {
+  const id = r.ml.self.id;
+  await r.ml.leave();
+  await stop(r);
+  await waitUntil(
+    () => others(r).every((n) => statusIn(n, id) === "left"),
+    2000,
+    "everyone sees the leave",
+  );
+  for (const n of others(r)) {
+    const leaves = leavesOf(n, id);
+    assertEquals(leaves.length, 1);
+    assertEquals(leaves[0].type === "leave" && leaves[0].reason, "left");
+  }
+}
+
+/** `gone`: the members already away, whose leave events are expected. */
+async function stoppedMemberDeclaredDead(
+  { boundMs, others, stop }: Trial,
+  s: Node,
+  gone: Node[],
+) {
+  const id = s.ml.self.id;
+  await stop(s);
+  const took = await waitUntil(
+    () => others(s).every((n) => leavesOf(n, id).length === 1),
+    boundMs,
+    "everyone declares the stopped member dead",
+  );
+  assert(took <= boundMs);
+  for (const n of others(s)) assertEquals(statusIn(n, id), "dead");
+  assertEquals(falseAlarms(others(s), [id, ...gone.map((g) => g.ml.self.id)]), []);
+}
+
+async function restartReplacesOldId(trial: Trial, u: Node, seed: Node) {
+  const { nodes, boundMs, others, stop } = trial;
+  const oldId = u.ml.self.id;
+  const port = u.ml.self.addr.port;
+  await stop(u);
+  const restarted = await startNode(port);
+  nodes.push(restarted);
+  await restarted.ml.join([seed.ml.self.addr]);
+  const newId = restarted.ml.self.id;
+  const took = await waitUntil(
+    () =>
+      others(restarted).every((n) =>
+        statusIn(n, newId) === "alive" && statusIn(n, oldId) === "dead"
+      ),
+    2000,
+    "everyone sees the new id alive and the old one dead",
+  );
+  assert(took < boundMs, `took ${took} ms`);
+  // Replaced at once (not detected by probing): the old id leaves as the new one joins.
+  for (const n of others(restarted)) {
+    const names = n.events.map((e) => `${e.type} ${e.member.id}`);
+    const i = names.indexOf(`join ${newId}`);
+    assertEquals(names[i - 1], `leave ${oldId}`, `events seen by ${n.ml.self.id}`);
+  }
+  assertEquals(restarted.ml.member(oldId), undefined);
+}
+
+Deno.test("Memberlist: a cluster converges, detects failures, leaves and restarts", async (t) => {
+  const trial = await startTrial();
+  const [seed, p, q, r, s, u] = trial.nodes;
   const step = (name: string, fn: () => Promise<void>) =>
     t.step(name, async () => {
       try {
         await fn();
       } catch (err) {
-        dump();
+        dumpEvents(trial.nodes);
         throw err;
       }
     });
   try {
-    await step("joining through one seed converges", async () => {
-      await Promise.all(nodes.slice(1).map((n) => n.ml.join([seed.ml.self.addr])));
-      await waitUntil(
-        () => nodes.every((n) => n.ml.members().length === nodes.length),
-        3 * config.pushPullIntervalMs,
-        "every member sees all",
-      );
-    });
-
-    await step("normal operation raises no false alarm", async () => {
-      await new Promise((res) => setTimeout(res, 2500));
-      for (const n of nodes) {
-        assertEquals(n.events.filter((e) => e.type === "leave"), []);
-        assertEquals(n.ml.members().map((m) => m.status).filter((x) => x !== "alive"), []);
-      }
-    });
-
-    await step("a paused member that resumes in time refutes the suspicion", async () => {
-      const before = p.ml.self.incarnation;
-      p.transport.paused = true;
-      await waitUntil(
-        () => others(p).some((n) => statusIn(n, p.ml.self.id) === "suspect"),
-        2000,
-        "someone suspects the paused member",
-      );
-      p.transport.paused = false;
-      await waitUntil(
-        () => others(p).every((n) => n.ml.member(p.ml.self.id)?.incarnation! > before),
-        2000,
-        "everyone hears the refutation",
-      );
-      assert(p.ml.stats().refutations >= 1);
-      for (const n of others(p)) assertEquals(statusIn(n, p.ml.self.id), "alive");
-      assertEquals(falseAlarms(nodes, []), []);
-    });
-
+    await step(
+      "joining through one seed converges",
+      () => joiningThroughOneSeedConverges(trial, seed),
+    );
+    await step(
+      "normal operation raises no false alarm",
+      () => normalOperationRaisesNoFalseAlarm(trial),
+    );
+    await step(
+      "a paused member that resumes in time refutes the suspicion",
+      () => pausedMemberRefutesInTime(trial, p),
+    );
     await step(
       "a paused member is suspected, declared dead, and refutes when it resumes",
-      async () => {
-        q.transport.paused = true;
-        const id = q.ml.self.id;
-        let suspected = false;
-        await waitUntil(
-          () => {
-            suspected ||= others(q).some((n) => statusIn(n, id) === "suspect");
-            return others(q).every((n) => leavesOf(n, id).length === 1);
-          },
-          boundMs,
-          "everyone declares the paused member dead",
-        );
-        assert(suspected, "the member was suspect before dead");
-        for (const n of others(q)) {
-          assertEquals(leavesOf(n, id).map((e) => e.type === "leave" && e.reason), ["failed"]);
-        }
-        assertEquals(falseAlarms(others(q), [id]), []);
-        // Resumed after all: it hears that it is held dead, refutes, and joins again.
-        q.transport.paused = false;
-        await waitUntil(
-          () => others(q).every((n) => statusIn(n, id) === "alive"),
-          boundMs,
-          "everyone hears the late refutation",
-        );
-        for (const n of others(q)) {
-          const mine = n.events.filter((e) => e.member.id === id).map((e) => e.type);
-          assertEquals(mine, ["join", "leave", "join"]);
-        }
-        await stop(q);
-      },
+      () => pausedMemberDeclaredDeadRefutesLate(trial, q),
     );
-
-    await step("leave() is seen as left", async () => {
-      const id = r.ml.self.id;
-      await r.ml.leave();
-      await stop(r);
-      await waitUntil(
-        () => others(r).every((n) => statusIn(n, id) === "left"),
-        2000,
-        "everyone sees the leave",
-      );
-      for (const n of others(r)) {
-        const leaves = leavesOf(n, id);
-        assertEquals(leaves.length, 1);
-        assertEquals(leaves[0].type === "leave" && leaves[0].reason, "left");
-      }
-    });
-
-    await step("a stopped member is declared dead within the bound", async () => {
-      const id = s.ml.self.id;
-      await stop(s);
-      const took = await waitUntil(
-        () => others(s).every((n) => leavesOf(n, id).length === 1),
-        boundMs,
-        "everyone declares the stopped member dead",
-      );
-      assert(took <= boundMs);
-      for (const n of others(s)) assertEquals(statusIn(n, id), "dead");
-      assertEquals(falseAlarms(others(s), [id, q.ml.self.id, r.ml.self.id]), []);
-    });
-
-    await step("a restart (new id, same address) replaces the old id at once", async () => {
-      const oldId = u.ml.self.id;
-      const port = u.ml.self.addr.port;
-      await stop(u);
-      const restarted = await startNode(port);
-      nodes.push(restarted);
-      await restarted.ml.join([seed.ml.self.addr]);
-      const newId = restarted.ml.self.id;
-      const took = await waitUntil(
-        () =>
-          others(restarted).every((n) =>
-            statusIn(n, newId) === "alive" && statusIn(n, oldId) === "dead"
-          ),
-        2000,
-        "everyone sees the new id alive and the old one dead",
-      );
-      assert(took < boundMs, `took ${took} ms`);
-      // Replaced at once (not detected by probing): the old id leaves as the new one joins.
-      for (const n of others(restarted)) {
-        const names = n.events.map((e) => `${e.type} ${e.member.id}`);
-        const i = names.indexOf(`join ${newId}`);
-        assertEquals(names[i - 1], `leave ${oldId}`, `events seen by ${n.ml.self.id}`);
-      }
-      assertEquals(restarted.ml.member(oldId), undefined);
-    });
+    await step("leave() is seen as left", () => leaveIsSeenAsLeft(trial, r));
+    await step(
+      "a stopped member is declared dead within the bound",
+      () => stoppedMemberDeclaredDead(trial, s, [q, r]),
+    );
+    await step(
+      "a restart (new id, same address) replaces the old id at once",
+      () => restartReplacesOldId(trial, u, seed),
+    );
   } finally {
-    await Promise.all(nodes.map((n) => n.ml.stop()));
+    await Promise.all(trial.nodes.map((n) => n.ml.stop()));
   }
 });
 

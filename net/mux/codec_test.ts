@@ -8,11 +8,18 @@ import {
   type Message,
   Tag,
 } from "./codec.ts";
-import { assert, assertSame } from "./_testing.ts";
+import { assert, assertEquals } from "./_testing.ts";
+import { concat } from "../../tests/_bytes.ts";
 
 const idArb = fc.integer({ min: 0, max: 2 ** 32 - 1 });
-/** Request and reply bodies: what JSON can say, which is what the elements send. */
-const bodyArb = fc.jsonValue({ maxDepth: 3 });
+/**
+ * Request and reply bodies: what JSON can say, which is what the elements send, except a
+ * `__proto__` key, which msgpackr decodes as `__proto_` (its guard against prototype
+ * pollution) and so does not come back as it went.
+ */
+const bodyArb = fc.jsonValue({ maxDepth: 3 }).filter((v) =>
+  !JSON.stringify(v).includes('"__proto__"')
+);
 
 /** Every well-formed message, one arbitrary per tag. */
 const messageArb: fc.Arbitrary<Message> = fc.oneof(
@@ -33,22 +40,12 @@ const messageArb: fc.Arbitrary<Message> = fc.oneof(
   fc.tuple(fc.constant(Tag.GOAWAY), fc.constant(0), fc.string()),
 );
 
-function concat(parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let off = 0;
-  for (const p of parts) {
-    out.set(p, off);
-    off += p.length;
-  }
-  return out;
-}
-
 Deno.test("codec: a frame of well-formed messages decodes to the same messages, each accepted", () => {
   fc.assert(
     fc.property(fc.array(messageArb, { minLength: 1, maxLength: 20 }), (msgs) => {
-      const decoded = decodeFrame(concat(msgs.map(encodeMessage)));
-      assertSame(decoded, msgs, "round trip");
-      for (const m of decoded) assertSame(checkMessage(m), null, `check of ${Deno.inspect(m)}`);
+      const decoded = decodeFrame(concat(...msgs.map((m) => encodeMessage(m))));
+      assertEquals(decoded, msgs, "round trip");
+      for (const m of decoded) assertEquals(checkMessage(m), null, `check of ${Deno.inspect(m)}`);
     }),
     { numRuns: 500 },
   );
@@ -63,7 +60,7 @@ Deno.test("codec: encodeDataHead() and the payload are the bytes of the whole DA
     fc.property(idArb, lengthArb, fc.integer(), (id, n, fill) => {
       const payload = new Uint8Array(n).fill(fill & 0xff);
       const whole = encodeMessage([Tag.DATA, id, payload]);
-      assertSame(concat([encodeDataHead(id, n), payload]), whole, `DATA of ${n} bytes`);
+      assertEquals(concat(encodeDataHead(id, n), payload), whole, `DATA of ${n} bytes`);
     }),
     { numRuns: 300 },
   );
@@ -118,5 +115,5 @@ Deno.test("codec: checkMessage() states each violation", () => {
     [[0, 1], "unknown message tag 0"],
     [[11, 1], "unknown message tag 11"],
   ];
-  for (const [v, want] of cases) assertSame(checkMessage(v), want, Deno.inspect(v));
+  for (const [v, want] of cases) assertEquals(checkMessage(v), want, Deno.inspect(v));
 });

@@ -1,5 +1,5 @@
 import { DeadlineTimer, expireDue } from "./deadlines.ts";
-import { assertSame } from "./_testing.ts";
+import { assertEquals } from "./_testing.ts";
 
 Deno.test("expireDue() expires what is due and returns the next deadline", () => {
   const items = new Map([[1, { deadline: 10 }], [3, { deadline: 30 }], [5, { deadline: 20 }], [
@@ -11,9 +11,9 @@ Deno.test("expireDue() expires what is due and returns the next deadline", () =>
     expired.push(id);
     items.delete(id);
   });
-  assertSame(expired, [1]);
-  assertSame(next, 20);
-  assertSame(expireDue(new Map([[1, { deadline: Infinity }]]), 0, () => {}), Infinity);
+  assertEquals(expired, [1]);
+  assertEquals(next, 20);
+  assertEquals(expireDue(new Map([[1, { deadline: Infinity }]]), 0, () => {}), Infinity);
 });
 
 Deno.test("DeadlineTimer fires once for the earliest deadline scheduled", async () => {
@@ -29,8 +29,8 @@ Deno.test("DeadlineTimer fires once for the earliest deadline scheduled", async 
   timer.schedule(t0 + 5); // earlier: re-armed
   timer.schedule(t0 + 1_000); // later: ignored
   const at = await fired.promise;
-  assertSame(count, 1);
-  assertSame(at - t0 < 1_000, true, `fired after ${at - t0} ms`);
+  assertEquals(count, 1);
+  assertEquals(at - t0 < 1_000, true, `fired after ${at - t0} ms`);
   timer.clear();
   clearTimeout(keep);
 });

@@ -1,5 +1,5 @@
 import { keepAliveAction } from "./keepalive.ts";
-import { assertSame } from "./_testing.ts";
+import { assertEquals } from "./_testing.ts";
 
 Deno.test("keepAliveAction() pings a quiet connection and declares a silent one dead", () => {
   const timings = { pingIntervalMs: 1000, deadAfterMs: 2500 };
@@ -11,6 +11,6 @@ Deno.test("keepAliveAction() pings a quiet connection and declares a silent one 
     [2501, "dead"],
   ];
   for (const [quietMs, want] of cases) {
-    assertSame(keepAliveAction(quietMs, timings), want, `quiet ${quietMs} ms`);
+    assertEquals(keepAliveAction(quietMs, timings), want, `quiet ${quietMs} ms`);
   }
 });

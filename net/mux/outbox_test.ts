@@ -1,6 +1,6 @@
 import { encodeMessage, Tag } from "./codec.ts";
 import { DIRECT_DATA_BYTES, Outbox } from "./outbox.ts";
-import { assert, assertSame } from "./_testing.ts";
+import { assert, assertEquals } from "./_testing.ts";
 
 /** An outbox over a fake connection whose writes finish when the test says. */
 function fakeOutbox(coalesceBytes = 1 << 20) {
@@ -29,14 +29,14 @@ Deno.test("Outbox puts the messages queued in one turn into one frame, then is d
   let drained = false;
   const done = outbox.drained().then(() => (drained = true));
   while (frames.length === 0) await Promise.resolve();
-  assertSame(frames.length, 1);
-  assertSame(frames[0].length, 3);
-  assertSame(outbox.framesOut, 1);
-  assertSame(outbox.messagesOut, 3);
+  assertEquals(frames.length, 1);
+  assertEquals(frames[0].length, 3);
+  assertEquals(outbox.framesOut, 1);
+  assertEquals(outbox.messagesOut, 3);
   assert(!drained, "drained before the write finished");
   writes[0].resolve();
   await done;
-  assertSame(outbox.queuedBytes, 0);
+  assertEquals(outbox.queuedBytes, 0);
 });
 
 Deno.test("Outbox cuts frames at coalesceBytes and drains only after the last", async () => {
@@ -48,7 +48,7 @@ Deno.test("Outbox cuts frames at coalesceBytes and drains only after the last", 
     writes[i].resolve();
   }
   await done;
-  assertSame(frames.map((f) => f.length), [2, 2]);
+  assertEquals(frames.map((f) => f.length), [2, 2]);
 });
 
 Deno.test("Outbox keeps large DATA uncopied until sealed, with the bytes of a packed message", async () => {
@@ -65,7 +65,7 @@ Deno.test("Outbox keeps large DATA uncopied until sealed, with the bytes of a pa
     joined.set(x, off);
     off += x.length;
   }
-  assertSame(joined, encodeMessage([Tag.DATA, 9, body]));
+  assertEquals(joined, encodeMessage([Tag.DATA, 9, body]));
   writes[0].resolve();
   await outbox.drained();
 });
@@ -80,8 +80,8 @@ Deno.test("Outbox.close() releases uncopied bodies and resolves drained()", asyn
   await late; // dropped counts as sealed: the owner may reuse the bytes
   writes[0].resolve();
   await done;
-  assertSame(outbox.queuedBytes, 0);
-  assertSame(frames.length, 1);
+  assertEquals(outbox.queuedBytes, 0);
+  assertEquals(frames.length, 1);
 });
 
 Deno.test("Outbox reports a failed write and drains", async () => {
@@ -90,5 +90,5 @@ Deno.test("Outbox reports a failed write and drains", async () => {
   while (frames.length === 0) await Promise.resolve();
   writes[0].reject(new Error("broken pipe"));
   await outbox.drained();
-  assertSame(errors.length, 1);
+  assertEquals(errors.length, 1);
 });

@@ -1,5 +1,6 @@
 import fc from "fast-check";
 import { CircuitError } from "../errors.ts";
+import { assert, assertEquals, assertThrows } from "../../tests/_assert.ts";
 import {
   BATCH_BYTES,
   BATCH_HEADER_BYTES,
@@ -11,22 +12,11 @@ import {
   parseSendManyArgs,
 } from "./chan.ts";
 
-function assertBytes(actual: Uint8Array, expected: Uint8Array): void {
-  if (actual.length !== expected.length || actual.some((b, i) => b !== expected[i])) {
-    throw new Error(`expected [${expected}], got [${actual}]`);
-  }
-}
-
-function assertThrows(f: () => unknown, code: string, message: RegExp): void {
-  try {
-    f();
-  } catch (err) {
-    if (!(err instanceof CircuitError) || err.code !== code || !message.test(err.message)) {
-      throw new Error(`expected ${code} matching ${message}, got ${err}`);
-    }
-    return;
-  }
-  throw new Error(`expected ${code} matching ${message}, got no error`);
+/** Run `f`, which must throw a CircuitError with `code` and a message matching `message`. */
+function assertRefuses(f: () => unknown, code: string, message: RegExp): void {
+  const err = assertThrows(f, code);
+  assert(err instanceof CircuitError, `expected a CircuitError, got ${err}`);
+  assert(message.test(err.message), `expected a message matching ${message}, got ${err.message}`);
 }
 
 Deno.test("decodeRecvMany() returns what encodeRecvMany() encoded, in order", () => {
@@ -36,7 +26,7 @@ Deno.test("decodeRecvMany() returns what encodeRecvMany() encoded, in order", ()
       (ms) => {
         const out = decodeRecvMany(encodeRecvMany(ms));
         if (out.length !== ms.length) throw new Error(`${out.length} messages of ${ms.length}`);
-        ms.forEach((m, i) => assertBytes(out[i], m));
+        ms.forEach((m, i) => assertEquals(out[i], m));
       },
     ),
   );
@@ -44,8 +34,8 @@ Deno.test("decodeRecvMany() returns what encodeRecvMany() encoded, in order", ()
 
 Deno.test("encodeRecvMany() puts each message after its big-endian length", () => {
   const out = encodeRecvMany([new Uint8Array([7]), new Uint8Array([]), new Uint8Array([8, 9])]);
-  assertBytes(out, new Uint8Array([0, 0, 0, 1, 7, 0, 0, 0, 0, 0, 0, 0, 2, 8, 9]));
-  assertBytes(encodeRecvManyHeader(0x0102_0304), new Uint8Array([1, 2, 3, 4]));
+  assertEquals(out, new Uint8Array([0, 0, 0, 1, 7, 0, 0, 0, 0, 0, 0, 0, 2, 8, 9]));
+  assertEquals(encodeRecvManyHeader(0x0102_0304), new Uint8Array([1, 2, 3, 4]));
 });
 
 Deno.test("encodeRecvManyHeader() followed by the bytes decodes as one message", () => {
@@ -53,13 +43,13 @@ Deno.test("encodeRecvManyHeader() followed by the bytes decodes as one message",
   const whole = new Uint8Array([...encodeRecvManyHeader(body.length), ...body]);
   const out = decodeRecvMany(whole);
   if (out.length !== 1) throw new Error(`${out.length} messages`);
-  assertBytes(out[0], body);
+  assertEquals(out[0], body);
 });
 
 Deno.test("decodeRecvMany() refuses an empty or torn download", () => {
   const good = encodeRecvMany([new Uint8Array([1, 2, 3]), new Uint8Array([4])]);
   for (const bytes of [new Uint8Array(0), good.subarray(0, 2), good.subarray(0, good.length - 1)]) {
-    assertThrows(() => decodeRecvMany(bytes), "closed", /arrived torn/);
+    assertRefuses(() => decodeRecvMany(bytes), "closed", /arrived torn/);
   }
 });
 
@@ -74,7 +64,7 @@ Deno.test("decodeRecvMany() refuses every strict prefix that cuts a message", ()
         for (const m of ms) ends.add(at += BATCH_HEADER_BYTES + m.length);
         for (let cut = 0; cut < whole.length; cut++) {
           if (ends.has(cut)) continue; // a prefix of whole messages is a shorter batch
-          assertThrows(() => decodeRecvMany(whole.subarray(0, cut)), "closed", /torn/);
+          assertRefuses(() => decodeRecvMany(whole.subarray(0, cut)), "closed", /torn/);
         }
       },
     ),
@@ -86,7 +76,7 @@ Deno.test("parseRecvManyArgs() takes n from 1 to BATCH_MESSAGES only", () => {
     if (parseRecvManyArgs({ n }) !== n) throw new Error(`n ${n}`);
   }
   for (const raw of [null, {}, { n: 0 }, { n: 1.5 }, { n: "3" }, { n: BATCH_MESSAGES + 1 }]) {
-    assertThrows(() => parseRecvManyArgs(raw), "bad request", /^recvMany: n must be/);
+    assertRefuses(() => parseRecvManyArgs(raw), "bad request", /^recvMany: n must be/);
   }
 });
 
@@ -101,6 +91,6 @@ Deno.test("parseSendManyArgs() takes 1 to BATCH_MESSAGES byte arrays within BATC
     [[new Uint8Array(BATCH_BYTES), new Uint8Array(1)], /exceeds/],
   ];
   for (const [raw, message] of cases) {
-    assertThrows(() => parseSendManyArgs(raw), "bad request", message);
+    assertRefuses(() => parseSendManyArgs(raw), "bad request", message);
   }
 });
