@@ -22,7 +22,7 @@ import { type TransportConfig, transportConfig } from "../net/config.ts";
 import { type Connection, dial } from "../net/conn.ts";
 import type { Mux } from "../net/mux.ts";
 import { isServerName, parseUrl } from "../net/url.ts";
-import { Op } from "../net/wire.ts";
+import { Op } from "../net/wire/mod.ts";
 
 /**
  * How long a server whose direct dial failed, or whose direct connection closed, is

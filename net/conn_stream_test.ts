@@ -272,8 +272,8 @@ bothModes(
     const handler: Handler = async (call) => {
       if (call.op === "echo") return call.body;
       if (call.op === "ignore") return "ignored"; // never touches its upload
-      if (call.op === "whole") return call.takeUpload!()!.reduce((n, c) => n + c.length, 0);
-      if (call.op === "ack") return await call.uploadEnded!();
+      if (call.op === "whole") return (call.up!.body() as Uint8Array).length;
+      if (call.op === "ack") return await call.up!.acked();
       // "late": wait until the caller says everything was sent, then read.
       await late.promise;
       return (await readAll(call.upload!, 1 << 20)).length;
@@ -331,7 +331,7 @@ bothModes(
 );
 
 bothModes(
-  "downloadWhole() and endUpload() receive and acknowledge with no stream objects",
+  "down.whole() and up.ack() receive and acknowledge with no stream objects",
   async (key) => {
     const handler: Handler = async (call) => {
       const n = call.body as number;
@@ -350,24 +350,28 @@ bothModes(
       // Larger than a window too: the bytes must be credited as they are collected.
       for (const n of [10, 100_000, 3 * INITIAL_WINDOW_BYTES]) {
         const call = c.mux.call("msg", n, { upload: true, download: true });
-        const chunks = await within(call.downloadWhole!()!, 10_000, `${n} bytes whole`);
+        const chunks = await within(call.down!.whole(), 10_000, `${n} bytes whole`);
         assertEquals(chunks.reduce((s, ch) => s + ch.length, 0), n, "bytes");
         assert(chunks.every((ch) => ch.every((b) => b === 7)), "bytes changed");
-        assertEquals(call.endUpload!(), true);
+        assertEquals(call.up!.ack(), true);
         assertEquals(await within(call.result, 5000, "reply"), "acked");
       }
       const broken = c.mux.call("msg", 3, { upload: true, download: true });
-      await assertRejectsCircuit(broken.downloadWhole!()!, ["closed", "aborted"], "a torn message");
-      broken.resetUpload!();
+      await assertRejectsCircuit(broken.down!.whole(), ["closed", "aborted"], "a torn message");
+      broken.up!.reset();
       await broken.result.catch(() => {});
       // Once a stream is in use, the whole-message paths step aside.
       const s = c.mux.call("msg", 10, { upload: true, download: true });
       const reader = s.download!.getReader();
-      assertEquals(s.downloadWhole!(), null);
+      await assertRejectsCircuit(
+        s.down!.whole(),
+        ["bad request"],
+        "whole() while the stream is read",
+      );
       await reader.read();
       assertEquals(await reader.read().then((r) => r.done), true);
       await s.upload!.close();
-      assertEquals(s.endUpload!(), false);
+      assertEquals(s.up!.ack(), false);
       assertEquals(await s.result, "acked");
     });
   },

@@ -59,14 +59,4 @@ export class InCall implements IncomingCall {
   get download(): WritableStream<Uint8Array> | null {
     return this.down?.stream ?? null;
   }
-
-  /** @deprecated See {@linkcode IncomingCall.takeUpload}. */
-  takeUpload(): Uint8Array[] | null {
-    return this.up?.takeWhole() ?? null;
-  }
-
-  /** @deprecated See {@linkcode IncomingCall.uploadEnded}. */
-  uploadEnded(): Promise<boolean> {
-    return this.up ? this.up.acked() : Promise.resolve(false);
-  }
 }

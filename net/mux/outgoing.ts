@@ -75,19 +75,4 @@ export class OutCall implements OutgoingCall {
     st.unlisten();
     st.deadline = Infinity; // the shared deadline timer skips it from now on
   }
-
-  /** @deprecated See {@linkcode OutgoingCall.downloadWhole}. */
-  downloadWhole(): Promise<Uint8Array[]> | null {
-    return this.down && !this.down.claimed ? this.down.whole() : null;
-  }
-
-  /** @deprecated See {@linkcode OutgoingCall.endUpload}. */
-  endUpload(): boolean {
-    return this.up?.ack() ?? false;
-  }
-
-  /** @deprecated See {@linkcode OutgoingCall.resetUpload}. */
-  resetUpload(): void {
-    this.up?.reset();
-  }
 }

@@ -25,13 +25,6 @@ export interface IncomingCall {
   readonly upload: ReadableStream<Uint8Array> | null;
   /** Shorthand for `down.stream` (made on first use); the handler must close it. */
   readonly download: WritableStream<Uint8Array> | null;
-  /**
-   * @deprecated Kept only until `net/conn_stream_test.ts` uses `up.body()`: the whole
-   * upload's chunks when all of it arrived unread, else null.
-   */
-  takeUpload(): Uint8Array[] | null;
-  /** @deprecated Kept only until `net/conn_stream_test.ts` uses `up.acked()`. */
-  uploadEnded(): Promise<boolean>;
 }
 
 /** Serves incoming calls; what it returns is the reply, what it throws the error. */
@@ -76,15 +69,6 @@ export interface OutgoingCall {
    * acknowledgement), whose outcome the caller must learn rather than abandon.
    */
   hold(): void;
-  /**
-   * @deprecated Kept only until `net/conn_stream_test.ts` uses `down.whole()`: null when
-   * there is no download or its stream is in use.
-   */
-  downloadWhole(): Promise<Uint8Array[]> | null;
-  /** @deprecated Kept only until `net/conn_stream_test.ts` uses `up.ack()`. */
-  endUpload(): boolean;
-  /** @deprecated Kept only until `net/conn_stream_test.ts` uses `up.reset()`. */
-  resetUpload(): void;
 }
 
 /** Counters for `stk` and benchmarks. */
