@@ -26,6 +26,11 @@ export interface Parsed {
   flags: Record<string, string | boolean | undefined>;
   /** Positionals, in order. */
   positionals: string[];
+  /**
+   * Every value of each string flag given more than once, in order (`flags` holds the
+   * last); `start -j A -j B` joins through both.
+   */
+  repeated?: Record<string, string[]>;
 }
 
 /** A command-line mistake: printed as one line, exit 1. */
@@ -75,16 +80,23 @@ export function parse(argv: string[], specs: Record<string, FlagSpec>): Parsed {
   }
   const { args, off } = rewriteEquals(argv, specs);
   try {
-    const { values, positionals } = parseArgs({
+    const { values, positionals, tokens } = parseArgs({
       args: normalizeArgs(args),
       options,
       allowPositionals: true,
       strict: true,
+      tokens: true,
     });
     for (const name of off) values[name] ??= false;
+    const all: Record<string, string[]> = {};
+    for (const t of tokens ?? []) {
+      if (t.kind === "option" && typeof t.value === "string") (all[t.name] ??= []).push(t.value);
+    }
+    const repeated = Object.fromEntries(Object.entries(all).filter(([, v]) => v.length > 1));
     return {
       flags: values as Parsed["flags"],
       positionals: positionals.map((p) => (p.startsWith(NEG) ? p.slice(1) : p)),
+      ...(Object.keys(repeated).length ? { repeated } : {}),
     };
   } catch (err) {
     const msg = (err as Error).message

@@ -31,7 +31,7 @@ export async function runStart(args: string[], p: Parsed): Promise<number> {
   const server = await startServer({
     addr: f.addr as string | undefined,
     iface: f.if as string | undefined,
-    join: f.join as string | undefined,
+    join: p.repeated?.join ?? (f.join ? [f.join as string] : undefined),
     discover: discover || undefined,
     hmacFile: (f.hmac as string | undefined) || Deno.env.get("CIRCUIT_HMAC") || undefined,
     docker: f.docker === true,

@@ -28,8 +28,8 @@ import { AcceptedConnections } from "./connections.ts";
 import type { Lifecycle } from "./lifecycle.ts";
 import { admitLocalPeer } from "./local_peer.ts";
 import { logger } from "./log.ts";
-import { MemberTable } from "./membership.ts";
-import { Mesh } from "./mesh/mod.ts";
+import { MemberEventLog, MemberTable } from "./membership.ts";
+import { JOIN_FIRST_WAIT_MS, Mesh } from "./mesh/mod.ts";
 import { Namespace } from "./namespace.ts";
 import { NetWarnings } from "./net_warnings.ts";
 import { OpLog } from "./oplog.ts";
@@ -175,19 +175,26 @@ export class ServerAssembly {
       inflight: () => this.router.inflight(),
       membership: this.memberlist,
       discovery: () =>
-        a ? { Group: this.#o.discovery?.text, Sent: a.sent, Dropped: a.dropped } : null,
+        a
+          ? { Group: this.#o.discovery?.text, Sent: a.sent, Dropped: a.dropped, Evicted: a.evicted }
+          : null,
     });
   }
 
   /**
    * Set it going: start the membership protocol and discovery, handle signals if asked,
-   * then join `join`'s cluster if given. On failure everything is stopped, quietly.
+   * then join through the seeds if given: retried with backoff until one answers (see
+   * `Joiner` in `mesh/joiner.ts`), waiting at most `JOIN_FIRST_WAIT_MS` for the first
+   * round. On failure everything is stopped, quietly.
    *
-   * @param options `join`: a member's URL (`circuit start -j`); `handleSignals`: stop on
-   *   SIGTERM and SIGINT
-   * @throws {CircuitError} when discovery cannot start or the join fails
+   * @param options `join`: members' URLs or `HOST:PORT`s (`circuit start -j`);
+   *   `handleSignals`: stop on SIGTERM and SIGINT
+   * @throws {CircuitError} when discovery cannot start, or every seed refuses for good (a
+   *   key mismatch, a malformed seed)
    */
-  async start(options: { join?: string; handleSignals?: boolean } = {}): Promise<void> {
+  async start(
+    options: { join?: string | readonly string[]; handleSignals?: boolean } = {},
+  ): Promise<void> {
     const lifecycle = this.#lifecycle;
     try {
       await this.memberlist.start();
@@ -197,18 +204,23 @@ export class ServerAssembly {
       throw err;
     }
     if (options.handleSignals) lifecycle.handleSignals();
-    const join = options.join;
-    if (!join) return;
-    try {
-      await this.mesh.join(join, AbortSignal.timeout(START_JOIN_TIMEOUT_MS));
-    } catch (err) {
-      await lifecycle.stop(true);
-      throw new CircuitError(
-        (err as CircuitError).code ?? "unreachable",
-        `Joining ${join} failed: ${(err as Error).message}`,
-        { cause: err },
-      );
-    }
+    const seeds = typeof options.join === "string" ? [options.join] : options.join ?? [];
+    if (seeds.length === 0) return;
+    const joiner = this.mesh.joinSeeds(seeds, { attemptTimeoutMs: START_JOIN_TIMEOUT_MS });
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    await Promise.race([
+      joiner.firstRound,
+      new Promise((resolve) => timer = setTimeout(resolve, JOIN_FIRST_WAIT_MS)),
+    ]);
+    clearTimeout(timer);
+    const err = joiner.error;
+    if (err === undefined) return;
+    await lifecycle.stop(true);
+    throw new CircuitError(
+      (err as CircuitError).code ?? "unreachable",
+      `Joining ${seeds.join(", ")} failed: ${(err as Error).message}`,
+      { cause: err },
+    );
   }
 
   /** The membership protocol, with the table following it and the mesh giving evidence. */
@@ -230,14 +242,15 @@ export class ServerAssembly {
     });
     const table = this.table;
     const memberLog = logger("membership");
+    // Bounded: a flapping storm once wrote tens of thousands of these lines per server.
+    const events = new MemberEventLog((line) => memberLog.info(line));
+    this.#lifecycle.onStop("log throttles", () => events.close());
+    table.subscribe((e) => events.log(e));
     ml.subscribe((e) => {
       const m = e.member;
       if (e.type === "join") {
-        const info = { id: m.id, url: m.url, joined: new Date(m.start).toISOString() };
-        if (table.admit(info)) memberLog.info(`member X${m.id} joined`);
-      } else if (table.remove(m.id, e.reason)) {
-        memberLog.info(`member X${m.id} ${e.reason === "left" ? "left" : "failed"}`);
-      }
+        table.admit({ id: m.id, url: m.url, joined: new Date(m.start).toISOString() });
+      } else table.remove(m.id, e.reason);
     });
     return ml;
   }

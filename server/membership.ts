@@ -6,7 +6,19 @@
  * @module
  */
 
-import type { MemberInfo } from "../net/wire.ts";
+import type { MemberInfo } from "../net/wire/mod.ts";
+import { LogThrottle } from "./log.ts";
+
+/**
+ * Lines per 10 s about members that joined, and about members that failed or left; the
+ * rest of a window is summed up in one line (`… and 312 more members failed or left in
+ * the last 10 s`). A join of 100 servers writes 99 join lines; a flapping storm at 100
+ * servers once wrote tens of thousands of departure lines per server.
+ */
+export const MEMBER_LOG_LINES: Readonly<{ joined: number; departed: number }> = Object.freeze({
+  joined: 128,
+  departed: 32,
+});
 
 /** A membership change. */
 export interface MembershipEvent {
@@ -27,7 +39,11 @@ export class MemberTable {
   #members = new Map<string, MemberInfo>();
   #listeners = new Set<(e: MembershipEvent) => void>();
 
-  /** @param self this server */
+  /**
+   * A table holding only this server.
+   *
+   * @param self this server
+   */
   constructor(self: MemberInfo) {
     this.#self = self;
     this.#members.set(self.id, self);
@@ -107,5 +123,46 @@ export class MemberTable {
 
   #emit(e: MembershipEvent): void {
     for (const fn of this.#listeners) fn(e);
+  }
+}
+
+/**
+ * The `member X… joined|failed|left` log lines, bounded per window (see
+ * {@linkcode MEMBER_LOG_LINES}).
+ */
+export class MemberEventLog {
+  #joins: LogThrottle;
+  #departures: LogThrottle;
+
+  /**
+   * @param sink where lines go (the membership logger's `info`)
+   * @param lines lines per window; default {@linkcode MEMBER_LOG_LINES}
+   */
+  constructor(
+    sink: (message: string) => void,
+    lines: { joined: number; departed: number } = MEMBER_LOG_LINES,
+  ) {
+    this.#joins = new LogThrottle({ sink, what: "members joined", linesPerWindow: lines.joined });
+    this.#departures = new LogThrottle({
+      sink,
+      what: "members failed or left",
+      linesPerWindow: lines.departed,
+    });
+  }
+
+  /**
+   * Log a membership change.
+   *
+   * @param e the event
+   */
+  log(e: MembershipEvent): void {
+    if (e.type === "join") this.#joins.log(`member X${e.member.id} joined`);
+    else this.#departures.log(`member X${e.member.id} ${e.reason === "left" ? "left" : "failed"}`);
+  }
+
+  /** Write the summaries now and stop. */
+  close(): void {
+    this.#joins.close();
+    this.#departures.close();
   }
 }

@@ -105,6 +105,17 @@ export interface MembershipConfig {
    */
   awarenessMaxMultiplier: number;
   /**
+   * A timer that fires more than this late, in ms, means this process was starved (CPU
+   * quota, a loaded host, a long GC pause, a paused VM): what it would conclude is not
+   * trusted. A probe whose wait ended that late is inconclusive (no suspicion; local
+   * health worsens by one), a suspicion that expires that late is re-armed for its
+   * shortest timeout instead of declaring the member dead, and a late probe tick worsens
+   * local health. Without it a starved member read its timers before its socket: it
+   * declared healthy members dead in bulk, whose refutations were waiting unread.
+   * @default {250}
+   */
+  stallMs: number;
+  /**
    * How long a dead or left member is remembered before it is reaped, in ms. Stale gossip
    * about it is refused while it is remembered, and a dead one is told now and then that
    * it is held dead, so one that was only slow hears it and refutes.
@@ -163,6 +174,7 @@ export const DEFAULT_MEMBERSHIP_CONFIG: Readonly<MembershipConfig> = Object.free
   pushPullAfterJoinMs: 2000,
   syncTimeoutMs: 2000,
   awarenessMaxMultiplier: 8,
+  stallMs: 250,
   deadReapMs: 30_000,
   leaveTimeoutMs: 500,
   maxQueuedBroadcasts: 1024,
@@ -193,6 +205,7 @@ export const MEMBERSHIP_PROFILES: Readonly<
     gossipNodes: 4,
     pushPullIntervalMs: 60_000,
     syncTimeoutMs: 10_000,
+    stallMs: 1000,
     deadReapMs: 60_000,
   }),
   test: Object.freeze({
@@ -206,6 +219,7 @@ export const MEMBERSHIP_PROFILES: Readonly<
     pushPullIntervalMs: 2000,
     pushPullAfterJoinMs: 200,
     syncTimeoutMs: 500,
+    stallMs: 100,
     deadReapMs: 3000,
     leaveTimeoutMs: 300,
   }),

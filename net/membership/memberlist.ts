@@ -7,7 +7,7 @@
  */
 
 import { getLogger, type Logger } from "@logtape/logtape";
-import { type Clock, SYSTEM_CLOCK } from "./_clock.ts";
+import { type Clock, SYSTEM_CLOCK } from "../clock.ts";
 import { pickRandom } from "./_random.ts";
 import { Awareness, REFUTE_AWARENESS_DELTA } from "./awareness.ts";
 import { type MembershipConfig, membershipConfig, type MembershipProfile } from "./config.ts";
@@ -49,6 +49,8 @@ export interface MemberlistOptions {
   profile?: MembershipProfile;
   /** Overrides on top of the profile. */
   config?: Partial<MembershipConfig>;
+  /** Timers and time (a simulator or a test passes a manual clock). @default {SYSTEM_CLOCK} */
+  clock?: Clock;
   /** Push-pull over another channel instead of UDP chunks. */
   pushPull?: PushPullHook;
   /** A bound transport to use instead of a UDP socket on `self.addr`; closed by `stop()`. */
@@ -93,6 +95,11 @@ export interface MembershipStats {
   syncs: PushPullStats;
   /** Gossip rounds run (the loop sleeps while there is nothing to say or nobody to tell). */
   gossipRounds: number;
+  /**
+   * Timers that fired more than `stallMs` late (we were starved): probe ticks, and
+   * suspicions re-armed instead of ending in a death.
+   */
+  stalls: number;
 }
 
 /** A SWIM member list with Lifeguard's refinements. */
@@ -119,6 +126,7 @@ export class Memberlist implements AsyncDisposable {
   #stopped = false;
   #pushPull: PushPull;
   #catchUpArmed = false;
+  #stalls = 0;
 
   /**
    * Make a member list; nothing is bound or sent before {@linkcode Memberlist.start}.
@@ -129,6 +137,7 @@ export class Memberlist implements AsyncDisposable {
   constructor(options: MemberlistOptions) {
     this.#o = options;
     this.#config = membershipConfig(options.profile, options.config);
+    this.#clock = options.clock ?? SYSTEM_CLOCK;
     this.#log = getLogger(["circuit", "membership"]).with({ self: options.self.id });
     this.#awareness = new Awareness(this.#config.awarenessMaxMultiplier);
     this.#gossip = new Gossip({
@@ -146,6 +155,7 @@ export class Memberlist implements AsyncDisposable {
         this.#wakeGossip();
       },
       healthMultiplier: () => this.#awareness.scale(1),
+      stalled: () => this.#stalled("a suspicion"),
       accused: (id, from) => {
         this.#o.onAccused?.(id);
         if (from !== this.#o.self.id) void this.#probeAccused(id);
@@ -371,6 +381,7 @@ export class Memberlist implements AsyncDisposable {
       packets: this.#gossip.packetStats(),
       syncs: { ...this.#pushPull.stats },
       gossipRounds: this.#gossipRounds,
+      stalls: this.#stalls,
     };
   }
 
@@ -443,13 +454,26 @@ export class Memberlist implements AsyncDisposable {
     this.#state.suspectNode({ type: "suspect", id, inc, from: this.#o.self.id });
   }
 
-  async #probeTick(): Promise<void> {
+  /**
+   * A timer of ours fired more than `stallMs` late: we were starved. Slow down (local
+   * health worsens by one) rather than trust what the timer would conclude.
+   */
+  #stalled(what: string): void {
+    this.#stalls++;
+    this.#awareness.apply(1);
+    this.#log.debug(`${what} fired late: starved, awareness ${this.#awareness.score}`);
+  }
+
+  async #probeTick(due?: number): Promise<void> {
     const started = this.#clock.now();
+    if (due !== undefined && started - due > this.#config.stallMs) this.#stalled("a probe tick");
     const target = this.#order.next(this.#others());
     if (target) await this.#probe(target);
     this.#state.reap();
     const interval = this.#awareness.scale(this.#config.probeIntervalMs);
-    this.#after(interval - (this.#clock.now() - started), () => this.#probeTick());
+    const wait = Math.max(0, interval - (this.#clock.now() - started));
+    const next = this.#clock.now() + wait;
+    this.#after(wait, () => this.#probeTick(next));
   }
 
   /**

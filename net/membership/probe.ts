@@ -32,11 +32,15 @@ export interface ProbeTarget {
 }
 
 /** How a probe ended. */
-export type ProbeOutcome = "acked" | "indirectAcked" | "failed" | "cancelled";
+export type ProbeOutcome = "acked" | "indirectAcked" | "failed" | "stalled" | "cancelled";
 
 /** The result of one probe. */
 export interface ProbeResult {
-  /** How it ended; `failed` means the caller should suspect the target. */
+  /**
+   * How it ended; `failed` means the caller should suspect the target. `stalled`: no ack,
+   * but a wait of ours ended more than `stallMs` late, so the ack may be sitting unread in
+   * our socket; nobody is suspected and our local health worsens.
+   */
   outcome: ProbeOutcome;
   /** Helpers asked to ping the target. */
   expectedNacks: number;
@@ -49,7 +53,10 @@ export interface ProberOptions {
   /** Our id (pings for another id are not ours to answer). */
   self: string;
   /** Probe interval and timeout, indirect checks. */
-  config: Pick<MembershipConfig, "probeIntervalMs" | "probeTimeoutMs" | "indirectChecks">;
+  config: Pick<
+    MembershipConfig,
+    "probeIntervalMs" | "probeTimeoutMs" | "indirectChecks" | "stallMs"
+  >;
   /** The timers. */
   clock: Clock;
   /** Local health; scales interval and timeout, updated after each probe. */
@@ -77,6 +84,8 @@ export interface ProbeStats {
   indirectAcked: number;
   /** Failed (the target was suspected). */
   failed: number;
+  /** Inconclusive because we were starved (a wait ended more than `stallMs` late). */
+  stalled: number;
   /** Indirect pings we ran for others. */
   relayed: number;
 }
@@ -96,7 +105,14 @@ export class Prober {
   #timers = new Set<number>();
   #closed = false;
   /** Counters. */
-  readonly stats: ProbeStats = { probes: 0, acked: 0, indirectAcked: 0, failed: 0, relayed: 0 };
+  readonly stats: ProbeStats = {
+    probes: 0,
+    acked: 0,
+    indirectAcked: 0,
+    failed: 0,
+    stalled: 0,
+    relayed: 0,
+  };
 
   /**
    * Make a prober; it does nothing until asked to probe or handed a message.
@@ -133,7 +149,7 @@ export class Prober {
           ? [{ type: "suspect", id: target.id, inc: target.incarnation, from: this.#o.self }, ping]
           : [ping],
       );
-      await this.#wait(entry, awareness.scale(config.probeTimeoutMs));
+      let stalled = await this.#wait(entry, awareness.scale(config.probeTimeoutMs));
       if (this.#closed) return result;
       if (!entry.acked) {
         this.#o.unanswered?.(target.id);
@@ -147,15 +163,17 @@ export class Prober {
           nack: true,
         };
         for (const h of helpers) this.#o.send(h.addr, [req]);
-        await this.#wait(entry, intervalMs - (clock.now() - start));
+        stalled = await this.#wait(entry, intervalMs - (clock.now() - start)) || stalled;
         if (this.#closed) return result;
-        result.outcome = entry.acked ? "indirectAcked" : "failed";
+        result.outcome = entry.acked ? "indirectAcked" : stalled ? "stalled" : "failed";
       } else {
         result.outcome = "acked";
       }
       result.nacks = entry.nacks;
-      awareness.apply(probeAwarenessDelta({ acked: entry.acked, ...result }));
-      this.stats[result.outcome as "acked" | "indirectAcked" | "failed"]++;
+      awareness.apply(
+        result.outcome === "stalled" ? 1 : probeAwarenessDelta({ acked: entry.acked, ...result }),
+      );
+      this.stats[result.outcome as "acked" | "indirectAcked" | "failed" | "stalled"]++;
       return result;
     } finally {
       this.#pending.delete(seq);
@@ -251,19 +269,27 @@ export class Prober {
     this.#pending.clear();
   }
 
-  /** Wait until the entry is acked, `ms` pass, or the prober closes. */
-  #wait(entry: Pending, ms: number): Promise<void> {
-    if (entry.acked || this.#closed || ms <= 0) return Promise.resolve();
-    return new Promise<void>((resolve) => {
-      const done = () => {
-        this.#o.clock.clearTimeout(timer);
-        this.#wakers.delete(done);
+  /**
+   * Wait until the entry is acked, `ms` pass, or the prober closes.
+   *
+   * @returns whether the wait ended by its timer more than `stallMs` late (we were
+   *   starved, and an answer may be waiting unread)
+   */
+  #wait(entry: Pending, ms: number): Promise<boolean> {
+    if (entry.acked || this.#closed || ms <= 0) return Promise.resolve(false);
+    const { clock, config } = this.#o;
+    const due = clock.now() + ms;
+    return new Promise<boolean>((resolve) => {
+      const done = (late = false) => {
+        clock.clearTimeout(timer);
+        this.#wakers.delete(wake);
         entry.wake = undefined;
-        resolve();
+        resolve(late);
       };
-      const timer = this.#o.clock.setTimeout(done, ms);
-      this.#wakers.add(done);
-      entry.wake = done;
+      const wake = () => done();
+      const timer = clock.setTimeout(() => done(clock.now() - due > config.stallMs), ms);
+      this.#wakers.add(wake);
+      entry.wake = wake;
     });
   }
 }

@@ -21,7 +21,7 @@ function setup(helpers = HELPERS) {
   let seq = 0;
   const prober = new Prober({
     self: "me",
-    config: { probeIntervalMs: 1000, probeTimeoutMs: 500, indirectChecks: 2 },
+    config: { probeIntervalMs: 1000, probeTimeoutMs: 500, indirectChecks: 2, stallMs: 250 },
     clock,
     awareness,
     nextSeq: () => ++seq,

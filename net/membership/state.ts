@@ -84,6 +84,11 @@ export interface MemberStatesOptions {
   /** Our local health multiplier, which scales suspicion timeouts. @default {() => 1} */
   healthMultiplier?(): number;
   /**
+   * A suspicion's timer fired more than `stallMs` late (we were starved); it was re-armed
+   * instead of declaring the member dead.
+   */
+  stalled?(): void;
+  /**
    * A live member was accused here: it became suspect, or someone claimed it dead at an
    * older incarnation than ours (taken as a suspicion). A caller with other evidence (a
    * refused port) can settle it at once.
@@ -121,7 +126,11 @@ export class MemberStates {
    */
   constructor(options: MemberStatesOptions) {
     this.#o = options;
-    this.#suspicions = new Suspicions(options);
+    this.#suspicions = new Suspicions({
+      ...options,
+      stallMs: options.config.stallMs,
+      onStall: () => options.stalled?.(),
+    });
     const { id, url, start } = options.self;
     const [addr, changedAtMs] = [{ ...options.self.addr }, options.clock.now()];
     this.#self = { id, url, addr, start, incarnation: 1, status: "alive", changedAtMs };

@@ -83,6 +83,14 @@ export interface SuspicionOptions {
   clock: Clock;
   /** Called once when the timeout expires, with the confirmations seen. */
   onTimeout(confirmations: number): void;
+  /**
+   * A timer firing more than this late, in ms, means we were starved: the suspicion is not
+   * ended then but re-armed for its shortest timeout, so refutations waiting unread in our
+   * socket are read first. @default {Infinity}
+   */
+  stallMs?: number;
+  /** Told each time the timer fired too late (see `stallMs`). */
+  onStall?(): void;
 }
 
 /** One running suspicion timer that confirmations accelerate. */
@@ -135,9 +143,16 @@ export class Suspicion {
   }
 
   #arm(ms: number): void {
-    if (this.#timer !== undefined) this.#o.clock.clearTimeout(this.#timer);
-    this.#timer = this.#o.clock.setTimeout(() => {
+    const clock = this.#o.clock;
+    if (this.#timer !== undefined) clock.clearTimeout(this.#timer);
+    const due = clock.now() + Math.max(0, ms);
+    this.#timer = clock.setTimeout(() => {
       if (this.#done) return;
+      if (clock.now() - due > (this.#o.stallMs ?? Infinity)) {
+        this.#o.onStall?.();
+        this.#arm(this.#o.bounds.minMs);
+        return;
+      }
       this.#done = true;
       this.#o.onTimeout(this.confirmations);
     }, Math.max(0, ms));
@@ -159,6 +174,10 @@ export interface SuspicionsOptions {
    * never have reached anyone who could refute it. @default {() => 1}
    */
   healthMultiplier?(): number;
+  /** See {@linkcode SuspicionOptions.stallMs}. @default {Infinity} */
+  stallMs?: number;
+  /** Told each time a suspicion's timer fired more than `stallMs` late. */
+  onStall?(): void;
 }
 
 /** The running suspicions, at most one per member. */
@@ -197,7 +216,14 @@ export class Suspicions {
     };
     this.#running.set(
       id,
-      new Suspicion({ from: options.from, bounds, clock: this.#o.clock, onTimeout }),
+      new Suspicion({
+        from: options.from,
+        bounds,
+        clock: this.#o.clock,
+        onTimeout,
+        stallMs: this.#o.stallMs,
+        onStall: this.#o.onStall,
+      }),
     );
   }
 

@@ -10,7 +10,7 @@
 import type { Logger } from "@logtape/logtape";
 import { CircuitError } from "../../net/errors.ts";
 import { parseUrl } from "../../net/url.ts";
-import type { MemberInfo } from "../../net/wire.ts";
+import type { MemberInfo } from "../../net/wire/mod.ts";
 
 /** Where evidence goes (the membership layer; a `Memberlist` fits). */
 export interface EvidenceSink {

@@ -13,12 +13,13 @@ import { CircuitError } from "../../net/errors.ts";
 import type { Handler } from "../../net/mux.ts";
 import { DEFAULT_TRANSPORT_CONFIG, type TransportConfig } from "../../net/config.ts";
 import { parseUrl } from "../../net/url.ts";
-import { Op, type SyncMessage } from "../../net/wire.ts";
+import { Op, type SyncMessage } from "../../net/wire/mod.ts";
 import { type MeshConfig, meshConfig } from "../config.ts";
 import type { MembershipEvent, MemberTable } from "../membership.ts";
 import { CallConnections } from "./calls.ts";
 import { type EvidenceSink, FailureEvidence } from "./evidence.ts";
 import { ConnectionPool } from "./pool.ts";
+import { Joiner } from "./joiner.ts";
 import { Rejoiner } from "./rejoiner.ts";
 import { ringUpdateDelayMs, watchRing } from "./ring.ts";
 
@@ -30,6 +31,14 @@ export interface MeshMembership extends EvidenceSink {
   merge(remote: unknown, from: string): void;
   /** Serve a peer's join: merge its state, answer with ours. */
   handleSync(remote: unknown, from: string): unknown[];
+  /**
+   * Join through members' membership (UDP) addresses, whose ids we do not know: a
+   * push-pull over signed datagrams. Needed for `HOST:PORT` seeds only.
+   */
+  join?(
+    seeds: readonly { host: string; port: number }[],
+    options: { signal?: AbortSignal },
+  ): Promise<number>;
 }
 
 /** What the mesh needs; the timing fields override `DEFAULT_MESH_CONFIG` (`server/config.ts`). */
@@ -75,6 +84,8 @@ export class Mesh {
   #watching = new Set<string>();
   #ringTimer: number | undefined;
   #ringDueSince = 0;
+  #joiner: Joiner | undefined;
+  #log: Logger;
 
   /**
    * Make a mesh; it follows the table and dials once {@linkcode Mesh.serve} is called.
@@ -86,7 +97,7 @@ export class Mesh {
     const table = this.#table = options.table;
     const config = this.#config = meshConfig(options);
     const clock = this.#clock = options.clock ?? HOUSEKEEPING_CLOCK;
-    const log = options.log;
+    const log = this.#log = options.log;
     const isMember = (id: string) => table.get(id) !== undefined;
     this.#evidence = new FailureEvidence({
       member: (id) => table.get(id),
@@ -244,6 +255,44 @@ export class Mesh {
   }
 
   /**
+   * Join through seeds at start, retrying with backoff until one answers or the mesh
+   * closes (see `Joiner`). A seed is a member's URL (joined over TCP, as
+   * {@linkcode Mesh.join}) or `HOST:PORT` (joined over UDP: a push-pull of signed
+   * datagrams, which needs no server id, so the TCP handshake's target check is never
+   * bypassed).
+   *
+   * @param seeds URLs or `HOST:PORT`s
+   * @param options time limit of each attempt, in ms
+   * @returns the joiner (its `firstRound` and `done` tell how it goes)
+   */
+  joinSeeds(seeds: readonly string[], options: { attemptTimeoutMs: number }): Joiner {
+    this.#joiner?.close();
+    this.#joiner = new Joiner({
+      seeds,
+      join: (seed, signal) => this.#joinSeed(seed, signal),
+      attemptTimeoutMs: options.attemptTimeoutMs,
+      clock: this.#clock,
+      log: this.#log,
+      permanent: isPermanent,
+    });
+    return this.#joiner;
+  }
+
+  async #joinSeed(seed: string, signal: AbortSignal): Promise<void> {
+    if (seed.includes("://")) return await this.join(seed, signal);
+    const m = /^\[?([^\[\]]+?)\]?:(\d{1,5})$/.exec(seed);
+    if (!m || Number(m[2]) > 65_535) {
+      throw new CircuitError("bad request", `Joining ${seed} failed: expected a URL or HOST:PORT`);
+    }
+    const membership = this.#serving();
+    if (!membership.join) {
+      throw new CircuitError("bad request", `Joining ${seed} failed: needs a member's URL`);
+    }
+    const host = await resolveHost(m[1]);
+    await membership.join([{ host, port: Number(m[2]) }], { signal });
+  }
+
+  /**
    * A server announced itself (multicast discovery): join it, unless gossip makes it
    * known first (see `Rejoiner.discovered`).
    *
@@ -268,6 +317,7 @@ export class Mesh {
   /** Close every connection, flushing what is queued (the membership layer announces). */
   close(): void {
     this.#stopping = true;
+    this.#joiner?.close();
     if (this.#ringTimer !== undefined) this.#clock.clearTimeout(this.#ringTimer);
     this.#ringTimer = undefined;
     this.#rejoiner.close();
@@ -330,4 +380,24 @@ export class Mesh {
   #retireUnneeded(id: string): void {
     if (!this.#watching.has(id) && !this.#calls.has(id)) this.#pool.retire(id);
   }
+}
+
+/** An IP address as is; a name resolved to its first IPv4 address. */
+async function resolveHost(host: string): Promise<string> {
+  if (/^[0-9.]+$/.test(host) || host.includes(":")) return host;
+  const [addr] = await Deno.resolveDns(host, "A");
+  if (!addr) throw new CircuitError("not found", `Resolving ${host} failed: no IPv4 address`);
+  return addr;
+}
+
+/**
+ * Whether a join error will stay: a malformed seed or a key mismatch. A keyless server
+ * that could not find the owner of a loopback socket (under load, `/proc` is read while
+ * the socket is still being set up) refuses with `auth` too, naming its own user: that one
+ * passes.
+ */
+function isPermanent(err: unknown): boolean {
+  if (!(err instanceof CircuitError)) return false;
+  if (err.code === "bad request") return true;
+  return err.code === "auth" && /key/.test(err.message) && !/own user/.test(err.message);
 }

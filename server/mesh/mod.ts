@@ -31,3 +31,4 @@
 export { Mesh, type MeshLinks, type MeshMembership, type MeshOptions } from "./mesh.ts";
 export { type RingTiming, ringUpdateDelayMs, watchRing } from "./ring.ts";
 export { type EvidenceSink, isGone } from "./evidence.ts";
+export { JOIN_FIRST_WAIT_MS, Joiner, type JoinerOptions } from "./joiner.ts";

@@ -14,7 +14,7 @@ import type { CircuitError } from "../../net/errors.ts";
 import type { Handler } from "../../net/mux.ts";
 import type { TransportConfig } from "../../net/config.ts";
 import { parseUrl } from "../../net/url.ts";
-import type { MemberInfo } from "../../net/wire.ts";
+import type { MemberInfo } from "../../net/wire/mod.ts";
 import { PEER_KEEPALIVE } from "../config.ts";
 import { admitLocalListener } from "../local_peer.ts";
 

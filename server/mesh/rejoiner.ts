@@ -10,8 +10,21 @@ import type { Logger } from "@logtape/logtape";
 import type { Clock } from "../../net/clock.ts";
 import { CircuitError } from "../../net/errors.ts";
 import { parseUrl } from "../../net/url.ts";
-import type { MemberInfo } from "../../net/wire.ts";
+import type { MemberInfo } from "../../net/wire/mod.ts";
 import type { MeshConfig } from "../config.ts";
+
+/**
+ * Longest time between two re-dials of one failed member, in ms. The wait starts at
+ * `rejoinIntervalMs` and doubles after each attempt, with ±50 % jitter: when many members
+ * were wrongly declared failed at once (a starved host, a loaded machine), every server
+ * re-dialing each of them every 2 s with a keyed handshake and a full-state exchange fed
+ * the load that caused it. A member that only looked dead refutes through the membership
+ * protocol within a second or so anyway; re-dials are for healed partitions.
+ */
+export const REJOIN_BACKOFF_MAX_MS = 30_000;
+
+/** Most re-dials started in one round (every `rejoinIntervalMs`). */
+export const REJOIN_DIALS_PER_ROUND = 8;
 
 /** What the rejoiner needs. */
 export interface RejoinerOptions {
@@ -38,7 +51,7 @@ export interface RejoinerOptions {
 export class Rejoiner {
   #o: RejoinerOptions;
   /** Failed members being re-dialed, oldest failure first. */
-  #retry = new Map<string, { url: string; since: number }>();
+  #retry = new Map<string, { url: string; since: number; next: number; attempts: number }>();
   /** Joins under way, by server id. */
   #joining = new Set<string>();
   #rejoinTimer: number | undefined;
@@ -61,14 +74,17 @@ export class Rejoiner {
   }
 
   /**
-   * A member failed: re-dial it every `rejoinIntervalMs` for `rejoinForMs`. At most
+   * A member failed: re-dial it for `rejoinForMs`, first after about `rejoinIntervalMs`,
+   * then ever less often (see {@linkcode REJOIN_BACKOFF_MAX_MS}). At most
    * `maxRejoining` are kept; the oldest failure is forgotten first.
    *
    * @param m the member
    */
   failed(m: MemberInfo): void {
     if (this.#closed) return;
-    this.#retry.set(m.id, { url: m.url, since: this.#o.clock.now() });
+    const now = this.#o.clock.now();
+    const next = now + this.#backoff(0);
+    this.#retry.set(m.id, { url: m.url, since: now, next, attempts: 0 });
     if (this.#retry.size > this.#o.config.maxRejoining) {
       this.#retry.delete(this.#retry.keys().next().value!);
     }
@@ -136,15 +152,33 @@ export class Rejoiner {
     }, this.#o.config.rejoinIntervalMs);
   }
 
-  /** Re-dial failed members; drop those that are back, restarted, or gone too long. */
+  /** The wait before attempt `attempts + 1`: doubling, capped, ±50 % jitter. */
+  #backoff(attempts: number): number {
+    const base = Math.min(
+      this.#o.config.rejoinIntervalMs * 2 ** Math.min(attempts, 16),
+      REJOIN_BACKOFF_MAX_MS,
+    );
+    return base * (0.5 + Math.random());
+  }
+
+  /**
+   * Re-dial the failed members that are due (at most `REJOIN_DIALS_PER_ROUND`); drop those
+   * that are back, restarted, or gone too long.
+   */
   #rejoin(): void {
-    const cutoff = this.#o.clock.now() - this.#o.config.rejoinForMs;
-    for (const [id, { url, since }] of this.#retry) {
+    const now = this.#o.clock.now();
+    const cutoff = now - this.#o.config.rejoinForMs;
+    let dials = 0;
+    for (const [id, entry] of this.#retry) {
+      const { url, since } = entry;
       if (this.#closed || since < cutoff || this.#o.isMember(id)) {
         this.#retry.delete(id);
         continue;
       }
-      if (this.#joining.has(id)) continue;
+      if (this.#joining.has(id) || entry.next > now || dials >= REJOIN_DIALS_PER_ROUND) continue;
+      dials++;
+      entry.attempts++;
+      entry.next = now + this.#backoff(entry.attempts);
       this.#joining.add(id);
       // Success is not enough to stop: the membership layer decides whether it is back.
       void this.#o.join(url, AbortSignal.timeout(this.#o.config.redialTimeoutMs))

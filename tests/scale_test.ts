@@ -1,0 +1,107 @@
+/**
+ * Joining at scale on loopback: many servers started at once with `-j` one seed all join
+ * (a busy seed is retried, not given up on), and a server told to join a `HOST:PORT`
+ * where nothing runs yet joins once a server starts there. `CIRCUIT_SCALE_N` sets how many
+ * servers start at once (default 30).
+ */
+
+import { assert, assertEquals, cli, keyFile, Server, TempDir, waitFor } from "./_harness.ts";
+import { connect } from "../mod.ts";
+
+const N = Number(Deno.env.get("CIRCUIT_SCALE_N") ?? 30);
+
+let lastListError = "";
+
+/** Members a server lists (`ls /`), itself included; 0 when it does not answer. */
+async function listed(s: Server, key: string): Promise<number> {
+  try {
+    await using client = await connect(s.url, { key, timeoutMs: 20_000 });
+    return (await client.walk("/").ls()).length;
+  } catch (err) {
+    lastListError = (err as Error).message;
+    return 0;
+  }
+}
+
+async function disposeAll(servers: Server[]): Promise<void> {
+  await Promise.allSettled(servers.map((s) => s[Symbol.asyncDispose]()));
+}
+
+Deno.test(`${N} servers started at once with -j one seed all join`, async () => {
+  // Keyed: a keyless server reads /proc to find the owner of each loopback connection,
+  // which with 30 servers on 2 loaded cores made handshakes (joins, clients) time out.
+  using tmp = new TempDir();
+  const keyPath = await keyFile(tmp.path);
+  const key = await Deno.readTextFile(keyPath);
+  const args = ["-a", "127.0.0.1:0", "--hmac", keyPath];
+  const servers: Server[] = [];
+  try {
+    const seed = await Server.start({ args });
+    servers.push(seed);
+    const t0 = performance.now();
+    const started = await Promise.allSettled(
+      Array.from(
+        { length: N - 1 },
+        () => Server.start({ args: [...args, "-j", seed.url] }),
+      ),
+    );
+    for (const r of started) if (r.status === "fulfilled") servers.push(r.value);
+    const exited = started.filter((r) => r.status === "rejected")
+      .map((r) => String((r as PromiseRejectedResult).reason).slice(0, 200));
+    assertEquals(exited, [], "servers that exited instead of serving");
+    const up = performance.now();
+    let counts: number[] = [];
+    await waitFor(
+      async () => {
+        await new Promise((r) => setTimeout(r, 1000)); // once a second, not every 25 ms
+        counts = await Promise.all(servers.map((s) => listed(s, key)));
+        return counts.every((c) => c === N);
+      },
+      `every server to list ${N}`,
+      120_000,
+    ).catch((err) => {
+      const worst = servers[counts.indexOf(Math.min(...counts))];
+      const log = Deno.readTextFileSync(`${worst.varDir}/server.log`).split("\n")
+        .filter((l) => !/member X/.test(l)).slice(-15).join("\n");
+      throw new Error(
+        `${err.message}; lists had ${
+          counts.join(",")
+        } (${lastListError}); ${worst.url} logged:\n${log}`,
+      );
+    });
+    const all = performance.now();
+    console.log(
+      `${N} servers: all up ${((up - t0) / 1000).toFixed(1)} s after the start, ` +
+        `all listing ${N} ${((all - up) / 1000).toFixed(1)} s after the last was up`,
+    );
+    const ls = await cli(["ls", "--hmac", keyPath, "-d", servers[N - 1].url, "/"]);
+    assertEquals(ls.stdout.trim().split("\n").length, N, `ls /: ${ls.stderr}`);
+  } finally {
+    await disposeAll(servers);
+  }
+});
+
+Deno.test("-j HOST:PORT before anything runs there joins once a server starts there", async () => {
+  using tmp = new TempDir();
+  // A free port: bind it, note it, let it go.
+  const probe = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (probe.addr as Deno.NetAddr).port;
+  probe.close();
+  await using early = await Server.start({
+    args: ["-a", "127.0.0.1:0", "-j", `127.0.0.1:${port}`],
+    varDir: `${tmp.path}/early`,
+  });
+  await new Promise((r) => setTimeout(r, 1500));
+  await using late = await Server.start({ args: ["-a", `127.0.0.1:${port}`] });
+  await waitFor(
+    async () => {
+      const r = await cli(["ls", "-d", late.url, "/"]);
+      return r.stdout.includes(early.path);
+    },
+    "the early server to join the late one",
+    60_000,
+  );
+  const log = await Deno.readTextFile(`${early.varDir}/server.log`);
+  const failures = log.match(/joining \S+ failed/g) ?? [];
+  assert(failures.length === 1, `failure logged once, not per attempt: ${failures.length}`);
+});
