@@ -1,6 +1,7 @@
 /**
- * SWIM membership between hosts in network namespaces: a frozen host, churn, a host
- * under CPU load, and captured membership packets replayed or tampered with. Needs root
+ * SWIM membership between hosts in network namespaces: a frozen host, a host
+ * under CPU load, and captured membership packets replayed or tampered with (churn is
+ * in churn_test.ts). Needs root
  * and iproute2 (tcpdump for the capture test); otherwise SKIPPED with the reason (a
  * failure under CI=true).
  *
@@ -13,13 +14,21 @@ import {
   assertEquals,
   cli,
   keyFile,
-  missingTool,
   Server,
   skipTest,
   TempDir,
   waitFor,
 } from "./_harness.ts";
-import { type Host, Lan, netnsUnavailable } from "./_netns.ts";
+import { Lan } from "./_netns.ts";
+import {
+  disposeAll,
+  everyoneLists,
+  leaveReports,
+  PORT,
+  type Run,
+  startRun,
+  whyUnavailable,
+} from "./_members.ts";
 import { connect } from "../mod.ts";
 import { readKeyFile } from "../net/keys.ts";
 import { parseUrl } from "../net/url.ts";
@@ -27,80 +36,6 @@ import { encodeMessage, MAX_INCARNATION, type Message } from "../net/membership/
 import { encodePacket } from "../net/membership/transport.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
-const GROUP = "228.8.8.8:7711";
-const PORT = 7700;
-
-async function whyUnavailable(tools: string[]): Promise<string | null> {
-  return await netnsUnavailable() ?? await missingTool(tools);
-}
-
-/** A server on a host, with when it was killed (if it was). */
-interface Run {
-  host: Host;
-  server: Server;
-  id: string;
-  killedAt?: number;
-}
-
-function start(h: Host, key: string): Promise<Server> {
-  return Server.start({
-    prefix: h.prefix,
-    args: ["-a", `${h.addr}:${PORT}`, "--hmac", key, "--discover", GROUP],
-  });
-}
-
-async function startRun(h: Host, key: string): Promise<Run> {
-  const server = await start(h, key);
-  return { host: h, server, id: server.path.slice(2) };
-}
-
-async function listing(r: Run, key: string): Promise<string[]> {
-  const out = await cli(["ls", "-d", r.server.url, "--hmac", key, "/"], { prefix: r.host.prefix });
-  return out.stdout.split("\n").filter(Boolean).sort();
-}
-
-async function everyoneLists(runs: Run[], key: string, want: Run[] = runs): Promise<boolean> {
-  const expected = JSON.stringify(want.map((r) => r.server.path).sort());
-  const got = await Promise.all(runs.map((r) => listing(r, key)));
-  return got.every((l) => JSON.stringify(l) === expected);
-}
-
-/** A leave report from a server log: who reported whom, when (ms since the epoch). */
-interface LeaveReport {
-  by: string;
-  about: string;
-  at: number;
-  line: string;
-}
-
-const LEAVE_LINE = /^(\S+ \S+ [+-]\d\d:\d\d) .*member X([0-9a-f]{16}) (failed|left)/;
-
-async function leaveReports(runs: Run[]): Promise<LeaveReport[]> {
-  const out: LeaveReport[] = [];
-  for (const r of runs) {
-    const text = await Deno.readTextFile(`${r.server.varDir}/server.log`).catch(() => "");
-    for (const line of text.split("\n")) {
-      const m = LEAVE_LINE.exec(line);
-      if (!m) continue;
-      const at = Date.parse(m[1].replace(" ", "T").replace(" ", ""));
-      out.push({ by: r.id, about: m[2], at, line });
-    }
-  }
-  return out;
-}
-
-/** Reports about a server that was alive at the time: never killed, or before its kill. */
-async function falseLeaves(runs: Run[]): Promise<LeaveReport[]> {
-  const byId = new Map(runs.map((r) => [r.id, r]));
-  return (await leaveReports(runs)).filter((rep) => {
-    const victim = byId.get(rep.about);
-    return victim !== undefined && (victim.killedAt === undefined || rep.at < victim.killedAt);
-  });
-}
-
-async function disposeAll(runs: Run[]): Promise<void> {
-  await Promise.all(runs.map((r) => r.server[Symbol.asyncDispose]()));
-}
 
 /** Send membership messages to a server's UDP port in one packet signed with `key`. */
 async function sendSigned(url: string, key: Uint8Array | undefined, msgs: Message[]) {
@@ -183,57 +118,6 @@ if (netns) {
       console.log(`thawed host back everywhere after ${Date.now() - back} ms`);
     } finally {
       await disposeAll(runs);
-    }
-  });
-
-  Deno.test("churn: restarting 20 % of ten hosts every 2 s for 60 s ends with exactly the live set and no false leave", async () => {
-    using tmp = new TempDir();
-    const key = await keyFile(tmp.path);
-    await using lan = await Lan.create(10);
-    const all: Run[] = [];
-    const live: Run[] = [];
-    try {
-      for (const h of lan.hosts) {
-        const r = await startRun(h, key);
-        all.push(r);
-        live.push(r);
-      }
-      await waitFor(() => everyoneLists(live, key), "one cluster of ten", 10_000);
-      const end = Date.now() + 60_000;
-      let round = 0;
-      while (Date.now() < end) {
-        const tick = Date.now();
-        const victims = [...live].sort(() => Math.random() - 0.5).slice(0, 2);
-        await Promise.all(victims.map(async (v) => {
-          // Alternate crashes and clean stops: both must end the same way.
-          v.killedAt = Date.now();
-          v.server.kill(round % 2 === 0 ? "SIGKILL" : "SIGTERM");
-          await v.server.status;
-          live.splice(live.indexOf(v), 1);
-          const r = await startRun(v.host, key);
-          all.push(r);
-          live.push(r);
-        }));
-        round++;
-        await new Promise((r) => setTimeout(r, Math.max(0, 2000 - (Date.now() - tick))));
-      }
-      const quiet = Date.now();
-      await waitFor(
-        () => everyoneLists(live, key),
-        "every host to list exactly the live set",
-        15_000,
-      );
-      console.log(
-        `${round} rounds, ${all.length} servers; converged ${Date.now() - quiet} ms after`,
-      );
-      // Every server that was stopped was reported gone (so the log check below has teeth).
-      const reported = new Set((await leaveReports(all)).map((r) => r.about));
-      const unreported = all.filter((r) => r.killedAt !== undefined && !reported.has(r.id));
-      assertEquals(unreported.map((r) => r.id), [], "stopped servers nobody reported gone");
-      const wrong = await falseLeaves(all);
-      assertEquals(wrong.map((w) => `X${w.by}: ${w.line}`), [], "a live host was reported left");
-    } finally {
-      await disposeAll(all);
     }
   });
 
