@@ -67,7 +67,12 @@ export const COMMANDS: Record<string, Command> = {
         help: "address to bind (port 0: any)",
       },
       if: { type: "string", value: "IFACE", help: "bind this interface's IPv4 address, any port" },
-      join: { type: "string", short: "j", value: "URL", help: "join the cluster of this member" },
+      join: {
+        type: "string",
+        short: "j",
+        value: "SEED",
+        help: "join the cluster of this member (URL or HOST:PORT; repeatable)",
+      },
       discover: {
         type: "string",
         value: "GROUP:PORT",
