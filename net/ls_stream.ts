@@ -65,26 +65,25 @@ export function lsEntryBytes(e: LsEntry): number {
 }
 
 /**
- * Cut a sequence of entries into encoded batches of about {@linkcode LS_BATCH_BYTES}.
+ * Cut a sequence of entries into batches of about {@linkcode LS_BATCH_BYTES}: the one
+ * place that decides where a listing is cut.
  *
  * @param entries any iterable of entries (a namespace walk is consumed lazily)
- * @yields each batch, header included, with how many entries it holds
+ * @yields each batch; the last may be empty, so a consumer always sees an end
  */
-export function* lsBatches(
-  entries: Iterable<LsEntry>,
-): Generator<{ bytes: Uint8Array; count: number }> {
+export function* lsEntryBatches(entries: Iterable<LsEntry>): Generator<LsEntry[]> {
   let batch: LsEntry[] = [];
   let size = 0;
   for (const e of entries) {
     batch.push(e);
     size += lsEntryBytes(e);
     if (size >= LS_BATCH_BYTES) {
-      yield { bytes: encodeLsBatch(batch), count: batch.length };
+      yield batch;
       batch = [];
       size = 0;
     }
   }
-  if (batch.length) yield { bytes: encodeLsBatch(batch), count: batch.length };
+  yield batch;
 }
 
 function malformed(why: string): CircuitError {

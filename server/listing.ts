@@ -14,7 +14,7 @@ import {
   checkLsEntry,
   decodeLsBatch,
   encodeLsBatch,
-  LS_BATCH_BYTES,
+  lsEntryBatches,
   lsEntryBytes,
   type LsStreamReply,
   readLsBatches,
@@ -73,20 +73,9 @@ class ArraySink implements Sink {
   }
 }
 
-/** Feed entries to a sink in batches of about {@linkcode LS_BATCH_BYTES}. */
+/** Feed entries to a sink in batches of about `LS_BATCH_BYTES` (`lsEntryBatches`). */
 async function feed(entries: Iterable<LsEntry>, sink: Sink): Promise<void> {
-  let batch: LsEntry[] = [];
-  let size = 0;
-  for (const e of entries) {
-    batch.push(e);
-    size += lsEntryBytes(e);
-    if (size >= LS_BATCH_BYTES) {
-      await sink.put(batch);
-      batch = [];
-      size = 0;
-    }
-  }
-  await sink.put(batch);
+  for (const batch of lsEntryBatches(entries)) await sink.put(batch);
 }
 
 /**
