@@ -24,13 +24,17 @@ import { concat, frame, writeAll } from "./_bytes.ts";
 /** What the proxy does to client → server bytes once `afterBytes` have passed. */
 type Mischief = "flip" | "replay" | "truncate";
 
-/** A one-connection TCP proxy that misbehaves after the handshake. */
-class Proxy implements AsyncDisposable {
+/**
+ * A TCP proxy on loopback in front of `target`: each accepted client gets a connection to
+ * the target, and `pipe(from, to, upstream)` carries each direction (closing both ends
+ * when it ends). Subclasses decide what happens to the bytes on the way.
+ */
+abstract class TcpProxy implements AsyncDisposable {
   readonly listener: Deno.Listener;
   #tasks: Promise<unknown>[] = [];
   #socks: Deno.Conn[] = [];
 
-  constructor(target: { hostname: string; port: number }, mischief: Mischief, afterBytes: number) {
+  constructor(target: { hostname: string; port: number }) {
     const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
     this.listener = listener;
     this.#tasks.push(
@@ -38,8 +42,8 @@ class Proxy implements AsyncDisposable {
         for await (const client of listener) {
           const server = await Deno.connect(target);
           this.#socks.push(client, server);
-          this.#tasks.push(this.#pipe(server, client, null, 0));
-          this.#tasks.push(this.#pipe(client, server, mischief, afterBytes));
+          this.#tasks.push(this.#carry(client, server, true));
+          this.#tasks.push(this.#carry(server, client, false));
         }
       })().catch(() => {}),
     );
@@ -49,27 +53,12 @@ class Proxy implements AsyncDisposable {
     return (this.listener.addr as Deno.NetAddr).port;
   }
 
-  async #pipe(from: Deno.Conn, to: Deno.Conn, mischief: Mischief | null, after: number) {
-    const buf = new Uint8Array(65536);
-    let seen = 0;
-    let done = false;
+  /** Carry one direction; `upstream` is client → server. Throws when a socket closes. */
+  protected abstract pipe(from: Deno.Conn, to: Deno.Conn, upstream: boolean): Promise<void>;
+
+  async #carry(from: Deno.Conn, to: Deno.Conn, upstream: boolean): Promise<void> {
     try {
-      for (;;) {
-        const n = await from.read(buf);
-        if (n === null) break;
-        const chunk = buf.slice(0, n);
-        if (mischief && !done && seen + n > after) {
-          done = true;
-          if (mischief === "flip") chunk[Math.max(0, after - seen) + 6] ^= 0x40;
-          if (mischief === "replay") await writeAll(to, chunk);
-          if (mischief === "truncate") {
-            await writeAll(to, chunk.subarray(0, Math.max(1, after - seen + 3)));
-            break;
-          }
-        }
-        seen += n;
-        await writeAll(to, chunk);
-      }
+      await this.pipe(from, to, upstream);
     } catch { /* closed */ }
     for (const s of [from, to]) {
       try {
@@ -86,6 +75,42 @@ class Proxy implements AsyncDisposable {
       } catch { /* closed */ }
     }
     await Promise.all(this.#tasks);
+  }
+}
+
+/** A one-connection TCP proxy that misbehaves after the handshake. */
+class Proxy extends TcpProxy {
+  #mischief: Mischief;
+  #after: number;
+
+  constructor(target: { hostname: string; port: number }, mischief: Mischief, afterBytes: number) {
+    super(target);
+    this.#mischief = mischief;
+    this.#after = afterBytes;
+  }
+
+  protected async pipe(from: Deno.Conn, to: Deno.Conn, upstream: boolean): Promise<void> {
+    const mischief = upstream ? this.#mischief : null;
+    const after = this.#after;
+    const buf = new Uint8Array(65536);
+    let seen = 0;
+    let done = false;
+    for (;;) {
+      const n = await from.read(buf);
+      if (n === null) break;
+      const chunk = buf.slice(0, n);
+      if (mischief && !done && seen + n > after) {
+        done = true;
+        if (mischief === "flip") chunk[Math.max(0, after - seen) + 6] ^= 0x40;
+        if (mischief === "replay") await writeAll(to, chunk);
+        if (mischief === "truncate") {
+          await writeAll(to, chunk.subarray(0, Math.max(1, after - seen + 3)));
+          break;
+        }
+      }
+      seen += n;
+      await writeAll(to, chunk);
+    }
   }
 }
 
@@ -243,80 +268,48 @@ type Rewrite = (frame: Uint8Array, index: number) => Uint8Array[];
  * first `frames` of them) and lets a {@linkcode Rewrite} replace each, then passes the
  * rest through untouched.
  */
-class InjectingProxy implements AsyncDisposable {
-  readonly listener: Deno.Listener;
-  #tasks: Promise<unknown>[] = [];
-  #socks: Deno.Conn[] = [];
+class InjectingProxy extends TcpProxy {
+  #rewrites: { up?: Rewrite; down?: Rewrite };
 
   constructor(
     target: { hostname: string; port: number },
     rewrites: { up?: Rewrite; down?: Rewrite },
   ) {
-    const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-    this.listener = listener;
-    this.#tasks.push(
-      (async () => {
-        for await (const client of listener) {
-          const server = await Deno.connect(target);
-          this.#socks.push(client, server);
-          this.#tasks.push(this.#pipe(client, server, rewrites.up));
-          this.#tasks.push(this.#pipe(server, client, rewrites.down));
-        }
-      })().catch(() => {}),
-    );
+    super(target);
+    this.#rewrites = rewrites;
   }
 
-  get port(): number {
-    return (this.listener.addr as Deno.NetAddr).port;
-  }
-
-  async #pipe(from: Deno.Conn, to: Deno.Conn, rewrite: Rewrite | undefined) {
+  protected async pipe(from: Deno.Conn, to: Deno.Conn, upstream: boolean): Promise<void> {
+    const rewrite = upstream ? this.#rewrites.up : this.#rewrites.down;
     const buf = new Uint8Array(65536);
     let held: Uint8Array = new Uint8Array(0);
     let index = 0;
-    try {
-      for (;;) {
-        const n = await from.read(buf);
-        if (n === null) break;
-        if (!rewrite || index >= 2) {
-          await writeAll(to, buf.slice(0, n));
-          continue;
-        }
-        held = concat(held, buf.subarray(0, n));
-        // Two plain frames each way precede the key change (hello, proof; challenge, and
-        // the welcome, which is keyed: only the first is rewritten downstream).
-        while (index < 2 && held.length >= 4) {
-          const len = new DataView(held.buffer, held.byteOffset).getUint32(0);
-          if (held.length < 4 + len) break;
-          const frame = held.slice(0, 4 + len);
-          held = held.slice(4 + len);
-          const writes = rewrite(frame, index++);
-          for (let i = 0; i < writes.length; i++) {
-            if (i > 0) await new Promise((r) => setTimeout(r, 150));
-            await writeAll(to, writes[i]);
-          }
-        }
-        if (index >= 2 && held.length) {
-          await writeAll(to, held);
-          held = new Uint8Array(0);
+    for (;;) {
+      const n = await from.read(buf);
+      if (n === null) break;
+      if (!rewrite || index >= 2) {
+        await writeAll(to, buf.slice(0, n));
+        continue;
+      }
+      held = concat(held, buf.subarray(0, n));
+      // Two plain frames each way precede the key change (hello, proof; challenge, and
+      // the welcome, which is keyed: only the first is rewritten downstream).
+      while (index < 2 && held.length >= 4) {
+        const len = new DataView(held.buffer, held.byteOffset).getUint32(0);
+        if (held.length < 4 + len) break;
+        const frame = held.slice(0, 4 + len);
+        held = held.slice(4 + len);
+        const writes = rewrite(frame, index++);
+        for (let i = 0; i < writes.length; i++) {
+          if (i > 0) await new Promise((r) => setTimeout(r, 150));
+          await writeAll(to, writes[i]);
         }
       }
-    } catch { /* closed */ }
-    for (const s of [from, to]) {
-      try {
-        s.close();
-      } catch { /* closed */ }
+      if (index >= 2 && held.length) {
+        await writeAll(to, held);
+        held = new Uint8Array(0);
+      }
     }
-  }
-
-  async [Symbol.asyncDispose]() {
-    this.listener.close();
-    for (const s of this.#socks) {
-      try {
-        s.close();
-      } catch { /* closed */ }
-    }
-    await Promise.all(this.#tasks);
   }
 }
 
