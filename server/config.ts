@@ -185,6 +185,23 @@ export const UDP_TABLE_TTL_MS = 2000;
  * in ms, so a flood of packets from unknown ports costs at most ten reads a second.
  */
 export const UDP_TABLE_MIN_REFRESH_MS = 100;
+/**
+ * Tries a TCP owner lookup makes before it refuses: kernel queries (netlink sock_diag), or
+ * reads of `/proc/net/tcp` and `tcp6` when those are not available. A peer socket can be
+ * briefly missing or half-open (a dialed listener's side is a request socket until the
+ * last ACK is processed; a `/proc` read can skip a socket that moves while it is read).
+ */
+export const TCP_LOOKUP_ATTEMPTS = 3;
+/** A TCP owner lookup stops trying this long after it started, in ms (it tries at least once). */
+export const TCP_LOOKUP_DEADLINE_MS = 300;
+/** Pause between two kernel queries of one TCP owner lookup, in ms. */
+export const TCP_LOOKUP_RETRY_MS = 20;
+/**
+ * A read of the TCP tables starts at least this long after the previous one started, in
+ * ms: one read answers every lookup that waits for it, so a burst of connections costs at
+ * most 50 reads a second, whatever its size.
+ */
+export const TCP_TABLE_MIN_REFRESH_MS = 20;
 
 // --- Logs and the var directory (server/log.ts, server/oplog.ts, server/var_dir.ts) ---
 

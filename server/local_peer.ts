@@ -1,6 +1,9 @@
 /**
- * Who is on the other end of a loopback socket: the local user that owns it, read from
- * the kernel's socket tables (`/proc/net/tcp`, `tcp6`, `udp`, `udp6`).
+ * Who is on the other end of a loopback socket: the local user that owns it. A TCP peer's
+ * socket is asked of the kernel by its exact addresses (netlink `sock_diag`, see
+ * `sock_diag.ts`: microseconds), or found in the socket tables (`/proc/net/tcp`, `tcp6`:
+ * milliseconds per read with thousands of sockets, so reads are shared by every waiting
+ * lookup); a UDP sender's in `/proc/net/udp` and `udp6`.
  *
  * A keyless server has no secret to check, and loopback does not separate users, so it
  * admits a loopback peer only when the peer's socket belongs to the server's own user or
@@ -13,9 +16,17 @@
  * @module
  */
 
-import { UDP_TABLE_MIN_REFRESH_MS, UDP_TABLE_TTL_MS } from "./config.ts";
+import {
+  TCP_LOOKUP_ATTEMPTS,
+  TCP_LOOKUP_DEADLINE_MS,
+  TCP_LOOKUP_RETRY_MS,
+  TCP_TABLE_MIN_REFRESH_MS,
+  UDP_TABLE_MIN_REFRESH_MS,
+  UDP_TABLE_TTL_MS,
+} from "./config.ts";
+import { type DiagAnswer, type FarSocket, type SockDiag, sockDiag } from "./sock_diag.ts";
 
-/** TCP state `ESTABLISHED` in `/proc/net/tcp`. */
+/** TCP state `ESTABLISHED` as `/proc/net/tcp` prints it. */
 const TCP_ESTABLISHED = "01";
 
 /** A socket address: an IP (text, as Deno writes it) and a port. */
@@ -28,15 +39,23 @@ export interface SockAddr {
 
 const LITTLE_ENDIAN = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
 
+/** The first 12 bytes of an IPv4-mapped IPv6 address (`::ffff:a.b.c.d`). */
+const V4_MAPPED_PREFIX = [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff];
+
+/** An IPv4-mapped IPv6 address as its 4 IPv4 bytes; other addresses as they are. */
+function unmapped(bytes: Uint8Array): Uint8Array {
+  const mapped = bytes.length === 16 && V4_MAPPED_PREFIX.every((b, i) => bytes[i] === b);
+  return mapped ? bytes.subarray(12) : bytes;
+}
+
 /**
  * Canonical text of an IP for comparisons: dotted IPv4 for IPv4 and IPv4-mapped IPv6,
  * 32 hex digits for other IPv6.
  */
 function canonicalBytes(bytes: Uint8Array): string {
-  const mapped = bytes.length === 16 && bytes.subarray(0, 10).every((b) => b === 0) &&
-    bytes[10] === 0xff && bytes[11] === 0xff;
-  if (bytes.length === 4 || mapped) return [...bytes.subarray(bytes.length - 4)].join(".");
-  return [...bytes].map((b) => b.toString(16).padStart(2, "0")).join("");
+  const b = unmapped(bytes);
+  if (b.length === 4) return [...b].join(".");
+  return [...b].map((x) => x.toString(16).padStart(2, "0")).join("");
 }
 
 /**
@@ -162,22 +181,226 @@ async function readTables(names: string[]): Promise<ProcSocket[]> {
   return texts.flatMap(parseTable);
 }
 
+function farSocket(conn: { remote: SockAddr; local: SockAddr }): FarSocket | null {
+  const a = parseIp(conn.remote.hostname), p = parseIp(conn.local.hostname);
+  if (!a || !p) return null;
+  const addr = unmapped(a), peer = unmapped(p);
+  if (addr.length !== peer.length) return null;
+  return { addr, port: conn.remote.port, peer, peerPort: conn.local.port };
+}
+
+/** An address as `/proc/net/tcp` prints it: each 32-bit word in host order, `:PORT` in hex. */
+function procAddr(bytes: Uint8Array, port: number): string {
+  let out = "";
+  for (let w = 0; w < bytes.length; w += 4) {
+    const [b0, b1, b2, b3] = bytes.subarray(w, w + 4);
+    const word = LITTLE_ENDIAN
+      ? b0 | b1 << 8 | b2 << 16 | b3 << 24
+      : b0 << 24 | b1 << 16 | b2 << 8 | b3;
+    out += (word >>> 0).toString(16).padStart(8, "0");
+  }
+  return `${out}:${port.toString(16).padStart(4, "0")}`.toUpperCase();
+}
+
+/** The keys (`LOCAL REMOTE`, as printed) the far socket can have in `tcp` or `tcp6`. */
+function procKeys(far: FarSocket): string[] {
+  const key = (a: Uint8Array, p: Uint8Array) =>
+    `${procAddr(a, far.port)} ${procAddr(p, far.peerPort)}`;
+  if (far.addr.length === 16) return [key(far.addr, far.peer)];
+  const mapped = (b: Uint8Array) => new Uint8Array([...V4_MAPPED_PREFIX, ...b]);
+  return [key(far.addr, far.peer), key(mapped(far.addr), mapped(far.peer))];
+}
+
 /**
- * The local user owning the far end of a TCP connection on this host: the established
- * socket whose own address is our remote address and whose peer is our local address.
+ * The owners of the established sockets in a `/proc/net/tcp`-style table, by their
+ * printed `LOCAL REMOTE` addresses (nothing else is decoded, so a read of thousands of
+ * sockets stays cheap).
+ */
+function addEstablished(text: string, into: Map<string, number>): void {
+  for (const line of text.split("\n")) {
+    const f = line.trim().split(/\s+/, 8);
+    if (f.length < 8 || f[3] !== TCP_ESTABLISHED) continue;
+    const uid = Number(f[7]);
+    if (Number.isInteger(uid)) into.set(`${f[1]} ${f[2]}`, uid);
+  }
+}
+
+async function readEstablished(): Promise<Map<string, number>> {
+  const texts = await Promise.all(
+    ["tcp", "tcp6"].map((n) => Deno.readTextFile(`/proc/net/${n}`).catch(() => "")),
+  );
+  const owners = new Map<string, number>();
+  for (const t of texts) addEstablished(t, owners);
+  return owners;
+}
+
+/**
+ * Reads of `/proc/net/tcp` and `tcp6`, shared: every lookup waiting when a read starts gets
+ * its answer, at most one read runs at a time, and a read starts at least
+ * {@linkcode TCP_TABLE_MIN_REFRESH_MS} after the previous one. A lookup only ever gets a
+ * read that started after it asked, so an answer is never about an earlier connection that
+ * had the same addresses (ports are reused).
+ */
+class TcpTableReads {
+  /** Reads made. */
+  count = 0;
+  #next: PromiseWithResolvers<Map<string, number>> | null = null;
+  #running = false;
+  #lastStart = -Infinity;
+
+  /** The owners of the established sockets, from a read that starts after this call. */
+  fresh(): Promise<Map<string, number>> {
+    this.#next ??= Promise.withResolvers();
+    const answer = this.#next.promise;
+    if (!this.#running) void this.#run();
+    return answer;
+  }
+
+  async #run(): Promise<void> {
+    this.#running = true;
+    try {
+      while (this.#next) {
+        const wait = this.#lastStart + TCP_TABLE_MIN_REFRESH_MS - performance.now();
+        if (wait > 0) await sleep(wait);
+        const waiting = this.#next;
+        this.#next = null;
+        this.#lastStart = performance.now();
+        this.count++;
+        waiting.resolve(await readEstablished().catch(() => new Map()));
+      }
+    } finally {
+      this.#running = false;
+    }
+  }
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** Counters of a {@linkcode TcpOwners}, for tests and measurements. */
+export interface TcpOwnerStats {
+  /** Lookups asked for. */
+  lookups: number;
+  /** Reads of `/proc/net/tcp` and `tcp6` (a read of both counts once). */
+  reads: number;
+  /** Kernel queries (netlink `sock_diag`), one per try. */
+  queries: number;
+  /** Whether lookups ask the kernel (else they read the tables). */
+  sockDiag: boolean;
+}
+
+/** Options of a {@linkcode TcpOwners}. */
+export interface TcpOwnersOptions {
+  /**
+   * Ask the kernel first (netlink `sock_diag` through FFI; Linux, with FFI permission),
+   * reading the tables only when it has no answer. False reads the tables only.
+   *
+   * @default {true}
+   */
+  sockDiag?: boolean;
+}
+
+/**
+ * Owners of the far ends of local TCP connections. Each lookup asks the kernel for the
+ * socket with exactly the connection's addresses; where that is not available (or finds
+ * nothing), it waits for a shared read of `/proc/net/tcp` and `tcp6` that starts after it
+ * asked. Nothing is cached beyond the read a lookup waited for: an answer is always about
+ * a socket that existed while the connection did. A socket that is missing or not yet
+ * established is tried again, up to {@linkcode TCP_LOOKUP_ATTEMPTS} times within
+ * {@linkcode TCP_LOOKUP_DEADLINE_MS}.
+ */
+export class TcpOwners {
+  #lookups = 0;
+  #queries = 0;
+  #reads = new TcpTableReads();
+  #diag: SockDiag | null;
+
+  /** @param options whether to ask the kernel first */
+  constructor(options: TcpOwnersOptions = {}) {
+    this.#diag = options.sockDiag === false ? null : sockDiag();
+  }
+
+  /** What lookups have cost so far. */
+  get stats(): TcpOwnerStats {
+    return {
+      lookups: this.#lookups,
+      reads: this.#reads.count,
+      queries: this.#queries,
+      sockDiag: this.#diag !== null,
+    };
+  }
+
+  /**
+   * The local user owning the far end of a TCP connection on this host: the established
+   * socket whose own address is our remote address and whose peer is our local address.
+   *
+   * @param conn our socket's two addresses
+   * @returns the owner's uid, or null when no such socket is in this namespace
+   */
+  async owner(conn: { remote: SockAddr; local: SockAddr }): Promise<number | null> {
+    this.#lookups++;
+    const far = farSocket(conn);
+    if (!far) return null;
+    const deadline = performance.now() + TCP_LOOKUP_DEADLINE_MS;
+    if (!this.#diag) return await this.#fromTables(far, deadline, TCP_LOOKUP_ATTEMPTS);
+    const answer = await this.#fromKernel(this.#diag, far, deadline);
+    if (typeof answer === "number") return answer;
+    // A failed query leaves every try to the tables; a socket the kernel did not find
+    // established in every try gets one look there (the kernel may not list TCP sockets).
+    const tries = answer === "error" ? TCP_LOOKUP_ATTEMPTS : 1;
+    const uid = await this.#fromTables(far, deadline, tries);
+    // The tables have a socket the kernel said it had not: stop asking the kernel.
+    if (uid !== null && answer === "absent") this.#diag = null;
+    return uid;
+  }
+
+  async #fromKernel(diag: SockDiag, far: FarSocket, deadline: number): Promise<DiagAnswer> {
+    for (let attempt = 1;; attempt++) {
+      this.#queries++;
+      const answer = diag.query(far);
+      if (typeof answer === "number" || answer === "error") return answer;
+      if (attempt >= TCP_LOOKUP_ATTEMPTS) return answer;
+      if (performance.now() + TCP_LOOKUP_RETRY_MS > deadline) return answer;
+      await sleep(TCP_LOOKUP_RETRY_MS);
+    }
+  }
+
+  async #fromTables(far: FarSocket, deadline: number, attempts: number): Promise<number | null> {
+    const keys = procKeys(far);
+    for (let attempt = 1;; attempt++) {
+      const owners = await this.#reads.fresh();
+      for (const k of keys) {
+        const uid = owners.get(k);
+        if (uid !== undefined) return uid;
+      }
+      if (attempt >= attempts || performance.now() >= deadline) return null;
+    }
+  }
+}
+
+/** The lookups of this process's keyless server. */
+const tcpOwners = new TcpOwners();
+
+/**
+ * The local user owning the far end of a TCP connection on this host (see
+ * {@linkcode TcpOwners}).
  *
  * @param conn our socket's two addresses
- * @returns the owner's uid, or null when no such socket is in this namespace's tables
+ * @returns the owner's uid, or null when no such socket is in this namespace
  */
-export async function tcpPeerUid(
-  conn: { remote: SockAddr; local: SockAddr },
-): Promise<number | null> {
-  const want = keyOf(conn.remote), ours = keyOf(conn.local);
-  if (!want || !ours) return null;
-  for (const s of await readTables(["tcp", "tcp6"])) {
-    if (s.state === TCP_ESTABLISHED && s.local === want && s.remote === ours) return s.uid;
-  }
-  return null;
+export function tcpPeerUid(conn: { remote: SockAddr; local: SockAddr }): Promise<number | null> {
+  return tcpOwners.owner(conn);
+}
+
+/**
+ * What this process's TCP owner lookups (those of {@linkcode tcpPeerUid},
+ * {@linkcode admitLocalPeer} and {@linkcode admitLocalListener}) have cost so far.
+ *
+ * @returns the counters
+ */
+export function tcpPeerStats(): TcpOwnerStats {
+  return tcpOwners.stats;
 }
 
 /** Whether `uid` may use a keyless server run by `self`: the same user, or root. */
