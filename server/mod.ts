@@ -6,8 +6,9 @@
  *
  * - **Settings and the machine**: `config.ts` (every default, bound and timing of this
  *   layer), `log.ts` (escaped, throttled log lines), `var_dir.ts` (the locked `--var`
- *   directory), `local_peer.ts` (which local user owns a loopback socket) with `sock_diag.ts` (the kernel query behind it), `addr.ts`
- *   (which address to bind and advertise).
+ *   directory), `local_peer.ts` (which local user owns a loopback socket) with
+ *   `sock_diag.ts` (the kernel query behind it), `addr.ts` (which address to bind and
+ *   advertise).
  * - **Components**, each with its own `describe()` or `stats()` for `stk`:
  *   `accept_gate.ts` (the accept loop and pre-auth caps), `bind.ts` (TCP and UDP on one
  *   port), `net_warnings.ts`, `connections.ts` (connections others dialed),
