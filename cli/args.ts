@@ -31,6 +31,8 @@ export interface Parsed {
    * last); `start -j A -j B` joins through both.
    */
   repeated?: Record<string, string[]>;
+  /** The positionals after `--`, when it was given (they are in `positionals` too). */
+  rest?: string[];
 }
 
 /** A command-line mistake: printed as one line, exit 1. */
@@ -93,10 +95,16 @@ export function parse(argv: string[], specs: Record<string, FlagSpec>): Parsed {
       if (t.kind === "option" && typeof t.value === "string") (all[t.name] ??= []).push(t.value);
     }
     const repeated = Object.fromEntries(Object.entries(all).filter(([, v]) => v.length > 1));
+    const plain = (p: string) => (p.startsWith(NEG) ? p.slice(1) : p);
+    const end = tokens?.findIndex((t) => t.kind === "option-terminator") ?? -1;
+    const rest = end < 0
+      ? undefined
+      : tokens!.slice(end + 1).flatMap((t) => t.kind === "positional" ? [plain(t.value)] : []);
     return {
       flags: values as Parsed["flags"],
-      positionals: positionals.map((p) => (p.startsWith(NEG) ? p.slice(1) : p)),
+      positionals: positionals.map(plain),
       ...(Object.keys(repeated).length ? { repeated } : {}),
+      ...(rest ? { rest } : {}),
     };
   } catch (err) {
     const msg = (err as Error).message

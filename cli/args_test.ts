@@ -1,5 +1,5 @@
 import { normalizeArgs, parse, UsageError } from "./args.ts";
-import { assertEquals } from "../tests/_assert.ts";
+import { assert, assertEquals, assertThrows } from "../tests/_assert.ts";
 
 const SPECS = {
   dial: { type: "string" as const, short: "d", help: "" },
@@ -84,4 +84,29 @@ Deno.test("parse() reads -short=VALUE and on/off flags given a value, as Go's fl
   }
   if (!(err instanceof UsageError)) throw new Error(`expected a UsageError, got ${err}`);
   assertEquals(err.message, 'invalid boolean value "maybe" for -l: parse error');
+});
+
+Deno.test("run: -- splits the selector from the command; without it, leading server paths select", async () => {
+  const { splitRunArgs } = await import("./run_commands.ts");
+  const { parseSelector } = await import("../client/run.ts");
+  const x = "/X0123456789abcdef";
+  const p = parse(["run", x, "--json", "--", "/bin/ls", "-l", "--all"], {
+    json: { type: "boolean", help: "" },
+  });
+  assertEquals(p.rest, ["/bin/ls", "-l", "--all"]);
+  assertEquals(splitRunArgs(p.positionals.slice(1), p.rest), {
+    selector: [x],
+    command: ["/bin/ls", "-l", "--all"],
+  });
+  assertEquals(splitRunArgs([x, "/", "/bin/true"], undefined), {
+    selector: [x, "/"],
+    command: ["/bin/true"],
+  });
+  assertEquals(parse(["run", "/bin/true"], {}).rest, undefined);
+  const usage = assertThrows(() => splitRunArgs([x], undefined));
+  assert(usage instanceof UsageError && usage.message.startsWith("usage: circuit run"));
+  assertEquals(parseSelector([]), [{ all: true }]);
+  assertEquals(parseSelector(["/", `${x}/`]), [{ all: true }, { server: x }]);
+  assert(assertThrows(() => parseSelector(["web"]), "bad request").message.includes("neither"));
+  assertThrows(() => parseSelector([`${x}/a`]), "bad request");
 });

@@ -6,6 +6,7 @@
 
 import {
   comparePaths,
+  exitStatus,
   isStdinClosed,
   type LsEntry,
   parseGlob,
@@ -103,16 +104,19 @@ export const PROC_COMMANDS: Record<string, ClientBody> = {
   signal: ([sig, path]) => async ({ client, timeoutMs }) => {
     await client.walk(path).proc().signal(sig, { timeoutMs });
   },
-  wait: ([path]) => async ({ client, timeoutMs }) => {
-    print(json(await client.walk(path).proc().wait({ timeoutMs: timeoutMs ?? 0 })));
+  wait: ([path], p) => async ({ client, timeoutMs }) => {
+    const state = await client.walk(path).proc().wait({ timeoutMs: timeoutMs ?? 0 });
+    print(json(state));
+    return p.flags.exit ? exitStatus(state) : 0;
   },
-  waitall: async () => {
+  waitall: async (_, p) => {
     const paths = new TextDecoder().decode(await readStdin()).split("\n").map((l) => l.trim())
       .filter(Boolean);
     return async ({ client, timeoutMs }) => {
-      await Promise.all(
+      const states = await Promise.all(
         paths.map((path) => client.walk(path).proc().wait({ timeoutMs: timeoutMs ?? 0 })),
       );
+      return p.flags.exit ? Math.max(0, ...states.map(exitStatus)) : 0;
     };
   },
   stdin: ([path]) => async ({ client, timeoutMs }) => {

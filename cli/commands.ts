@@ -33,6 +33,13 @@ export const CLIENT_FLAGS: Record<string, FlagSpec> = {
   },
 };
 
+/** `wait -x`, `waitall -x`: the process's exit status becomes the command's. */
+const EXIT_FLAG: FlagSpec = {
+  type: "boolean",
+  short: "x",
+  help: "exit with the process's exit status (signal n: 128+n)",
+};
+
 const HELP_FLAG: Record<string, FlagSpec> = {
   help: { type: "boolean", short: "h", help: "show this help" },
 };
@@ -297,20 +304,24 @@ export const COMMANDS: Record<string, Command> = {
     load: client("signal"),
   },
   wait: {
-    args: "PROC",
+    args: "[-x] PROC",
     arity: [1, 1],
     summary: "wait for exit, print the same JSON as peek",
     details: "Fix: returns as soon as the process has exited, whether or not anyone closed its\n" +
-      "stdin or read its output. Waits as long as it takes unless --timeout is given.",
-    flags: {},
+      "stdin or read its output. Waits as long as it takes unless --timeout is given.\n" +
+      "With -x (--exit) the command exits with the process's exit status (a signal n is\n" +
+      "128+n, a process that never started 127); without it, 0 as the original did.",
+    flags: { exit: EXIT_FLAG },
     client: true,
     load: client("wait"),
   },
   waitall: {
-    args: "< anchors, one a line",
+    args: "[-x] < anchors, one a line",
     arity: [0, 0],
     summary: "wait for all",
-    flags: {},
+    details: "With -x (--exit) the command exits with the highest exit status of the processes\n" +
+      "(as wait -x counts them); without it, 0 as the original did.",
+    flags: { exit: EXIT_FLAG },
     client: true,
     load: client("waitall"),
   },
@@ -342,6 +353,32 @@ export const COMMANDS: Record<string, Command> = {
     flags: {},
     client: true,
     load: client("stderr"),
+  },
+  run: {
+    args: "[SERVER…|/] [flags] -- PATH [ARGS…]",
+    arity: [1, Number.MAX_SAFE_INTEGER],
+    summary: "run a command on every server (or the ones named) at once; exit: the highest status",
+    details:
+      "Starts PATH ARGS… under /X…/run/<random> on each selected server (default and /: every\n" +
+      "member; /X…: that server), prints their stdout and stderr live, each line prefixed\n" +
+      "with the server, and scrubs what it started. Exits 0 when every process exited 0, else\n" +
+      "with the highest exit status (signal n: 128+n; a server that could not run it: 255),\n" +
+      "and prints one line per failed server on stderr. --timeout stops what still runs\n" +
+      "(TERM, then KILL 2s later), as Ctrl-C does. Without --stdin the processes' stdin is\n" +
+      "closed; with it, our stdin is read to its end and sent to every process. Put -- before\n" +
+      "the command when it has flags of its own.",
+    flags: {
+      "no-prefix": { type: "boolean", help: "print output lines without the server's path" },
+      stdin: { type: "boolean", help: "send our stdin to every process" },
+      parallel: { type: "string", value: "N", help: "start on at most N servers at once" },
+      json: {
+        type: "boolean",
+        help: "print one JSON result per server (server, path, exit, signal, status, error)",
+      },
+      capture: { type: "boolean", help: "with --json: include each server's stdout and stderr" },
+    },
+    client: true,
+    load: async () => (await import("./run_commands.ts")).runCommand,
   },
   help: {
     args: "[COMMAND]",

@@ -23,12 +23,27 @@ export type { ElementAnchor } from "./types.ts";
 export { ElementHandle } from "./handle.ts";
 export { comparePaths, joinPath, parseGlob, splitPath } from "./path.ts";
 export {
+  EXEC_FAILED_STATUS,
+  exitStatus,
   isStdinClosed,
   type OutputStream,
   Proc,
   type ProcCommand,
   type ProcState,
 } from "./proc.ts";
+export {
+  parseSelector,
+  run,
+  RUN_FAILED_STATUS,
+  RUN_KILL_AFTER_MS,
+  type RunClient,
+  type RunJob,
+  type RunLine,
+  type RunOptions,
+  type RunResult,
+  runStatus,
+  type SelectorTerm,
+} from "./run.ts";
 export { Chan, type ChanState } from "./chan.ts";
 export { Nameserver, type NameserverState } from "./dns.ts";
 export { Container, type ContainerRun, type ContainerState } from "./docker.ts";

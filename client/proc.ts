@@ -58,6 +58,67 @@ function withCallError(
   }, { highWaterMark: 0 });
 }
 
+/**
+ * Linux signal numbers, for exit statuses: a process ended by signal n exits, as a shell
+ * reports it, with 128 + n.
+ */
+const SIGNAL_NUMBERS: Readonly<Record<string, number>> = Object.freeze({
+  SIGHUP: 1,
+  SIGINT: 2,
+  SIGQUIT: 3,
+  SIGILL: 4,
+  SIGTRAP: 5,
+  SIGABRT: 6,
+  SIGBUS: 7,
+  SIGFPE: 8,
+  SIGKILL: 9,
+  SIGUSR1: 10,
+  SIGSEGV: 11,
+  SIGUSR2: 12,
+  SIGPIPE: 13,
+  SIGALRM: 14,
+  SIGTERM: 15,
+  SIGSTKFLT: 16,
+  SIGCHLD: 17,
+  SIGCONT: 18,
+  SIGSTOP: 19,
+  SIGTSTP: 20,
+  SIGTTIN: 21,
+  SIGTTOU: 22,
+  SIGURG: 23,
+  SIGXCPU: 24,
+  SIGXFSZ: 25,
+  SIGVTALRM: 26,
+  SIGPROF: 27,
+  SIGWINCH: 28,
+  SIGIO: 29,
+  SIGPWR: 30,
+  SIGSYS: 31,
+});
+
+/** Exit status of a process that never started (exec failed), as a shell's `command not found`. */
+export const EXEC_FAILED_STATUS = 127;
+
+/**
+ * The exit status a shell would report for a process's final state: its exit code, 128 + n
+ * for signal n (Linux numbers), {@linkcode EXEC_FAILED_STATUS} when it never started, and
+ * 0 while it runs.
+ *
+ * @example Fail a script when a job failed
+ * ```ts ignore
+ * const status = exitStatus(await proc.wait());
+ * if (status !== 0) Deno.exit(status);
+ * ```
+ *
+ * @param state what `wait` or `peek` returned
+ * @returns the status, 0 to 255
+ */
+export function exitStatus(state: ProcState): number {
+  if (state.Phase === "unknown" && state.Exit) return EXEC_FAILED_STATUS;
+  if (state.Signal) return 128 + (SIGNAL_NUMBERS[state.Signal] ?? 0);
+  return (state.ExitCode ?? 0) & 0xff;
+}
+
 /** Errors that say only that the process stopped reading its stdin. */
 const STDIN_CLOSED = new WeakSet<object>();
 

@@ -84,6 +84,14 @@ export interface ElementContext {
   settings: Readonly<ElementSettings>;
   /** Remove this element from its anchor (for elements that scrub themselves). */
   removeSelf(): void;
+  /**
+   * Remove this element from its anchor (`ls` and `peek` no longer show it) but keep
+   * serving its own operations at its path until `until` settles, the path is scrubbed,
+   * or something new is made there: an element that scrubs itself keeps what its
+   * callers still need (a process's exit status and retained output).
+   * @default {removeSelf}
+   */
+  retireSelf?(until: Promise<void>): void;
   /** The cluster's membership. */
   cluster: ClusterView;
 }

@@ -60,6 +60,7 @@ export class OutputBuffer {
   #readers = new Set<{ pos: number; pinned: number }>();
   #dataWaiters = new Set<() => void>();
   #roomWaiters = new Set<() => void>();
+  #idleWaiters = new Set<() => void>();
   #held = false;
   #holdTimer: number | undefined;
 
@@ -106,6 +107,16 @@ export class OutputBuffer {
   /** Whether the stream has ended. */
   get closed(): boolean {
     return this.#closed;
+  }
+
+  /**
+   * Resolves once no reader is attached (at once when none is).
+   *
+   * @returns when the last attached reader has closed
+   */
+  idle(): Promise<void> {
+    if (this.#readers.size === 0) return Promise.resolve();
+    return new Promise<void>((r) => this.#idleWaiters.add(r));
   }
 
   /**
@@ -181,6 +192,7 @@ export class OutputBuffer {
       close: () => {
         this.#readers.delete(r);
         this.#wake(this.#roomWaiters);
+        if (this.#readers.size === 0) this.#wake(this.#idleWaiters);
       },
     };
   }

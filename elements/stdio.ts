@@ -68,6 +68,17 @@ export class Stdio {
     this.err.close();
   }
 
+  /**
+   * Resolves once no reader is attached to stdout or stderr.
+   *
+   * @returns when the last reader of either has closed
+   */
+  async idle(): Promise<void> {
+    while (this.out.readerCount > 0 || this.err.readerCount > 0) {
+      await Promise.all([this.out.idle(), this.err.idle()]);
+    }
+  }
+
   /** Close the child's stdin if nobody did. */
   async closeStdin(): Promise<void> {
     try {

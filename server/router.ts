@@ -79,6 +79,8 @@ export class Router {
   #o: RouterOptions;
   #inflight = new Set<InFlight>();
   #cluster: ClusterView;
+  /** Elements removed from the namespace that still serve their operations, by path. */
+  #retired = new Map<string, Element>();
 
   /** @param options namespace, mesh, kinds, logs */
   constructor(options: RouterOptions) {
@@ -201,7 +203,10 @@ export class Router {
         return ns.element(rel)?.peek() ?? null;
       case Op.SCRUB: {
         const el = ns.element(rel);
-        if (!el) return null;
+        if (!el) {
+          this.#retired.delete(where);
+          return null;
+        }
         return await this.#logged(caller, "scrub", where, async () => {
           await el.scrub();
           ns.remove(rel, el);
@@ -223,17 +228,29 @@ export class Router {
             );
           }
           ns.reserve(rel);
+          this.#retired.delete(where); // a new incarnation replaces a retired one
           let el: Element | null = null;
           const removeSelf = () => {
             if (!el || ns.element(rel) !== el) return;
             ns.remove(rel, el);
             this.#o.oplog.write({ caller: "server", op: "scrub", path: where, outcome: "ok" });
           };
+          const retireSelf = (until: Promise<void>) => {
+            const gone = el;
+            if (!gone || ns.element(rel) !== gone) return;
+            removeSelf();
+            this.#retired.set(where, gone);
+            const drop = () => {
+              if (this.#retired.get(where) === gone) this.#retired.delete(where);
+            };
+            until.then(drop, drop);
+          };
           const ctx: ElementContext = {
             path: where,
             serverId: this.#o.id,
             settings: this.#o.settings,
             removeSelf,
+            retireSelf,
             cluster: this.#cluster,
           };
           try {
@@ -246,7 +263,7 @@ export class Router {
       }
       case Op.ELEMENT: {
         const { op } = call.body as ElementRequest;
-        const el = ns.element(rel);
+        const el = ns.element(rel) ?? this.#retired.get(where);
         if (!el) throw new CircuitError("not found", `No element at "${where}"`);
         // Queries the element declares change nothing and stay out of the operation log.
         if (el.queries?.has(String(op))) return await el.call(String(op), ecall);

@@ -41,6 +41,7 @@ Deno.test("every subcommand of the contract has help", async () => {
     "stdin",
     "stdout",
     "stderr",
+    "run",
     "help",
   ];
   assertEquals(Object.keys(COMMANDS).sort(), [...names].sort());

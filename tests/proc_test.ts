@@ -6,7 +6,14 @@
  */
 
 import { createHash } from "node:crypto";
-import { CircuitError, type Client, connect, isStdinClosed, type Proc } from "../mod.ts";
+import {
+  CircuitError,
+  type Client,
+  connect,
+  exitStatus,
+  isStdinClosed,
+  type Proc,
+} from "../mod.ts";
 import {
   assert,
   assertEquals,
@@ -919,4 +926,84 @@ Deno.test("a stdin upload that breaks fails its call: no truncated input is take
   };
   await waitFor(async () => (await stdinOutcome()) !== undefined, "the stdin call's record");
   assert((await stdinOutcome())!.startsWith("error"), `stdin outcome: ${await stdinOutcome()}`);
+});
+
+// 15. Scrub: true keeps what the caller asked for (issue 23, part 2).
+
+Deno.test("Scrub true: the Go tutorial's pattern loses nothing for fast commands, 20 times in a row", async () => {
+  await using s = await Server.start();
+  await using client = await connect(s.url);
+  for (let i = 0; i < 20; i++) {
+    // Write stdin, close it, read all stdout, wait; a non-zero exit is seen.
+    const sh = await client.walk(`${s.path}/sh${i}`).makeProc({
+      Path: "/bin/sh",
+      Args: ["-c", "cat; exit 3"],
+      Scrub: true,
+    });
+    const w = sh.stdin.getWriter();
+    await w.write(enc.encode(`in ${i}\n`));
+    await w.close();
+    assertEquals(await new Response(sh.stdout).text(), `in ${i}\n`, `run ${i}`);
+    const st = await sh.wait();
+    assertEquals([st.Phase, st.ExitCode, st.Exit], ["exited", 3, { Body: "exit status 3" }]);
+    assertEquals(exitStatus(st), 3);
+    // Output opened right after makeProc of a command that exits at once.
+    const echo = await client.walk(`${s.path}/echo${i}`).makeProc({
+      Path: "/bin/echo",
+      Args: [`hi ${i}`],
+      Scrub: true,
+    });
+    assertEquals(await new Response(echo.stdout).text(), `hi ${i}\n`, `echo ${i}`);
+    assertEquals((await echo.wait()).ExitCode, 0);
+  }
+  // Read after the process is long gone, in any order: still there.
+  const late = await client.walk(`${s.path}/late`).makeProc({
+    Path: "/bin/sh",
+    Args: ["-c", "echo out; echo err >&2; exit 5"],
+    Scrub: true,
+  });
+  await waitFor(async () => (await client.walk(s.path).ls()).length === 0, "it to leave ls");
+  assertEquals(await client.walk(`${s.path}/late`).peek(), null, "peek shows the namespace");
+  assertEquals((await late.wait()).ExitCode, 5);
+  assertEquals(await new Response(late.stderr).text(), "err\n");
+  assertEquals(await new Response(late.stdout).text(), "out\n");
+  // A new element at the path replaces the exited one.
+  const again = await client.walk(`${s.path}/late`).makeProc({ Path: "/bin/sleep", Args: ["60"] });
+  assertEquals((await again.peek() as { Phase: string }).Phase, "running");
+  await again.scrub();
+  const gone = await late.wait().then(() => null, (e) => e);
+  assert(gone instanceof CircuitError && gone.code === "not found", `${gone}`);
+});
+
+Deno.test("mkproc --scrub, then stdout, then wait -x works for a fast job", async () => {
+  await using s = await Server.start();
+  for (let i = 0; i < 3; i++) {
+    const p = `${s.path}/fast${i}`;
+    await mkprocOk(s, p, { Path: "/bin/sh", Args: ["-c", `echo fast ${i}; exit 3`] }, ["--scrub"]);
+    assertEquals(await ok(["stdout", "-d", s.url, p]), `fast ${i}\n`);
+    const w = await cli(["wait", "-x", "-d", s.url, p]);
+    assertEquals([w.code, parseState(w.stdout).ExitCode, w.stderr], [3, 3, ""]);
+  }
+  assertEquals(await ok(["ls", "-d", s.url, "/..."]), `${s.path}\n`);
+});
+
+// 16. Exit codes scripts can use (issue 23, part 3).
+
+Deno.test("wait -x and waitall -x exit with the process's status; without -x they exit 0", async () => {
+  await using s = await Server.start();
+  const three = `${s.path}/three`, killed = `${s.path}/killed`, zero = `${s.path}/zero`;
+  await mkprocOk(s, three, { Path: "/bin/sh", Args: ["-c", "exit 3"] });
+  await mkprocOk(s, killed, { Path: "/bin/sleep", Args: ["60"] });
+  await mkprocOk(s, zero, { Path: "/bin/true" });
+  await ok(["signal", "-d", s.url, "KILL", killed]);
+  const plain = await cli(["wait", "-d", s.url, three]);
+  assertEquals([plain.code, parseState(plain.stdout).ExitCode], [0, 3], "compatible default");
+  assertEquals((await cli(["wait", "-x", "-d", s.url, three])).code, 3);
+  assertEquals((await cli(["wait", "--exit", "-d", s.url, killed])).code, 128 + 9);
+  assertEquals((await cli(["wait", "-x", "-d", s.url, zero])).code, 0);
+  const all = `${three}\n${killed}\n${zero}\n`;
+  assertEquals((await cli(["waitall", "-d", s.url], { stdin: all })).code, 0);
+  const x = await cli(["waitall", "-x", "-d", s.url], { stdin: all });
+  assertEquals([x.code, x.stdout, x.stderr], [137, "", ""]);
+  assertEquals((await cli(["waitall", "-x", "-d", s.url], { stdin: `${zero}\n` })).code, 0);
 });

@@ -12,6 +12,7 @@ import { abortable, Stdio } from "../stdio.ts";
 import { type Cmd, envObject, parseCmd, spawnPath } from "./spec.ts";
 import { parseSignal, signalText } from "./signals.ts";
 import { execProblem, setsidPath } from "./launch.ts";
+import { retirement } from "./retire.ts";
 
 /** A process's lifecycle phase, as `peek` shows it. */
 export type Phase = "running" | "exited" | "signaled" | "stopped" | "continued" | "unknown";
@@ -91,8 +92,19 @@ export class ProcElement implements Element {
     this.#stdio.attach(child);
     this.#exited = child.status.then((s) => {
       this.#status = s;
-      if (this.#cmd.Scrub) queueMicrotask(() => this.#ctx.removeSelf());
+      if (this.#cmd.Scrub) queueMicrotask(() => this.#retire());
     });
+  }
+
+  /**
+   * Leave the namespace after exit (`Scrub: true`), but stay reachable at the path for
+   * `wait`, `stdout` and `stderr` for a while (see `retire.ts`).
+   */
+  #retire(): void {
+    // An explicit scrub removes it for good (the core does that once scrub returns).
+    if (this.#scrubbing) return;
+    if (this.#ctx.retireSelf) this.#ctx.retireSelf(retirement(this.#stdio));
+    else this.#ctx.removeSelf();
   }
 
   /** @returns the contract's peek object */
