@@ -13,6 +13,8 @@ import { Anchor, type AnchorTransport } from "./anchor.ts";
 import { checkTimeout } from "./_check.ts";
 import { Routes, type RoutesOptions } from "./routes.ts";
 import { splitPath } from "./path.ts";
+import { run, type RunJob, type RunOptions } from "./run.ts";
+import type { ProcCommand } from "../net/wire/mod.ts";
 
 /** Options of {@linkcode connect}. */
 export interface ConnectOptions {
@@ -86,6 +88,20 @@ export class Client implements AsyncDisposable {
     const r = this.#routes = new Routes(conn, `X${id}`, routes);
     this.#transport = { route: (server) => r.route(server), timeoutMs };
     void conn.closed.then(() => r.close());
+  }
+
+  /**
+   * Run a command on every selected server at once (see {@linkcode run}): `/` for every
+   * member, or server paths.
+   *
+   * @param selector `/` or `/X…` server paths
+   * @param cmd the command
+   * @param options stdin, timeout, signal, parallel starts, capture, line callback
+   * @returns the job: its lines as an async iterable, and per-server results
+   * @throws {CircuitError} `bad request` for a bad selector
+   */
+  run(selector: string | readonly string[], cmd: ProcCommand, options?: RunOptions): RunJob {
+    return run(this, selector, cmd, options);
   }
 
   /**

@@ -186,3 +186,11 @@ Deno.test("library run: lines as they arrive, per-server results, parallel bound
     );
   }
 });
+
+Deno.test("library client.run() is run() on that client", async () => {
+  await using c = await three();
+  await using client = await connect(c.servers[0].url);
+  const paths = [c.servers[1].path, c.servers[2].path];
+  const results = await client.run(paths, { Path: "/bin/sh", Args: ["-c", "exit 4"] }).results;
+  assertEquals(results.map((r) => [r.server, r.status]).sort(), paths.map((p) => [p, 4]).sort());
+});
