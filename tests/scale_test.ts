@@ -2,13 +2,30 @@
  * Joining at scale on loopback: many servers started at once with `-j` one seed all join
  * (a busy seed is retried, not given up on), and a server told to join a `HOST:PORT`
  * where nothing runs yet joins once a server starts there. `CIRCUIT_SCALE_N` sets how many
- * servers start at once (default 30).
+ * servers start at once (default 30); `CIRCUIT_SCALE_IDLE_S` how long the converged
+ * cluster then idles (default 5 s), during which no server may log a member failed or left.
  */
 
 import { assert, assertEquals, cli, keyFile, Server, TempDir, waitFor } from "./_harness.ts";
 import { connect } from "../mod.ts";
 
 const N = Number(Deno.env.get("CIRCUIT_SCALE_N") ?? 30);
+const IDLE_S = Number(Deno.env.get("CIRCUIT_SCALE_IDLE_S") ?? 5);
+
+/**
+ * Members a log says failed or left: one per `member X… failed`
+ * or `left` line, plus the counts in throttled summaries (`… and 312 more members failed or
+ * left …`).
+ */
+function departures(log: string): number {
+  let n = 0;
+  for (const line of log.split("\n")) {
+    if (/member X\S+ (failed|left)/.test(line)) n++;
+    const more = /(\d+) more members failed or left/.exec(line);
+    if (more) n += Number(more[1]);
+  }
+  return n;
+}
 
 let lastListError = "";
 
@@ -76,6 +93,17 @@ Deno.test(`${N} servers started at once with -j one seed all join`, async () => 
     );
     const ls = await cli(["ls", "--hmac", keyPath, "-d", servers[N - 1].url, "/"]);
     assertEquals(ls.stdout.trim().split("\n").length, N, `ls /: ${ls.stderr}`);
+    // Idle: nobody converged may then be declared failed or left (no flapping storm).
+    const logOf = (s: Server) => Deno.readTextFileSync(`${s.varDir}/server.log`);
+    const offsets = servers.map((s) => logOf(s).length);
+    await new Promise((r) => setTimeout(r, IDLE_S * 1000));
+    const idle = servers.map((s, i) => departures(logOf(s).slice(offsets[i])));
+    const total = idle.reduce((a, b) => a + b, 0);
+    const load = Deno.readTextFileSync("/proc/loadavg").split(" ").slice(0, 3).join(" ");
+    console.log(
+      `${N} servers idle ${IDLE_S} s: ${total} failed/left lines in all logs; load ${load}`,
+    );
+    assertEquals(total, 0, `failed/left lines while idle, per server: ${idle.join(",")}`);
   } finally {
     await disposeAll(servers);
   }

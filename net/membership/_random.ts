@@ -34,5 +34,11 @@ export function pickRandom<T>(
   k: number,
   random: () => number = Math.random,
 ): T[] {
-  return shuffle(items, random).slice(0, Math.max(0, k));
+  const n = items.length;
+  if (k <= 0 || n === 0) return [];
+  if (2 * k >= n) return shuffle(items, random).slice(0, k);
+  // Few of many (the common case: 3 of hundreds): draw distinct indices, O(k) not O(n).
+  const picked = new Set<number>();
+  while (picked.size < k) picked.add(Math.floor(random() * n));
+  return [...picked].map((i) => items[i]);
 }

@@ -116,6 +116,18 @@ export interface MembershipConfig {
    */
   stallMs: number;
   /**
+   * Flap damping: for this long, in ms, after a member came back from dead (it refuted a
+   * death, so it was declared dead falsely: starved, or behind a lossy link), suspicions of
+   * it run `flapSuspicionMult` times longer, so such a member rejoins once instead of
+   * being declared dead again in a loop. @default {60000}
+   */
+  flapWindowMs: number;
+  /**
+   * Multiplier of the suspicion timeouts of a member that came back from dead within
+   * `flapWindowMs`; 1 turns damping off. @default {2}
+   */
+  flapSuspicionMult: number;
+  /**
    * How long a dead or left member is remembered before it is reaped, in ms. Stale gossip
    * about it is refused while it is remembered, and a dead one is told now and then that
    * it is held dead, so one that was only slow hears it and refutes.
@@ -175,6 +187,8 @@ export const DEFAULT_MEMBERSHIP_CONFIG: Readonly<MembershipConfig> = Object.free
   syncTimeoutMs: 2000,
   awarenessMaxMultiplier: 8,
   stallMs: 250,
+  flapWindowMs: 60_000,
+  flapSuspicionMult: 2,
   deadReapMs: 30_000,
   leaveTimeoutMs: 500,
   maxQueuedBroadcasts: 1024,
@@ -206,6 +220,7 @@ export const MEMBERSHIP_PROFILES: Readonly<
     pushPullIntervalMs: 60_000,
     syncTimeoutMs: 10_000,
     stallMs: 1000,
+    flapWindowMs: 300_000,
     deadReapMs: 60_000,
   }),
   test: Object.freeze({
@@ -220,6 +235,7 @@ export const MEMBERSHIP_PROFILES: Readonly<
     pushPullAfterJoinMs: 200,
     syncTimeoutMs: 500,
     stallMs: 100,
+    flapWindowMs: 6000,
     deadReapMs: 3000,
     leaveTimeoutMs: 300,
   }),

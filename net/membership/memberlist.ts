@@ -160,6 +160,13 @@ export class Memberlist implements AsyncDisposable {
         this.#o.onAccused?.(id);
         if (from !== this.#o.self.id) void this.#probeAccused(id);
       },
+      stale: (m) => {
+        // Held dead or suspect at the incarnation it claims alive at: if it is alive, it
+        // refutes (push-pull alone can never bring it back).
+        const type = m.status === "dead" ? "dead" : "suspect";
+        const { id, incarnation: inc } = m;
+        this.#send(m.addr, [{ type, id, inc, from: this.#o.self.id }]);
+      },
       refuted: () => {
         this.#awareness.apply(REFUTE_AWARENESS_DELTA);
         const inc = this.#state.self.incarnation;
@@ -178,7 +185,8 @@ export class Memberlist implements AsyncDisposable {
       awareness: this.#awareness,
       nextSeq: () => ++this.#seq,
       send: (to, msgs) => this.#send(to, msgs),
-      helpers: (k, exclude) => pickRandom(this.#others().filter((m) => m.id !== exclude), k),
+      helpers: (k, exclude) =>
+        pickRandom(this.#others(), k + 1).filter((m) => m.id !== exclude).slice(0, k),
       unanswered: options.onUnanswered,
     });
     this.#pushPull = new PushPull({
@@ -410,11 +418,12 @@ export class Memberlist implements AsyncDisposable {
     }
   }
 
-  /** Live members other than us, as probe targets. */
-  #others(): ProbeTarget[] {
-    const self = this.#o.self.id;
-    return this.#state.list().filter((m) => m.id !== self)
-      .map(({ id, addr, incarnation, status }) => ({ id, addr, incarnation, status }));
+  /**
+   * Live members other than us, as probe targets: the state's cached list, the same array
+   * until a member changes (read per tick and per round, it must not cost O(n)).
+   */
+  #others(): readonly ProbeTarget[] {
+    return this.#state.live();
   }
 
   #after(ms: number, fn: () => void): number | undefined {
@@ -488,7 +497,7 @@ export class Memberlist implements AsyncDisposable {
     this.#lastGossipAt = this.#clock.now();
     const others = this.#others();
     this.#gossip.round(pickRandom(others, this.#config.gossipNodes).map((m) => m.addr));
-    const accusedMembers = this.#state.list(["suspect", "dead"]);
+    const accusedMembers = this.#state.accused();
     const [accused] = pickRandom(accusedMembers, 1);
     if (accused) {
       const { id, incarnation: inc, status } = accused;

@@ -13,7 +13,7 @@
  * @module
  */
 
-import type { Clock } from "./_clock.ts";
+import type { Clock } from "../clock.ts";
 import { shuffle } from "./_random.ts";
 import { type Awareness, probeAwarenessDelta } from "./awareness.ts";
 import type { MembershipConfig } from "./config.ts";
@@ -300,6 +300,8 @@ export class Prober {
  */
 export class ProbeOrder {
   #order: string[] = [];
+  #live: readonly { id: string }[] | undefined;
+  #byId = new Map<string, { id: string }>();
   #index = 0;
   #random: () => number;
 
@@ -315,11 +317,14 @@ export class ProbeOrder {
   /**
    * The next member to probe.
    *
-   * @param live the members that may be probed now (not ourselves)
+   * @param live the members that may be probed now (not ourselves); the same array is
+   *   taken to hold the same members (it is indexed once per array)
    * @returns the next one, or undefined when there is nobody
    */
   next<T extends { id: string }>(live: readonly T[]): T | undefined {
-    const byId = new Map(live.map((m) => [m.id, m]));
+    // The member list hands the same array until a member changes: index it once.
+    if (live !== this.#live) [this.#live, this.#byId] = [live, new Map(live.map((m) => [m.id, m]))];
+    const byId = this.#byId as Map<string, T>;
     for (let pass = 0; pass < 2; pass++) {
       while (this.#index < this.#order.length) {
         const m = byId.get(this.#order[this.#index++]);

@@ -1,4 +1,4 @@
-import { ManualClock } from "./_clock.ts";
+import { ManualClock } from "../clock.ts";
 import { assertEquals } from "./_testing.ts";
 import { Awareness } from "./awareness.ts";
 import type { Addr, Message } from "./messages.ts";

@@ -1,4 +1,4 @@
-import { ManualClock } from "./_clock.ts";
+import { ManualClock } from "../clock.ts";
 import { assert, assertEquals } from "./_testing.ts";
 import { CircuitError } from "../errors.ts";
 import { membershipConfig } from "./config.ts";

@@ -24,6 +24,19 @@
  *   id, so a new id at a known address is accepted at once and the old id there is marked
  *   dead, and news about an older process at that address is ignored.
  * - Dead and left members are remembered for `deadReapMs`, then reaped.
+ * - An `alive` that cannot revive a member we hold dead or suspect at the same incarnation
+ *   (typically a peer's push-pull, or gossip from before the accusation) means the member
+ *   may be alive without knowing it is accused: it is told directly (`stale`, at most once
+ *   per `probeIntervalMs` per member), so it refutes. Without that, push-pull could never
+ *   bring such a member back; only the buddy messages of the gossip loop, to one random
+ *   accused member per round, would reach it.
+ * - Flap damping: a member that came back from dead within `flapWindowMs` gets
+ *   its suspicion timeouts multiplied by `flapSuspicionMult`, so a member falsely
+ *   declared dead (one starved, or behind a lossy link) rejoins once, not in a loop.
+ *
+ * Everything done per packet or per tick is O(1) in the number of members: members are
+ * indexed by address, and the live and accused members other than us are kept as cached
+ * lists that are rebuilt only when a member changes.
  * - Events alternate per member: `join` when it becomes a member, `leave` once when it
  *   stops being one (dead or left). Only a refutation with a higher incarnation can make
  *   a departed member join again.
@@ -31,7 +44,7 @@
  * @module
  */
 
-import type { Clock } from "./_clock.ts";
+import type { Clock } from "../clock.ts";
 import type { MembershipConfig } from "./config.ts";
 import {
   type Addr,
@@ -94,6 +107,12 @@ export interface MemberStatesOptions {
    * refused port) can settle it at once.
    */
   accused?(id: string, from: string): void;
+  /**
+   * An `alive` at the incarnation we hold a member dead or suspect at arrived (it cannot
+   * revive it): tell the member so directly, so that, if it is alive, it refutes. Called
+   * at most once per `probeIntervalMs` per member.
+   */
+  stale?(member: Member): void;
 }
 
 const isMember = (m: Member) => m.status === "alive" || m.status === "suspect";
@@ -116,6 +135,16 @@ export class MemberStates {
   #suspicions: Suspicions;
   #listeners = new Set<(e: MemberEvent) => void>();
   #leaving = false;
+  /** Members by address key, in any state (a restart leaves two ids at one address). */
+  #byAddr = new Map<string, Member[]>();
+  /** Dead and left members other than us, to be reaped. */
+  #departed = new Set<Member>();
+  /** When each member came back from dead (flap damping), by our clock. */
+  #returnedAt = new Map<string, number>();
+  /** When each held-dead or suspect member was last told so on a stale `alive`. */
+  #toldStaleAt = new Map<string, number>();
+  /** Cached views, rebuilt on the first read after a change. */
+  #cache: { live: readonly Member[]; accused: readonly Member[]; count: number } | undefined;
   /** Suspicions (or deaths) of ourselves we refuted. */
   refutations = 0;
 
@@ -135,6 +164,7 @@ export class MemberStates {
     const [addr, changedAtMs] = [{ ...options.self.addr }, options.clock.now()];
     this.#self = { id, url, addr, start, incarnation: 1, status: "alive", changedAtMs };
     this.#members.set(id, this.#self);
+    this.#index(this.#self);
   }
 
   /** Ourselves. */
@@ -160,7 +190,10 @@ export class MemberStates {
    * @param addr the bound address
    */
   bound(addr: Addr): void {
+    this.#unindex(this.#self);
     this.#self.addr = { ...addr };
+    this.#index(this.#self);
+    this.#changed();
   }
 
   /**
@@ -191,9 +224,28 @@ export class MemberStates {
    * @returns alive and suspect members, ourselves included
    */
   liveCount(): number {
-    let n = 0;
-    for (const m of this.#members.values()) if (isMember(m)) n++;
-    return n;
+    return this.#views().count;
+  }
+
+  /**
+   * The live (alive and suspect) members other than us, as probe and gossip targets. The
+   * same frozen array is returned until a member changes, so a caller may cache what it
+   * derives from it by identity.
+   *
+   * @returns the members, in no particular order; do not keep them past a change
+   */
+  live(): readonly Member[] {
+    return this.#views().live;
+  }
+
+  /**
+   * The suspect and dead members other than us (the gossip loop tells them so). Cached as
+   * {@linkcode MemberStates.live}.
+   *
+   * @returns the members, in no particular order
+   */
+  accused(): readonly Member[] {
+    return this.#views().accused;
   }
 
   /**
@@ -224,8 +276,13 @@ export class MemberStates {
     const owner = this.#ownerOf(a.addr, a.id);
     if (owner && (owner === s || newer(owner, a))) return;
     const m = this.#members.get(a.id);
-    // Guard: stale news never revives or rolls back a member.
-    if (m && staleAlive(m, a.inc)) return;
+    // Guard: stale news never revives or rolls back a member; but one we hold dead or
+    // suspect at this very incarnation is told, so that, if it is alive, it refutes.
+    if (m && staleAlive(m, a.inc)) {
+      const accused = m.status === "dead" || m.status === "suspect";
+      if (a.inc === m.incarnation && accused) this.#tellStale(m);
+      return;
+    }
     // Guard: an id never moves (a restart has a new id).
     if (m && addrKey(m.addr) !== addrKey(a.addr)) return;
     // A restarted member replaces its predecessor at once.
@@ -239,8 +296,16 @@ export class MemberStates {
     const next: Member = m ??
       { id, url, addr, start, incarnation, status: "alive", changedAtMs: now };
     if (next.status !== "alive") next.changedAtMs = now;
+    // Back from the dead: damp its next suspicions for a while.
+    if (m?.status === "dead") this.#returnedAt.set(a.id, now);
     Object.assign(next, { url, start, incarnation, status: "alive" });
-    this.#members.set(a.id, next);
+    if (!m) {
+      this.#members.set(a.id, next);
+      this.#index(next);
+    }
+    this.#departed.delete(next);
+    this.#toldStaleAt.delete(a.id);
+    this.#changed();
     this.#suspicions.end(a.id);
     this.#o.broadcast(a);
     if (joined) this.#emit({ type: "join", member: view(next) });
@@ -264,11 +329,14 @@ export class MemberStates {
     }
     // Guard: dead and left members are past suspicion.
     if (m.status !== "alive") return;
-    Object.assign(m, { incarnation: sus.inc, status: "suspect", changedAtMs: this.#o.clock.now() });
+    const now = this.#o.clock.now();
+    Object.assign(m, { incarnation: sus.inc, status: "suspect", changedAtMs: now });
+    this.#changed();
     const self = this.#self.id;
     this.#suspicions.start(m.id, {
       from: sus.from,
       n: this.liveCount(),
+      mult: this.#flapping(m.id, now) ? this.#o.config.flapSuspicionMult : 1,
       onTimeout: () => this.deadNode({ type: "dead", id: m.id, inc: sus.inc, from: self }),
     });
     this.#o.broadcast(sus);
@@ -328,6 +396,7 @@ export class MemberStates {
   leaveSelf(done?: () => void): void {
     this.#leaving = true;
     Object.assign(this.#self, { status: "left", changedAtMs: this.#o.clock.now() });
+    this.#changed();
     this.#o.broadcast({ type: "left", id: this.#self.id, inc: this.#self.incarnation }, done);
   }
 
@@ -337,12 +406,24 @@ export class MemberStates {
    * @returns the reaped ids
    */
   reap(): string[] {
-    const cutoff = this.#o.clock.now() - this.#o.config.deadReapMs;
+    const now = this.#o.clock.now();
+    const cutoff = now - this.#o.config.deadReapMs;
     const out: string[] = [];
-    for (const m of this.#members.values()) {
-      if (m !== this.#self && !isMember(m) && m.changedAtMs <= cutoff) out.push(m.id);
+    for (const m of this.#departed) {
+      if (m.changedAtMs > cutoff) continue;
+      out.push(m.id);
+      this.#departed.delete(m);
+      this.#members.delete(m.id);
+      this.#unindex(m);
+      this.#returnedAt.delete(m.id);
+      this.#toldStaleAt.delete(m.id);
     }
-    for (const id of out) this.#members.delete(id);
+    if (out.length > 0) this.#changed();
+    // Forget returns older than the damping window (the map stays bounded by the members).
+    if (this.#returnedAt.size > 0) {
+      const since = now - this.#o.config.flapWindowMs;
+      for (const [id, at] of this.#returnedAt) if (at <= since) this.#returnedAt.delete(id);
+    }
     return out;
   }
 
@@ -373,17 +454,66 @@ export class MemberStates {
 
   #depart(m: Member, status: "dead" | "left", inc: number): void {
     Object.assign(m, { status, incarnation: inc, changedAtMs: this.#o.clock.now() });
+    if (m !== this.#self) this.#departed.add(m);
+    this.#changed();
     this.#suspicions.end(m.id);
   }
 
   /** The newest other member recorded at an address, in any state. */
   #ownerOf(addr: Addr, except: string): Member | undefined {
-    const key = addrKey(addr);
     let owner: Member | undefined;
-    for (const m of this.#members.values()) {
-      if (m.id !== except && addrKey(m.addr) === key && (!owner || newer(m, owner))) owner = m;
+    for (const m of this.#byAddr.get(addrKey(addr)) ?? []) {
+      if (m.id !== except && (!owner || newer(m, owner))) owner = m;
     }
     return owner;
+  }
+
+  #index(m: Member): void {
+    const key = addrKey(m.addr);
+    const at = this.#byAddr.get(key);
+    if (at) at.push(m);
+    else this.#byAddr.set(key, [m]);
+  }
+
+  #unindex(m: Member): void {
+    const key = addrKey(m.addr);
+    const at = this.#byAddr.get(key)?.filter((x) => x !== m) ?? [];
+    if (at.length > 0) this.#byAddr.set(key, at);
+    else this.#byAddr.delete(key);
+  }
+
+  /** A member changed: the cached views are rebuilt on the next read. */
+  #changed(): void {
+    this.#cache = undefined;
+  }
+
+  #views(): { live: readonly Member[]; accused: readonly Member[]; count: number } {
+    if (this.#cache) return this.#cache;
+    const live: Member[] = [], accused: Member[] = [];
+    let count = 0;
+    for (const m of this.#members.values()) {
+      if (isMember(m)) count++;
+      if (m === this.#self) continue;
+      if (isMember(m)) live.push(frozenView(m));
+      if (m.status === "suspect" || m.status === "dead") accused.push(frozenView(m));
+    }
+    this.#cache = { live: Object.freeze(live), accused: Object.freeze(accused), count };
+    return this.#cache;
+  }
+
+  /** Whether a member came back from an accusation within `flapWindowMs`. */
+  #flapping(id: string, now: number): boolean {
+    const at = this.#returnedAt.get(id);
+    return at !== undefined && now - at < this.#o.config.flapWindowMs;
+  }
+
+  /** Tell a member we hold dead or suspect so, at most once per probe interval. */
+  #tellStale(m: Member): void {
+    const now = this.#o.clock.now();
+    const last = this.#toldStaleAt.get(m.id);
+    if (last !== undefined && now - last < this.#o.config.probeIntervalMs) return;
+    this.#toldStaleAt.set(m.id, now);
+    this.#o.stale?.(view(m));
   }
 
   #emit(e: MemberEvent): void {
@@ -393,4 +523,8 @@ export class MemberStates {
 
 function view(m: Member): Member {
   return { ...m, addr: { ...m.addr } };
+}
+
+function frozenView(m: Member): Member {
+  return Object.freeze({ ...m, addr: Object.freeze({ ...m.addr }) });
 }

@@ -10,7 +10,7 @@
  * @module
  */
 
-import type { Clock } from "./_clock.ts";
+import type { Clock } from "../clock.ts";
 import type { MembershipConfig } from "./config.ts";
 
 /** The bounds a new suspicion starts with. */
@@ -203,12 +203,13 @@ export class Suspicions {
    * Suspect a member (replacing any running suspicion of it).
    *
    * @param id the member
-   * @param options the accuser, live members `n`, and what to do when the time is up
+   * @param options the accuser, live members `n`, what to do when the time is up, and a
+   *   multiplier of the timeouts besides our health (flap damping; default 1)
    */
-  start(id: string, options: { from: string; n: number; onTimeout(): void }): void {
+  start(id: string, options: { from: string; n: number; mult?: number; onTimeout(): void }): void {
     this.end(id);
     const b = suspicionBounds(this.#o.config, options.n);
-    const mult = this.#o.healthMultiplier?.() ?? 1;
+    const mult = (this.#o.healthMultiplier?.() ?? 1) * (options.mult ?? 1);
     const bounds = { minMs: b.minMs * mult, maxMs: b.maxMs * mult, k: b.k };
     const onTimeout = () => {
       this.#running.delete(id);

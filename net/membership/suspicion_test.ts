@@ -1,4 +1,4 @@
-import { ManualClock } from "./_clock.ts";
+import { ManualClock } from "../clock.ts";
 import { assert, assertEquals } from "./_testing.ts";
 import { DEFAULT_MEMBERSHIP_CONFIG } from "./config.ts";
 import { remainingSuspicionMs, Suspicion, suspicionBounds, Suspicions } from "./suspicion.ts";

@@ -196,22 +196,18 @@ export class Mesh {
 
   /**
    * A member missed a direct probe. With a connection open to it, that connection's end
-   * will tell; without one, dial it now: a refused port proves the process gone and it is
-   * declared failed at once, as for any dial. Anything else leaves it to the probes and
-   * suspicion. A connection made only for this is closed again.
+   * will tell; without one, connect to its port with no handshake (as
+   * {@linkcode Mesh.checkPort}): a refused port proves the process gone and it is
+   * declared failed at once; anything else is left to the probes and suspicion. It made a
+   * full keyed handshake before (and dropped the connection again): at 100 members every
+   * unanswered probe of a busy member cost both sides key work, which fed the storms.
    *
    * @param id the member
-   * @returns once the dial is over (it never rejects)
+   * @returns once the check is over (it never rejects)
    */
   async check(id: string): Promise<void> {
-    const m = this.#table.get(id);
-    if (this.#stopping || !m) return;
-    try {
-      await this.#pool.connect(m);
-      this.#retireUnneeded(id);
-    } catch {
-      // The pool reported the failure as evidence.
-    }
+    if (this.#stopping || !this.#table.get(id)) return;
+    await this.checkPort(id);
   }
 
   /**
