@@ -114,6 +114,28 @@ export const COMMANDS: Record<string, Command> = {
         value: "PROFILE",
         help: "failure-detection timings: lan (default), wan or test (ten times faster)",
       },
+      "log-level": {
+        type: "string",
+        value: "LEVEL",
+        help: "lowest level logged: debug, info (default), warn or error",
+      },
+      "log-format": {
+        type: "string",
+        value: "FORMAT",
+        help: "text (default) or json (one object per line: time, level, category, message)",
+      },
+      "log-file": {
+        type: "string",
+        value: "PATH",
+        help: "also write the log to PATH; none: stderr only (default: server.log in the " +
+          "var dir, none under the systemd journal)",
+      },
+      metrics: {
+        type: "string",
+        value: "HOST:PORT",
+        help: "serve /metrics (Prometheus) and /health there (off by default; " +
+          "non-loopback needs a key)",
+      },
     },
     client: false,
     load: async () => (await import("./start.ts")).runStart,

@@ -5,6 +5,12 @@
  */
 
 import { startServer } from "../server/mod.ts";
+import {
+  LOG_FORMATS,
+  LOG_LEVELS,
+  type ServerLogFormat,
+  type ServerLogLevel,
+} from "../server/log.ts";
 import { type Parsed, UsageError } from "./args.ts";
 import { parseBytes, parseDuration } from "./dial.ts";
 import type { MembershipProfile } from "../net/membership/mod.ts";
@@ -12,6 +18,20 @@ import type { MembershipProfile } from "../net/membership/mod.ts";
 function membershipProfile(s: string): MembershipProfile {
   if (s === "lan" || s === "wan" || s === "test") return s;
   throw new UsageError(`--membership must be lan, wan or test, got "${s}"`);
+}
+
+function oneOf<T extends string>(flag: string, s: string, allowed: readonly T[]): T {
+  if ((allowed as readonly string[]).includes(s)) return s as T;
+  const list = `${allowed.slice(0, -1).join(", ")} or ${allowed.at(-1)}`;
+  throw new UsageError(`--${flag} must be ${list}, got "${s}"`);
+}
+
+/** `--log-file`: a path, `none` (stderr only), or the server's default when not given. */
+function logFile(s: string | undefined): string | null | undefined {
+  if (s === undefined) return undefined;
+  if (s === "none") return null;
+  if (s === "") throw new UsageError(`--log-file must be a path or none`);
+  return s;
 }
 
 /**
@@ -49,6 +69,14 @@ export async function runStart(args: string[], p: Parsed): Promise<number> {
       ? parseDuration(f["scrub-grace"] as string, "scrub-grace")
       : undefined,
     membership: f.membership ? { profile: membershipProfile(f.membership as string) } : {},
+    logLevel: f["log-level"]
+      ? oneOf<ServerLogLevel>("log-level", f["log-level"] as string, LOG_LEVELS)
+      : undefined,
+    logFormat: f["log-format"]
+      ? oneOf<ServerLogFormat>("log-format", f["log-format"] as string, LOG_FORMATS)
+      : undefined,
+    logFile: logFile(f["log-file"] as string | undefined),
+    metrics: (f.metrics as string | undefined) || undefined,
     handleSignals: true,
   });
   Deno.stdout.writeSync(new TextEncoder().encode(server.url + "\n"));

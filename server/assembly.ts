@@ -27,13 +27,14 @@ import { PEER_KEEPALIVE, START_JOIN_TIMEOUT_MS } from "./config.ts";
 import { AcceptedConnections } from "./connections.ts";
 import type { Lifecycle } from "./lifecycle.ts";
 import { admitLocalPeer } from "./local_peer.ts";
-import { logger } from "./log.ts";
+import { droppedLogLines, logger } from "./log.ts";
 import { MemberEventLog, MemberTable } from "./membership.ts";
 import { JOIN_FIRST_WAIT_MS, Mesh } from "./mesh/mod.ts";
 import { Namespace } from "./namespace.ts";
 import { NetWarnings } from "./net_warnings.ts";
 import { OpLog } from "./oplog.ts";
 import { Router } from "./router.ts";
+import type { MetricsSources } from "./metrics.ts";
 import { describeServer } from "./stk.ts";
 
 /** Multicast discovery, when on: the loaded module and the group. */
@@ -99,6 +100,8 @@ export class ServerAssembly {
   #o: AssemblyOptions;
   #lifecycle: Lifecycle;
   #log: Logger = logger("server");
+  /** True from the membership protocol's start until the server begins to stop. */
+  #live = false;
 
   /**
    * Make and link every component; register each one's stop step.
@@ -182,6 +185,20 @@ export class ServerAssembly {
   }
 
   /**
+   * What `/metrics` and `/health` read (`metrics.ts`).
+   *
+   * @returns the sources
+   */
+  metricsSources(): MetricsSources {
+    return {
+      describe: () => this.describe(),
+      elements: () => this.namespace.elements(),
+      droppedLogLines,
+      live: () => this.#live,
+    };
+  }
+
+  /**
    * Set it going: start the membership protocol and discovery, handle signals if asked,
    * then join through the seeds if given: retried with backoff until one answers (see
    * `Joiner` in `mesh/joiner.ts`), waiting at most `JOIN_FIRST_WAIT_MS` for the first
@@ -198,6 +215,7 @@ export class ServerAssembly {
     const lifecycle = this.#lifecycle;
     try {
       await this.memberlist.start();
+      this.#live = true;
       await this.announcer?.start();
     } catch (err) {
       await lifecycle.stop(true);
@@ -287,6 +305,7 @@ export class ServerAssembly {
     const announcer = this.announcer;
     if (announcer) l.onStop("discovery", () => announcer.stop());
     l.onStop("membership", async (quiet) => {
+      this.#live = false;
       if (!quiet) await this.memberlist.leave().catch(() => {});
       await this.memberlist.stop().catch(() => {});
     });

@@ -217,6 +217,50 @@ export const OPLOG_BACKLOG_LINES = 4096;
 /** How often held lines are retried while nothing new is logged, in ms: 1 s. */
 export const OPLOG_RETRY_MS = 1000;
 
+/**
+ * Size at which `ops.log` is rotated: it is renamed `ops.log.1` (replacing the one before)
+ * and a new `ops.log` begun, so the two together stay under about twice this: 64 MiB.
+ */
+export const OPLOG_MAX_BYTES: number = 64 * 1024 * 1024;
+
+/**
+ * Environment variable that sets the rotation size of `ops.log` (tests only: a tiny bound
+ * exercises rotation without writing 64 MiB). Read once, here.
+ */
+export const TEST_OPLOG_MAX_BYTES_ENV = "CIRCUIT_TEST_OPLOG_MAX_BYTES";
+
+/**
+ * The rotation size of `ops.log`: `CIRCUIT_TEST_OPLOG_MAX_BYTES` when set, positive and
+ * readable without a prompt, else {@linkcode OPLOG_MAX_BYTES}.
+ *
+ * @returns bytes
+ */
+export function oplogMaxBytes(): number {
+  try {
+    const q = Deno.permissions.querySync({ name: "env", variable: TEST_OPLOG_MAX_BYTES_ENV });
+    if (q.state !== "granted") return OPLOG_MAX_BYTES;
+    const v = Number(Deno.env.get(TEST_OPLOG_MAX_BYTES_ENV));
+    return Number.isSafeInteger(v) && v > 0 ? v : OPLOG_MAX_BYTES;
+  } catch {
+    return OPLOG_MAX_BYTES;
+  }
+}
+
+/** Content type of `/metrics` (`start --metrics`): the Prometheus text format 0.0.4. */
+export const METRICS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8";
+
+/** Lowest log level written unless `start --log-level` says otherwise. */
+export const DEFAULT_LOG_LEVEL = "info";
+/** Log line format unless `start --log-format` says otherwise. */
+export const DEFAULT_LOG_FORMAT = "text";
+/** Name of the server log in the var directory (written unless `--log-file none`). */
+export const SERVER_LOG_NAME = "server.log";
+/**
+ * Set by systemd when stderr goes to the journal: then the server log is not also written
+ * to `server.log` unless `--log-file` asks for it (journald would otherwise store it twice).
+ */
+export const JOURNAL_STREAM_ENV = "JOURNAL_STREAM";
+
 /** Wait for the var directory's lock before deciding another server holds it, in ms. */
 export const LOCK_WAIT_MS = 300;
 /** Mode of a var directory: the server's user only. */

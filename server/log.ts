@@ -1,6 +1,7 @@
 /**
- * Server logging through @logtape/logtape: one text line per record to stderr and to
- * `server.log` in the var directory.
+ * Server logging through @logtape/logtape: one line per record (text, or a JSON object) to
+ * stderr, and to a log file when one is given (`server.log` in the var directory unless
+ * `start --log-file` says otherwise; see `cli/start.ts`).
  *
  * Every line is escaped here, centrally, so that no caller can forget: a message that
  * carries text from a peer (a hello field, an element name) can never start a new line,
@@ -13,7 +14,12 @@
 
 import { configureSync, defaultTextFormatter, getLogger, type Logger } from "@logtape/logtape";
 import type { LogLevel, LogRecord } from "@logtape/logtape";
-import { LOG_FILE_MODE, THROTTLE_WINDOW_MS, THROTTLED_LINES_PER_WINDOW } from "./config.ts";
+import {
+  JOURNAL_STREAM_ENV,
+  LOG_FILE_MODE,
+  THROTTLE_WINDOW_MS,
+  THROTTLED_LINES_PER_WINDOW,
+} from "./config.ts";
 
 /**
  * Characters written escaped: C0 controls (NUL, ESC, CR, LF, TAB, …), DEL, C1 controls,
@@ -58,39 +64,135 @@ export function formatLogLine(record: LogRecord): string {
   return escapeLogText(text.endsWith("\n") ? text.slice(0, -1) : text) + "\n";
 }
 
+/** Levels of `start --log-level`, lowest first. */
+export const LOG_LEVELS = ["debug", "info", "warn", "error"] as const;
+/** A level of `start --log-level`. */
+export type ServerLogLevel = typeof LOG_LEVELS[number];
+/** Formats of `start --log-format`: `text` lines, or one JSON object per line. */
+export const LOG_FORMATS = ["text", "json"] as const;
+/** A format of `start --log-format`. */
+export type ServerLogFormat = typeof LOG_FORMATS[number];
+
+const TO_LOGTAPE: Record<ServerLogLevel, LogLevel> = {
+  debug: "debug",
+  info: "info",
+  warn: "warning",
+  error: "error",
+};
+
+const FROM_LOGTAPE: Record<LogLevel, string> = {
+  trace: "debug",
+  debug: "debug",
+  info: "info",
+  warning: "warn",
+  error: "error",
+  fatal: "error",
+};
+
 /**
- * Configure logging for a server process.
+ * Format a record as one JSON object on one line: `{"time", "level", "category",
+ * "message"}` (level `debug`, `info`, `warn` or `error`; category like `circuit.net`).
+ * The message is escaped as a text line is, then JSON-encoded.
  *
- * @param logFile path of the server log, created (or narrowed) to mode 0600
- * @param level the lowest level written
+ * @param record the record
+ * @returns the line, ending with a newline
+ */
+export function formatJsonLogLine(record: LogRecord): string {
+  const message = record.message
+    .map((part) => typeof part === "string" ? part : JSON.stringify(part) ?? String(part))
+    .join("");
+  return JSON.stringify({
+    time: new Date(record.timestamp).toISOString(),
+    level: FROM_LOGTAPE[record.level],
+    category: record.category.join("."),
+    message: escapeLogText(message),
+  }) + "\n";
+}
+
+/**
+ * Whether stderr goes to the systemd journal: `JOURNAL_STREAM` is set (systemd sets it for
+ * a unit whose stderr is the journal) and names the device and inode stderr is on.
+ *
+ * @returns true under journald
+ */
+export function stderrIsJournal(): boolean {
+  try {
+    const q = Deno.permissions.querySync({ name: "env", variable: JOURNAL_STREAM_ENV });
+    if (q.state !== "granted") return false;
+    const v = Deno.env.get(JOURNAL_STREAM_ENV);
+    if (!v) return false;
+    const [dev, ino] = v.split(":").map(Number);
+    // What fd 2 is, through /proc (Linux): a socket to journald has the inode named above.
+    const st = Deno.statSync("/proc/self/fd/2");
+    return st.dev === dev && st.ino === ino;
+  } catch {
+    return false;
+  }
+}
+
+/** Options of {@linkcode setupLogging}. */
+export interface LoggingOptions {
+  /** Also write every line to this file (created, or narrowed, to mode 0600); null: none. */
+  file: string | null;
+  /** The lowest level written. @default {"info"} */
+  level?: ServerLogLevel;
+  /** Text lines, or one JSON object per line. @default {"text"} */
+  format?: ServerLogFormat;
+}
+
+/** Lines a log destination did not take (stderr gone, file not writable), for metrics. */
+let unwritten = 0;
+
+/**
+ * Log lines lost so far: left out by a {@linkcode LogThrottle} (their summary line is
+ * written) or not taken by stderr or the log file.
+ *
+ * @returns the count since the process started
+ */
+export function droppedLogLines(): number {
+  return unwritten + throttled;
+}
+
+/**
+ * Configure logging for a server process: every line to stderr, and to `file` when given.
+ *
+ * @param options file, level, format
  * @returns a function that closes the log file
  */
-export function setupLogging(logFile: string, level: LogLevel = "info"): () => void {
+export function setupLogging(options: LoggingOptions): () => void {
   const enc = new TextEncoder();
-  const file = Deno.openSync(logFile, { create: true, append: true, mode: LOG_FILE_MODE });
+  const path = options.file;
+  const file = path === null
+    ? null
+    : Deno.openSync(path, { create: true, append: true, mode: LOG_FILE_MODE });
   // A log left by an older server may be wider than the mode above (which applies only
   // when the file is created).
-  Deno.chmodSync(logFile, LOG_FILE_MODE);
+  if (path !== null) Deno.chmodSync(path, LOG_FILE_MODE);
+  const format = options.format === "json" ? formatJsonLogLine : formatLogLine;
   const write = (record: LogRecord) => {
-    const bytes = enc.encode(formatLogLine(record));
+    const bytes = enc.encode(format(record));
     try {
       Deno.stderr.writeSync(bytes);
-    } catch { /* stderr gone */ }
+    } catch {
+      unwritten++;
+    }
     try {
-      file.writeSync(bytes);
-    } catch { /* file closed */ }
+      file?.writeSync(bytes);
+    } catch {
+      unwritten++;
+    }
   };
   configureSync({
     reset: true,
     sinks: { main: write },
     loggers: [
-      { category: ["circuit"], lowestLevel: level, sinks: ["main"] },
+      { category: ["circuit"], lowestLevel: TO_LOGTAPE[options.level ?? "info"], sinks: ["main"] },
       { category: ["logtape", "meta"], lowestLevel: "warning", sinks: ["main"] },
     ],
   });
   return () => {
     try {
-      file.close();
+      file?.close();
     } catch { /* closed */ }
   };
 }
@@ -104,6 +206,9 @@ export function setupLogging(logFile: string, level: LogLevel = "info"): () => v
 export function logger(layer: string): Logger {
   return getLogger(["circuit", layer]);
 }
+
+/** Lines left out by every {@linkcode LogThrottle} so far (counted when summarized). */
+let throttled = 0;
 
 /** Options of {@linkcode LogThrottle}. */
 export interface LogThrottleOptions {
@@ -197,6 +302,7 @@ export class LogThrottle {
     this.#counted = 0;
     this.#shown = 0;
     if (n === 0) return;
+    throttled += n;
     const secs = Math.round(this.#o.windowMs / 100) / 10;
     this.#o.sink(
       shown

@@ -10,10 +10,14 @@
  * line, and every {@linkcode OPLOG_RETRY_MS}). Lines past the backlog are counted, and a
  * line with op `oplog` says how many were lost, where they were lost.
  *
+ * The file is rotated by size: before a line would take it past
+ * `OPLOG_MAX_BYTES` in `config.ts` (64 MiB), it is renamed `ops.log.1` (replacing the one
+ * before) and a new file begun, so the two hold the latest 64 to 128 MiB of operations.
+ *
  * @module
  */
 
-import { OPLOG_BACKLOG_LINES, OPLOG_RETRY_MS, VAR_FILE_MODE } from "./config.ts";
+import { OPLOG_BACKLOG_LINES, OPLOG_RETRY_MS, oplogMaxBytes, VAR_FILE_MODE } from "./config.ts";
 
 // Kept for `server/oplog_test.ts`, which imports it from here; it lives in `config.ts`.
 export { OPLOG_BACKLOG_LINES };
@@ -49,11 +53,18 @@ export interface OpLogOptions {
    * once per line).
    */
   report?: (message: string) => void;
+  /** Rotate before the file would pass this size. @default {oplogMaxBytes()} */
+  maxBytes?: number;
 }
 
 /** Appends operation records to a file; never throws once open. */
 export class OpLog {
-  #file: Deno.FsFile;
+  #path: string;
+  /** The open file, or null while a rotation could not open the new one. */
+  #file: Deno.FsFile | null;
+  /** Bytes in the current file. */
+  #size: number;
+  #maxBytes: number;
   #enc = new TextEncoder();
   /** Encoded lines not yet written, oldest first; the first may be partly written. */
   #pending: Uint8Array[] = [];
@@ -74,10 +85,17 @@ export class OpLog {
    * @param options where trouble is reported
    */
   constructor(path: string, options: OpLogOptions = {}) {
-    this.#file = Deno.openSync(path, { create: true, append: true, mode: VAR_FILE_MODE });
+    this.#path = path;
+    this.#file = OpLog.#open(path);
+    this.#size = this.#file.statSync().size;
     // A file left by an older server may be readable by others: the log is the owner's.
     Deno.chmodSync(path, VAR_FILE_MODE);
     this.#report = options.report ?? (() => {});
+    this.#maxBytes = options.maxBytes ?? oplogMaxBytes();
+  }
+
+  static #open(path: string): Deno.FsFile {
+    return Deno.openSync(path, { create: true, append: true, mode: VAR_FILE_MODE });
   }
 
   /**
@@ -124,8 +142,32 @@ export class OpLog {
     this.#closed = true;
     clearTimeout(this.#retry);
     try {
-      this.#file.close();
+      this.#file?.close();
     } catch { /* closed */ }
+  }
+
+  /**
+   * Make room for `bytes` more: rotate when they would take a non-empty file past the
+   * bound, and reopen after a rotation that could not.
+   *
+   * @throws {Deno.errors.NotFound} and the like, when the file system refuses (the caller
+   *   holds the line back)
+   */
+  #room(bytes: number): Deno.FsFile {
+    if (this.#file !== null && this.#size > 0 && this.#size + bytes > this.#maxBytes) {
+      const old = this.#file;
+      this.#file = null;
+      try {
+        old.close();
+      } catch { /* closed */ }
+      Deno.renameSync(this.#path, `${this.#path}.1`);
+      this.#size = 0;
+    }
+    if (this.#file === null) {
+      this.#file = OpLog.#open(this.#path);
+      this.#size = this.#file.statSync().size;
+    }
+    return this.#file;
   }
 
   #encode(r: Omit<OpRecord, "time">): Uint8Array {
@@ -137,8 +179,11 @@ export class OpLog {
     try {
       while (this.#pending.length > 0) {
         const line = this.#pending[0];
+        const file = this.#written === 0 ? this.#room(line.length) : this.#file!;
         while (this.#written < line.length) {
-          this.#written += this.#file.writeSync(line.subarray(this.#written));
+          const n = file.writeSync(line.subarray(this.#written));
+          this.#written += n;
+          this.#size += n;
         }
         this.#pending.shift();
         this.#written = 0;

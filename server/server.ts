@@ -21,9 +21,17 @@ import {
   DEFAULT_OUTPUT_BOUND_BYTES,
   DEFAULT_OUTPUT_HOLD_MS,
   DEFAULT_SCRUB_GRACE_MS,
+  SERVER_LOG_NAME,
 } from "./config.ts";
 import { Lifecycle } from "./lifecycle.ts";
-import { logger, setupLogging } from "./log.ts";
+import { serveMetrics } from "./metrics.ts";
+import {
+  logger,
+  type ServerLogFormat,
+  type ServerLogLevel,
+  setupLogging,
+  stderrIsJournal,
+} from "./log.ts";
 import { defaultVarDir, lockVarDir } from "./var_dir.ts";
 
 /** Options of {@linkcode startServer}, one per `circuit start` flag. */
@@ -62,6 +70,17 @@ export interface ServerOptions {
   membership?: { profile?: MembershipProfile; config?: Partial<MembershipConfig> };
   /** Transport timings (tests pass faster ones). */
   transport?: Partial<TransportConfig>;
+  /** `--log-level`: the lowest level logged. @default {"info"} */
+  logLevel?: ServerLogLevel;
+  /** `--log-format`: text lines or JSON objects. @default {"text"} */
+  logFormat?: ServerLogFormat;
+  /**
+   * `--log-file`: also write the log to this file; null: stderr only. By default
+   * `server.log` in the var directory, unless stderr goes to the systemd journal.
+   */
+  logFile?: string | null;
+  /** `--metrics HOST:PORT`: serve `/metrics` and `/health` there. Off by default. */
+  metrics?: string;
   /** Stop cleanly on SIGTERM and SIGINT (the CLI sets this). @default {false} */
   handleSignals?: boolean;
 }
@@ -72,6 +91,8 @@ export interface RunningServer {
   url: string;
   /** Its id (16 hex digits). */
   id: string;
+  /** The metrics address (`HOST:PORT`) when `metrics` was given. */
+  metrics?: string;
   /** Resolves when the server has stopped. */
   stopped: Promise<void>;
   /** Stop cleanly: announce leave, scrub elements, close, unlock. */
@@ -103,7 +124,14 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   });
   lifecycle.onStop("var dir", () => varDir.release());
   const dockerHost = options.docker ? await enableDocker(varDir.path, lifecycle) : null;
-  lifecycle.onStop("log file", setupLogging(`${varDir.path}/server.log`));
+  lifecycle.onStop(
+    "log file",
+    setupLogging({
+      file: logFile(options, varDir.path),
+      level: options.logLevel,
+      format: options.logFormat,
+    }),
+  );
   const log = lifecycle.log = logger("server");
   let bound: BoundPorts;
   try {
@@ -113,6 +141,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     throw err;
   }
   const url = formatUrl({ host: plan.advertise, port: bound.port, pid: Deno.pid, id });
+  log.debug(`bound ${plan.hostname}:${bound.port} (tcp and udp)`);
   let server: ServerAssembly;
   try {
     server = new ServerAssembly({
@@ -139,9 +168,46 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     await lifecycle.stop(true);
     throw err;
   }
+  const metrics = options.metrics
+    ? await startMetrics(server, options, !!key, lifecycle)
+    : undefined;
   await server.start({ join: options.join, handleSignals: options.handleSignals });
   log.info(`serving ${url} (var ${varDir.path})`);
-  return { url, id, stopped: lifecycle.stopped, stop: () => lifecycle.stop() };
+  if (metrics) log.info(`metrics on http://${metrics}/metrics`);
+  return { url, id, metrics, stopped: lifecycle.stopped, stop: () => lifecycle.stop() };
+}
+
+/** Where the log goes besides stderr (see {@linkcode ServerOptions.logFile}). */
+function logFile(options: ServerOptions, varDir: string): string | null {
+  if (options.logFile !== undefined) return options.logFile;
+  return stderrIsJournal() ? null : `${varDir}/${SERVER_LOG_NAME}`;
+}
+
+/**
+ * Serve `/metrics` and `/health`; stopped with the listener.
+ *
+ * @returns the bound address
+ * @throws {CircuitError} for a refused or busy address (the server stops, quietly)
+ */
+async function startMetrics(
+  server: ServerAssembly,
+  options: ServerOptions,
+  keyed: boolean,
+  lifecycle: Lifecycle,
+): Promise<string> {
+  try {
+    const m = serveMetrics({
+      addr: options.metrics!,
+      keyed,
+      insecure: !!options.insecure,
+      sources: server.metricsSources(),
+    });
+    lifecycle.onStop("listener", () => m.close());
+    return m.addr;
+  } catch (err) {
+    await lifecycle.stop(true);
+    throw err;
+  }
 }
 
 /**
