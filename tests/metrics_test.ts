@@ -98,10 +98,21 @@ Deno.test("/health turns 503 as the server stops, before its listener closes", a
   {
     await using client = await connect(s.url);
     // Ignores TERM: the stop waits out the grace, with /health still answering.
-    await client.walk(`${s.path}/stubborn`).makeProc({
+    const p = await client.walk(`${s.path}/stubborn`).makeProc({
       Path: "/bin/sh",
-      Args: ["-c", "trap '' TERM; sleep 30 & wait; sleep 30"],
+      Args: ["-c", "trap '' TERM; echo ready; sleep 30 & wait; sleep 30"],
     });
+    // Stop only once the trap is set: a TERM that came first would end it at once, and
+    // the listener would close before /metrics could be read.
+    const reader = p.stdout.pipeThrough(new TextDecoderStream()).getReader();
+    let out = "";
+    while (!out.includes("ready")) {
+      const r = await reader.read();
+      if (r.done) break;
+      out += r.value;
+    }
+    await reader.cancel();
+    assertEquals(out.trim(), "ready", "the stubborn process set its trap");
   }
   assertEquals((await get(addr, "/health")).status, 200);
   s.kill("SIGTERM");
