@@ -9,6 +9,8 @@
 import { parse, UsageError } from "./cli/args.ts";
 import { argumentsOf } from "./cli/command.ts";
 import { COMMANDS, flagsOf, printHelp } from "./cli/commands.ts";
+import { suggest } from "./cli/suggest.ts";
+import { printVersion, VERSION_WORDS } from "./cli/version.ts";
 
 /**
  * Run the command line.
@@ -20,12 +22,18 @@ import { COMMANDS, flagsOf, printHelp } from "./cli/commands.ts";
 export async function main(argv: string[]): Promise<number> {
   const name = argv[0];
   if (name === undefined || /^--?h(elp)?$/.test(name)) return printHelp();
+  if (VERSION_WORDS.includes(name)) {
+    if (argv.length > 1) throw new UsageError("usage: circuit version");
+    return printVersion();
+  }
   const command = Object.hasOwn(COMMANDS, name) ? COMMANDS[name] : undefined;
   if (!command) {
+    if (name.startsWith("-")) {
+      throw new UsageError(`the command comes first: circuit COMMAND [flags] [arguments]`);
+    }
+    const near = suggest(name, [...Object.keys(COMMANDS), "version"]);
     throw new UsageError(
-      name.startsWith("-")
-        ? `the command comes first: circuit COMMAND [flags] [arguments]`
-        : `unknown command "${name}"; see circuit help`,
+      `unknown command "${name}"; ${near ? `did you mean "${near}"? ` : ""}see circuit help`,
     );
   }
   const parsed = parse(argv, flagsOf(command));

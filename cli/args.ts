@@ -7,6 +7,7 @@
  */
 
 import { parseArgs } from "node:util";
+import { suggest } from "./suggest.ts";
 
 /** One flag's definition. */
 export interface FlagSpec {
@@ -108,7 +109,10 @@ export function parse(argv: string[], specs: Record<string, FlagSpec>): Parsed {
     };
   } catch (err) {
     const msg = (err as Error).message
-      .replace(/^Unknown option '(-+)([^']*)'.*$/s, "flag provided but not defined: -$2")
+      .replace(/^Unknown option '(-+)([^']*)'.*$/s, (_, _dashes, name: string) => {
+        const near = name.length > 1 ? suggest(name, Object.keys(specs)) : undefined;
+        return `flag provided but not defined: -${name}${near ? ` (did you mean --${near}?)` : ""}`;
+      })
       .replace(/^Option '([^']*)' argument missing.*$/s, "flag needs an argument: $1")
       .split("\n")[0];
     throw new UsageError(msg);

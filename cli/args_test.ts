@@ -110,3 +110,18 @@ Deno.test("run: -- splits the selector from the command; without it, leading ser
   assert(assertThrows(() => parseSelector(["web"]), "bad request").message.includes("neither"));
   assertThrows(() => parseSelector([`${x}/a`]), "bad request");
 });
+
+Deno.test("parse() suggests the nearest flag on the same line", () => {
+  for (
+    const [argv, line] of [
+      [["-dail", "U"], "flag provided but not defined: -dail (did you mean --dial?)"],
+      [["--lnog"], "flag provided but not defined: -lnog (did you mean --long?)"],
+      [["--dep"], "flag provided but not defined: -dep (did you mean --depth?)"],
+      [["-q"], "flag provided but not defined: -q"],
+    ] as const
+  ) {
+    const err = assertThrows(() => parse([...argv], SPECS));
+    assert(err instanceof UsageError);
+    assertEquals(err.message, line);
+  }
+});

@@ -21,8 +21,9 @@ const enc = new TextEncoder();
 /** Lines of an `ls` listing printed per write. */
 const LS_PRINT_LINES = 4096;
 
-function json(v: unknown): string {
-  return JSON.stringify(v ?? null, null, "\t") + "\n";
+/** Element state as JSON: tab-indented as the original printed it, one line with --json. */
+function json(v: unknown, compact = false): string {
+  return JSON.stringify(v ?? null, null, compact ? undefined : "\t") + "\n";
 }
 
 /** Children before parents: component-wise order, a prefix after what extends it. */
@@ -47,7 +48,10 @@ export const CLIENT_COMMANDS: Record<string, ClientBody> = {
       // Names are checked by servers, but escaped here too: nothing a server sends reaches
       // the terminal raw. Printed in pieces, so a large listing is never one huge string.
       const line = (e: LsEntry) =>
-        p.flags.long
+        p.flags.json
+          ? JSON.stringify({ path: e.path, kind: e.kind, ...(e.error ? { error: e.error } : {}) }) +
+            "\n"
+          : p.flags.long
           ? `${printable(e.kind).padEnd(15)} ${printable(e.path)}\n`
           : `${printable(e.path)}\n`;
       for (let i = 0; i < entries.length; i += LS_PRINT_LINES) {
@@ -59,14 +63,14 @@ export const CLIENT_COMMANDS: Record<string, ClientBody> = {
       throw new Error(`Listing failed for ${names}: ${printable(failed[0].error ?? "")}`);
     };
   },
-  peek: ([path]) => async ({ client, timeoutMs }) => {
-    print(json(await client.walk(path).peek({ timeoutMs })));
+  peek: ([path], p) => async ({ client, timeoutMs }) => {
+    print(json(await client.walk(path).peek({ timeoutMs }), p.flags.json === true));
   },
   scrub: ([path]) => async ({ client, timeoutMs }) => {
     await client.walk(path).scrub({ timeoutMs });
   },
-  stk: ([path]) => async ({ client, timeoutMs }) => {
-    print(json(await client.walk(path).stk({ timeoutMs })));
+  stk: ([path], p) => async ({ client, timeoutMs }) => {
+    print(json(await client.walk(path).stk({ timeoutMs }), p.flags.json === true));
   },
   join: ([path, url]) => async ({ client, timeoutMs }) => {
     await client.walk(path).join(url, { timeoutMs: timeoutMs ?? 15_000 });
@@ -106,7 +110,7 @@ export const PROC_COMMANDS: Record<string, ClientBody> = {
   },
   wait: ([path], p) => async ({ client, timeoutMs }) => {
     const state = await client.walk(path).proc().wait({ timeoutMs: timeoutMs ?? 0 });
-    print(json(state));
+    print(json(state, p.flags.json === true));
     return p.flags.exit ? exitStatus(state) : 0;
   },
   waitall: async (_, p) => {

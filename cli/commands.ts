@@ -40,6 +40,12 @@ const EXIT_FLAG: FlagSpec = {
   help: "exit with the process's exit status (signal n: 128+n)",
 };
 
+/** `--json` of the commands that print element state: one compact JSON line. */
+const JSON_FLAG: FlagSpec = {
+  type: "boolean",
+  help: "print the JSON on one line (compact) instead of indented",
+};
+
 const HELP_FLAG: Record<string, FlagSpec> = {
   help: { type: "boolean", short: "h", help: "show this help" },
 };
@@ -153,10 +159,15 @@ export const COMMANDS: Record<string, Command> = {
     summary: "list anchors: / servers, /X… children, /X…/... every descendant, /... the cluster",
     details: "Paths print absolute, sorted by name, parents before children (--depth: children\n" +
       "first). -l prints the kind of each: server chan proc dns docker @join @leave, or ·.\n" +
+      "--json prints one compact JSON object per line instead, in the same order (JSON Lines).\n" +
       "Fix: printed paths are absolute (the original printed them relative).",
     flags: {
       long: { type: "boolean", short: "l", help: "print each anchor's kind" },
       depth: { type: "boolean", help: "children before parents" },
+      json: {
+        type: "boolean",
+        help: 'one JSON object per line: {"path", "kind"} (and "error" for a server that failed)',
+      },
     },
     client: true,
     load: client("ls"),
@@ -165,7 +176,7 @@ export const COMMANDS: Record<string, Command> = {
     args: "ANCHOR",
     arity: [1, 1],
     summary: "print element state as JSON (null for an empty anchor)",
-    flags: {},
+    flags: { json: JSON_FLAG },
     client: true,
     load: client("peek"),
   },
@@ -183,7 +194,7 @@ export const COMMANDS: Record<string, Command> = {
     args: "SERVER",
     arity: [1, 1],
     summary: "print a diagnostic dump of that server",
-    flags: {},
+    flags: { json: JSON_FLAG },
     client: true,
     load: client("stk"),
   },
@@ -333,7 +344,7 @@ export const COMMANDS: Record<string, Command> = {
       "stdin or read its output. Waits as long as it takes unless --timeout is given.\n" +
       "With -x (--exit) the command exits with the process's exit status (a signal n is\n" +
       "128+n, a process that never started 127); without it, 0 as the original did.",
-    flags: { exit: EXIT_FLAG },
+    flags: { exit: EXIT_FLAG, json: JSON_FLAG },
     client: true,
     load: client("wait"),
   },
@@ -449,7 +460,8 @@ export function helpText(name?: string): string {
       "--discover / $CIRCUIT_DISCOVER (fix: $CIRCUIT works even when a discover default is",
       "set). Every dial times out (fix: the original hung forever); blocking commands wait",
       "unless --timeout is given. Errors are one line on stderr and exit 1. Flags take one",
-      "or two dashes. `circuit help COMMAND` shows a command's flags.",
+      "or two dashes. `circuit help COMMAND` shows a command's flags; `circuit version`",
+      "(or --version) prints the release.",
     ].join("\n") + "\n";
   }
   const flags = Object.entries(flagsOf(c)).map(([n, f]) => flagLine(n, f));
@@ -475,8 +487,16 @@ export function printHelp(name?: string): number {
   return 0;
 }
 
+/** Help of `circuit version`, which is not in the table (its list is the contract's). */
+const VERSION_HELP = "usage: circuit version\n\n" +
+  "print `circuit VERSION (deno DENO_VERSION, OS/ARCH)`; also --version and -version\n";
+
 /** `circuit help [COMMAND]`: the list, or one command's usage. */
 function runHelp([name]: string[]): Promise<number> {
+  if (name === "version") {
+    Deno.stdout.writeSync(new TextEncoder().encode(VERSION_HELP));
+    return Promise.resolve(0);
+  }
   if (name !== undefined && !Object.hasOwn(COMMANDS, name)) {
     throw new UsageError(`unknown command "${name}"; see circuit help`);
   }

@@ -73,19 +73,52 @@ export function parseBytes(text: string, flag: string): number {
   return n;
 }
 
+/** Milliseconds per unit of a Go duration (`time.ParseDuration`); `us` and `µs`/`μs` alike. */
+const DURATION_UNITS: Record<string, number> = {
+  ns: 1e-6,
+  us: 1e-3,
+  "µs": 1e-3,
+  "μs": 1e-3,
+  ms: 1,
+  s: 1000,
+  m: 60_000,
+  h: 3_600_000,
+};
+
+/** One `NUMBER UNIT` term of a Go duration. */
+const DURATION_TERM = /(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|μs|ms|s|m|h)/y;
+
 /**
- * Parse a duration: `250ms`, `10s`, `2m`, `1h`, or plain seconds.
+ * Parse a duration as Go's `time.ParseDuration` reads it (`1m30s`, `1h2m3.5s`, `250ms`,
+ * `1.5s`, `300us`/`300µs`, `10ns`), or plain seconds (`10`, `0.5`) as before. The result
+ * is whole milliseconds, rounded up (`300us` and `10ns` are 1 ms, `1.0001s` is 1001 ms),
+ * so a duration above zero never means "no wait".
  *
  * @param text the duration
- * @returns milliseconds
+ * @param flag the flag's name, for the error
+ * @returns milliseconds, above zero
  * @throws {UsageError} when it is not a positive duration
  */
 export function parseDuration(text: string, flag = "timeout"): number {
-  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(text.trim());
-  const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[m?.[2] ?? "s"]!;
-  const ms = m ? Number(m[1]) * unit : NaN;
-  if (!(ms > 0)) {
-    throw new UsageError(`Parsing --${flag} failed: expected a duration like 10s, got "${text}"`);
+  const t = text.trim();
+  let ms = /^\d+(?:\.\d+)?$/.test(t) ? Number(t) * 1000 : NaN;
+  if (Number.isNaN(ms) && t !== "") {
+    ms = 0;
+    DURATION_TERM.lastIndex = 0;
+    while (DURATION_TERM.lastIndex < t.length) {
+      const m = DURATION_TERM.exec(t);
+      if (!m) {
+        ms = NaN;
+        break;
+      }
+      ms += Number(m[1]) * DURATION_UNITS[m[2]];
+    }
   }
-  return ms;
+  if (!(ms > 0) || !Number.isFinite(ms)) {
+    throw new UsageError(
+      `Parsing --${flag} failed: expected a duration like 10s or 1m30s, got "${text}"`,
+    );
+  }
+  // Whole nanoseconds first, so 1.1s is 1100 ms and not 1101 after float error.
+  return Math.ceil(Math.round(ms * 1e6) / 1e6);
 }

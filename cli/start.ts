@@ -61,7 +61,7 @@ export async function runStart(args: string[], p: Parsed): Promise<number> {
       ? parseBytes(f["output-bound"] as string, "output-bound")
       : undefined,
     outputHoldMs: f["output-hold"]
-      ? (f["output-hold"] as string).trim() === "0"
+      ? /^0+(?:\.0+)?(?:ns|us|µs|μs|ms|s|m|h)?$/.test((f["output-hold"] as string).trim())
         ? 0
         : parseDuration(f["output-hold"] as string, "output-hold")
       : undefined,

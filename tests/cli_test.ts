@@ -230,3 +230,51 @@ Deno.test("ls --depth prints children before parents end to end; without it, par
   const long = await ls("-l", "--depth", `${s.path}/...`);
   assertEquals(long.stdout, byDepth.map((p) => `${"chan".padEnd(15)} ${p}\n`).join(""));
 });
+
+Deno.test("version, did you mean, Go durations and --json", async () => {
+  const json = JSON.parse(await Deno.readTextFile(new URL("../deno.json", import.meta.url)));
+  for (const word of ["version", "--version", "-version"]) {
+    const r = await cli([word]);
+    assertEquals(r.code, 0, r.stderr);
+    assertEquals(
+      r.stdout,
+      `circuit ${json.version} (deno ${Deno.version.deno}, ${Deno.build.os}/${Deno.build.arch})\n`,
+    );
+  }
+  assertOneLineError(await cli(["wiat"]), /^unknown command "wiat"; did you mean "wait"\?/);
+  assertOneLineError(
+    await cli(["ls", "-hmca", "k", "/"]),
+    /^flag provided but not defined: -hmca \(did you mean --hmac\?\)$/,
+  );
+  await using s = await Server.start();
+  const ls = await cli(["ls", "-d", s.url, "--timeout", "1m30s", "--json", "/"]);
+  assertEquals(ls.code, 0, ls.stderr);
+  assertEquals(ls.stdout, JSON.stringify({ path: s.path, kind: "server" }) + "\n");
+  const mk = await cli(["mkproc", "-d", s.url, `${s.path}/p`], {
+    stdin: JSON.stringify({ Path: "/bin/sh", Args: ["-c", "exit 3"] }),
+  });
+  assertEquals(mk.code, 0, mk.stderr);
+  const wait = await cli([
+    "wait",
+    "-x",
+    "-d",
+    s.url,
+    "--timeout",
+    "1h2m3.5s",
+    "--json",
+    `${s.path}/p`,
+  ]);
+  assertEquals(wait.code, 3, wait.stderr);
+  assertEquals(wait.stdout.trimEnd().split("\n").length, 1, wait.stdout);
+  assertEquals(JSON.parse(wait.stdout).Exit, { Body: "exit status 3" });
+  const peek = await cli(["peek", "-d", s.url, "--json", `${s.path}/p`]);
+  assertEquals(peek.stdout, JSON.stringify(JSON.parse(peek.stdout)) + "\n");
+  const stk = await cli(["stk", "-d", s.url, "--timeout", "250ms", "--json", s.path]);
+  assertEquals(stk.code, 0, stk.stderr);
+  assertEquals(stk.stdout.trimEnd().split("\n").length, 1);
+  assertOneLineError(await cli(["ls", "-d", s.url, "--timeout", "1m30", "/"]), /1m30s/);
+  await using go = await Server.start({
+    args: ["--scrub-grace", "1.5s", "--output-hold", "0s"],
+  });
+  assertEquals((await cli(["ls", "-d", go.url, "/"])).stdout, go.path + "\n");
+});
