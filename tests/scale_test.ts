@@ -4,6 +4,8 @@
  * where nothing runs yet joins once a server starts there. `CIRCUIT_SCALE_N` sets how many
  * servers start at once (default 30); `CIRCUIT_SCALE_IDLE_S` how long the converged
  * cluster then idles (default 5 s), during which no server may log a member failed or left.
+ * Then 10 servers are killed with SIGKILL at once, and every survivor must list exactly
+ * the survivors within 10 s (the issue's goal is 2 s; the time is printed).
  */
 
 import { assert, assertEquals, cli, keyFile, Server, TempDir, waitFor } from "./_harness.ts";
@@ -42,6 +44,56 @@ async function listed(s: Server, key: string): Promise<number> {
 
 async function disposeAll(servers: Server[]): Promise<void> {
   await Promise.allSettled(servers.map((s) => s[Symbol.asyncDispose]()));
+}
+
+/** How many servers are killed with SIGKILL at the same moment. */
+const KILLED = 10;
+
+/**
+ * Kill {@linkcode KILLED} servers (not the seed) with SIGKILL at once; every survivor must
+ * then list exactly the survivors. The issue's goal is 2 s; the bound here is generous for
+ * a loaded 2-core machine, and the measured time is printed.
+ */
+async function killTen(servers: Server[], key: string): Promise<void> {
+  if (servers.length <= KILLED + 1) return;
+  const victims = servers.slice(-KILLED);
+  const survivors = servers.slice(0, -KILLED);
+  const want = JSON.stringify(survivors.map((s) => s.path).sort());
+  // One client per survivor, connected before the kill, so polling costs no handshakes.
+  const clients = await Promise.all(
+    survivors.map((s) => connect(s.url, { key, timeoutMs: 20_000 })),
+  );
+  try {
+    const t0 = performance.now();
+    for (const v of victims) v.kill("SIGKILL");
+    const seenAt: (number | undefined)[] = survivors.map(() => undefined);
+    let last: string[] = [];
+    await waitFor(
+      async () => {
+        last = await Promise.all(clients.map(async (c, i) => {
+          if (seenAt[i] !== undefined) return want;
+          const got = JSON.stringify((await c.walk("/").ls()).map((e) => e.path).sort());
+          if (got === want) seenAt[i] = performance.now() - t0;
+          return got;
+        }));
+        return seenAt.every((t) => t !== undefined);
+      },
+      `every survivor to list exactly the ${survivors.length} survivors`,
+      10_000,
+    ).catch((err) => {
+      const wrong = last.filter((l) => l !== want).length;
+      throw new Error(`${err.message}; ${wrong} survivors still list others`);
+    });
+    const times = (seenAt as number[]).sort((a, b) => a - b);
+    const load = Deno.readTextFileSync("/proc/loadavg").split(" ").slice(0, 3).join(" ");
+    console.log(
+      `${KILLED} of ${servers.length} killed with SIGKILL at once: seen by every survivor in ` +
+        `${(times.at(-1)! / 1000).toFixed(2)} s (median survivor ` +
+        `${(times[times.length >> 1] / 1000).toFixed(2)} s); load ${load}`,
+    );
+  } finally {
+    for (const c of clients) c.close();
+  }
 }
 
 Deno.test(`${N} servers started at once with -j one seed all join`, async () => {
@@ -104,6 +156,7 @@ Deno.test(`${N} servers started at once with -j one seed all join`, async () => 
       `${N} servers idle ${IDLE_S} s: ${total} failed/left lines in all logs; load ${load}`,
     );
     assertEquals(total, 0, `failed/left lines while idle, per server: ${idle.join(",")}`);
+    await killTen(servers, key);
   } finally {
     await disposeAll(servers);
   }
