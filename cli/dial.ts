@@ -1,5 +1,5 @@
 /**
- * Where a client command dials: `-d` → the URL in the file named by `$CIRCUIT` →
+ * Where a client command dials: `-d` → `$CIRCUIT` (a URL, or a file holding one) →
  * `--discover` / `$CIRCUIT_DISCOVER` → error. The decision is a plain function.
  *
  * @module
@@ -17,7 +17,7 @@ export type DialTarget = { url: string } | { discover: string };
 export interface DialInputs {
   /** `-d URL`. */
   dial?: string;
-  /** `$CIRCUIT`: path of a file holding a URL. */
+  /** `$CIRCUIT`: a URL, or the path of a file holding one. */
   circuitFile?: string;
   /** Reads that file. */
   readFile(path: string): string;
@@ -37,6 +37,8 @@ export interface DialInputs {
 export function chooseDial(i: DialInputs): DialTarget {
   if (i.dial) return { url: i.dial };
   if (i.circuitFile) {
+    // `$CIRCUIT` may hold the URL itself instead of naming a file that holds one.
+    if (i.circuitFile.startsWith("circuit://")) return { url: i.circuitFile.trim() };
     let text: string;
     try {
       text = i.readFile(i.circuitFile);

@@ -1,4 +1,4 @@
-import { parseDuration } from "./dial.ts";
+import { chooseDial, parseDuration } from "./dial.ts";
 import { UsageError } from "./args.ts";
 import { assert, assertEquals, assertThrows } from "../tests/_assert.ts";
 
@@ -33,4 +33,18 @@ Deno.test("parseDuration() rejects what is not a positive duration, naming the f
       `Parsing --scrub-grace failed: expected a duration like 10s or 1m30s, got "${bad}"`,
     );
   }
+});
+
+Deno.test("chooseDial(): $CIRCUIT may hold the URL itself or name a file holding one", () => {
+  const url = "circuit://127.0.0.1:7711/42/Q0123456789abcdef";
+  const noFile = (path: string): string => {
+    throw new Error(`no file ${path}`);
+  };
+  assertEquals(chooseDial({ circuitFile: url, readFile: noFile }), { url });
+  assertEquals(chooseDial({ circuitFile: "/f", readFile: () => `${url}\n` }), { url });
+  assertEquals(chooseDial({ dial: "circuit://x:1/1/Q1", circuitFile: url, readFile: noFile }), {
+    url: "circuit://x:1/1/Q1",
+  });
+  const err = assertThrows(() => chooseDial({ circuitFile: "/nope", readFile: noFile }));
+  assert(err instanceof UsageError && /Reading \$CIRCUIT file "\/nope" failed/.test(err.message));
 });

@@ -67,7 +67,7 @@ Deno.test("keygen prints base64 of 64 random bytes, 88 characters and a newline"
   assert(a.stdout !== b.stdout, "keys differ");
 });
 
-Deno.test("client commands dial -d, then the file named by $CIRCUIT", async () => {
+Deno.test("client commands dial -d, then $CIRCUIT (a URL or a file holding one)", async () => {
   await using s = await Server.start();
   using tmp = new TempDir();
   await Deno.writeTextFile(`${tmp.path}/url`, s.url + "\n");
@@ -80,6 +80,12 @@ Deno.test("client commands dial -d, then the file named by $CIRCUIT", async () =
     env: { CIRCUIT: `${tmp.path}/url`, CIRCUIT_DISCOVER: "228.8.8.8:7711" },
   });
   assertEquals(envAndDiscover.stdout, `${s.path}\n`, "$CIRCUIT wins over a discover default");
+  const urlInEnv = await cli(["ls", "/"], { env: { CIRCUIT: s.url } });
+  assertEquals(
+    urlInEnv.stdout,
+    `${s.path}\n`,
+    `$CIRCUIT holding the URL itself: ${urlInEnv.stderr}`,
+  );
   const flagsAfter = await cli(["ls", "/", "-d", s.url]);
   assertEquals(flagsAfter.stdout, `${s.path}\n`, "flags after positionals");
 });
