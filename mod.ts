@@ -2,9 +2,13 @@
  * `@circuit/client`: script a circuit cluster from any machine.
  *
  * Connect to one server; every other server's anchors are reached through it.
+ * Elements: processes ({@linkcode Proc}), channels ({@linkcode Chan}), subscriptions
+ * ({@linkcode Subscription}), nameservers ({@linkcode Nameserver}) and Docker containers
+ * ({@linkcode Container}); every failure is a {@linkcode CircuitError}. The package's
+ * `client/README.md` has one example of each.
  *
  * @example List the cluster
- * ```ts ignore
+ * ```ts
  * import { connect } from "@circuit/client";
  *
  * await using client = await connect("circuit://127.0.0.1:7711/1234/Q317c2314a386a9db");

@@ -54,7 +54,7 @@ export interface Incoming {
  * stream, the signal or the time limit before that leaves it for the next receiver.
  *
  * @example Print one message or event
- * ```ts ignore
+ * ```ts
  * import { connect, recvStream } from "@circuit/client";
  *
  * await using client = await connect("circuit://127.0.0.1:7711/1234/Q317c2314a386a9db");

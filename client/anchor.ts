@@ -66,7 +66,7 @@ export interface AnchorTransport {
  * server, or over the client's direct connection to it once there is one.
  *
  * @example Listing and peeking
- * ```ts ignore
+ * ```ts
  * import { connect } from "@circuit/client";
  * await using client = await connect("circuit://127.0.0.1:7711/1234/Q317c2314a386a9db");
  * for (const entry of await client.walk("/").ls()) {
@@ -211,7 +211,10 @@ export class Anchor implements ElementAnchor {
    * Start a process here.
    *
    * @example Start, wait, read what it printed
-   * ```ts ignore
+   * ```ts
+   * import { connect } from "@circuit/client";
+   * await using client = await connect(Deno.env.get("CIRCUIT_URL")!);
+   * const anchor = client.walk(`${client.server}/example`);
    * const proc = await anchor.makeProc({ Path: "/bin/echo", Args: ["hi"] });
    * await proc.wait();
    * console.log(await new Response(proc.stdout).text()); // "hi\n"
@@ -289,7 +292,10 @@ export class Anchor implements ElementAnchor {
    * Start a DNS server here, on UDP and TCP.
    *
    * @example Serve an A record
-   * ```ts ignore
+   * ```ts
+   * import { connect } from "@circuit/client";
+   * await using client = await connect(Deno.env.get("CIRCUIT_URL")!);
+   * const anchor = client.walk(`${client.server}/example`);
    * const ns = await anchor.makeNameserver("127.0.0.1:5353");
    * await ns.set("www.example.com. 60 IN A 10.0.0.7");
    * console.log((await ns.peek()).Address); // "127.0.0.1:5353"

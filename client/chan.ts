@@ -56,7 +56,9 @@ export type { ChanState };
  * freed.
  *
  * @example Send and receive
- * ```ts ignore
+ * ```ts
+ * import { connect } from "@circuit/client";
+ * await using client = await connect(Deno.env.get("CIRCUIT_URL")!);
  * const ch = await client.walk(`${client.server}/jobs`).makeChan(10);
  * await ch.send(new TextEncoder().encode("build #42"));
  * console.log(new TextDecoder().decode(await ch.recv())); // "build #42"

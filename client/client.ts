@@ -51,7 +51,7 @@ export interface ConnectOptions {
  * A connection to one server, through which the whole cluster is reached.
  *
  * @example Peek every server
- * ```ts ignore
+ * ```ts
  * import { connect } from "@circuit/client";
  * await using client = await connect(Deno.env.get("CIRCUIT_URL")!);
  * for (const s of await client.walk("/").ls()) console.log(await client.walk(s.path).peek());
@@ -144,7 +144,7 @@ export class Client implements AsyncDisposable {
  * Connect to a circuit server.
  *
  * @example Connect with a key file
- * ```ts ignore
+ * ```ts
  * import { connect, readKeyFile } from "@circuit/client";
  * const client = await connect("circuit://10.0.0.5:7711/4242/Q317c2314a386a9db", {
  *   key: await readKeyFile("/etc/circuit/key"),

@@ -14,8 +14,10 @@ export type { DiscoverOptions };
  * query and the unicast answers to it are used; the client never joins the group.
  *
  * @example Connect to whichever server answers first
- * ```ts ignore
+ * ```ts
  * import { connect, discover } from "@circuit/client";
+ * const keyText = await Deno.readTextFile("/etc/circuit/key"); // base64
+ * const keyBytes = Uint8Array.from(atob(keyText.trim()), (c) => c.charCodeAt(0));
  * const url = await discover("228.8.8.8:7711", { key: keyBytes, timeoutMs: 2000 });
  * await using client = await connect(url, { key: keyBytes });
  * ```

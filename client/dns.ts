@@ -17,7 +17,9 @@ export type { NameserverState };
  * it stops serving and frees the port and the anchor.
  *
  * @example Serve an MX record
- * ```ts ignore
+ * ```ts
+ * import { connect } from "@circuit/client";
+ * await using client = await connect(Deno.env.get("CIRCUIT_URL")!);
  * const ns = await client.walk(`${client.server}/dns`).makeNameserver("127.0.0.1:5353");
  * await ns.set("miek.nl. 3600 IN MX 10 mx.miek.nl.");
  * console.log((await ns.peek()).Records["miek.nl."]);

@@ -16,7 +16,10 @@ export type { ContainerRun, ContainerState };
  * it stops the container (TERM, KILL after the server's grace period) and removes it.
  *
  * @example Run a command in a container
- * ```ts ignore
+ * ```ts
+ * import { connect } from "@circuit/client";
+ * await using client = await connect(Deno.env.get("CIRCUIT_URL")!);
+ * const anchor = client.walk(`${client.server}/example`);
  * const c = await anchor.makeDocker({ Image: "busybox", Path: "/bin/echo", Args: ["hi"] });
  * console.log(await new Response(c.stdout).text()); // "hi\n"
  * console.log((await c.wait()).State.ExitCode); // 0

@@ -13,7 +13,9 @@ import type { CallOptions, ElementAnchor } from "./types.ts";
  * An element handle of any kind, whose `peek` returns `State`.
  *
  * @example Peek and scrub whatever is at an anchor
- * ```ts ignore
+ * ```ts
+ * import { connect } from "@circuit/client";
+ * await using client = await connect(Deno.env.get("CIRCUIT_URL")!);
  * const proc = client.walk(`${client.server}/job`).proc();
  * console.log((await proc.peek()).Phase); // an ElementHandle<ProcState>
  * await proc.scrub();

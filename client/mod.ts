@@ -1,7 +1,7 @@
 /**
  * The circuit client: connect to any server and reach the whole cluster.
  *
- * ```ts ignore
+ * ```ts
  * import { connect } from "./mod.ts";
  * await using client = await connect("circuit://127.0.0.1:7711/1234/Q317c2314a386a9db");
  * console.log(await client.walk("/").ls());

@@ -19,7 +19,7 @@ export interface Glob {
  * Split a path into components, ignoring empty ones (`//X…//a/` is `/X…/a`).
  *
  * @example Empty components vanish
- * ```ts ignore
+ * ```ts
  * splitPath("//X317c2314a386a9db//hi/"); // ["X317c2314a386a9db", "hi"]
  * ```
  *
@@ -34,7 +34,7 @@ export function splitPath(path: string): string[] {
  * Parse an `ls` pattern.
  *
  * @example A trailing `...` means every descendant
- * ```ts ignore
+ * ```ts
  * parseGlob("/X317c2314a386a9db/..."); // { path: ["X317c2314a386a9db"], recursive: true }
  * ```
  *
@@ -51,7 +51,7 @@ export function parseGlob(pattern: string): Glob {
  * Join components into an absolute path.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * joinPath(["X317c2314a386a9db", "hi"]); // "/X317c2314a386a9db/hi"
  * ```
  *
@@ -82,7 +82,7 @@ export function checkElementPath(components: string[]): void {
  * Order paths by name, component by component, parents before children.
  *
  * @example Sort a listing the way `ls` prints it
- * ```ts ignore
+ * ```ts
  * ["/X1/a/b", "/X1/a", "/X0"].sort(comparePaths); // ["/X0", "/X1/a", "/X1/a/b"]
  * ```
  *

@@ -105,7 +105,10 @@ export const EXEC_FAILED_STATUS = 127;
  * 0 while it runs.
  *
  * @example Fail a script when a job failed
- * ```ts ignore
+ * ```ts
+ * import { connect } from "@circuit/client";
+ * await using client = await connect(Deno.env.get("CIRCUIT_URL")!);
+ * const proc = await client.walk(`${client.server}/job`).makeProc({ Path: "/bin/true" });
  * const status = exitStatus(await proc.wait());
  * if (status !== 0) Deno.exit(status);
  * ```
@@ -194,8 +197,9 @@ function withCallResult(
  * process group (TERM, then KILL after the server's grace period) and removes the element.
  *
  * @example Run a command and read its output
- * ```ts ignore
+ * ```ts
  * import { connect } from "@circuit/client";
+ * const url = Deno.env.get("CIRCUIT_URL")!;
  * await using client = await connect(url);
  * const proc = await client.walk(`${client.server}/job`).makeProc({ Path: "/bin/ls", Args: ["/"] });
  * console.log(await new Response(proc.stdout).text());

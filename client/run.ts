@@ -34,7 +34,7 @@ export type SelectorTerm = { all: true } | { server: string };
  * Parse a selector: `/` for every member, or server paths `/X…`; none means every member.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * parseSelector(["/X317c2314a386a9db", "/X0123456789abcdef"]);
  * ```
  *
@@ -147,8 +147,9 @@ export function runStatus(results: readonly RunResult[]): number {
  * Run a command on every selected server at once.
  *
  * @example Uptime everywhere
- * ```ts ignore
+ * ```ts
  * import { connect, run, runStatus } from "@circuit/client";
+ * const url = Deno.env.get("CIRCUIT_URL")!;
  * await using client = await connect(url);
  * const job = run(client, "/", { Path: "/usr/bin/uptime" });
  * for await (const line of job) console.log(`${line.server}: ${line.text}`);

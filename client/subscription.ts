@@ -25,7 +25,9 @@ export interface MemberEvent {
  * stops the subscription and frees the anchor.
  *
  * @example Follow servers joining
- * ```ts ignore
+ * ```ts
+ * import { connect } from "@circuit/client";
+ * await using client = await connect(Deno.env.get("CIRCUIT_URL")!);
  * const joins = await client.walk(`${client.server}/joins`).makeOnJoin();
  * for await (const server of joins) console.log("joined:", server);
  * ```
