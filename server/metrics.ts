@@ -230,7 +230,8 @@ export function renderMetrics(s: MetricsSources): string {
  * @returns true when the listener accepts and membership is live
  */
 export function isHealthy(s: MetricsSources): boolean {
-  return s.live() && (s.describe().Listener as { State?: string })?.State !== "closed";
+  // "failing": accept keeps erroring (out of descriptors, say), so new clients are not served.
+  return s.live() && (s.describe().Listener as { State?: string })?.State === "ok";
 }
 
 /** Options of {@linkcode serveMetrics}. */

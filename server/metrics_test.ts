@@ -61,11 +61,14 @@ Deno.test("metrics: every family has HELP and TYPE before its samples; labels ar
   ) assert(text.includes(`\n${want}\n`), want);
 });
 
-Deno.test("metrics: health needs live membership and an open listener", () => {
+Deno.test("metrics: health needs live membership and a listener that accepts", () => {
   assertEquals(isHealthy(sources()), true);
   assertEquals(isHealthy(sources({ live: () => false })), false);
   const closed = sources();
   const d = closed.describe();
   closed.describe = () => ({ ...d, Listener: { State: "closed" } });
   assertEquals(isHealthy(closed), false);
+  const failing = sources();
+  failing.describe = () => ({ ...d, Listener: { State: "failing" } });
+  assertEquals(isHealthy(failing), false, "a listener whose accepts keep failing is unhealthy");
 });
