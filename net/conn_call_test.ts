@@ -16,7 +16,7 @@ import {
   within,
 } from "./_testing.ts";
 import { assert, assertEquals } from "../tests/_assert.ts";
-import { CircuitError, type ErrorCode } from "./errors.ts";
+import { CircuitError, ERROR_CODES } from "./errors.ts";
 
 // ---- request / reply ----
 
@@ -98,17 +98,7 @@ bothModes("Connection.mux.request() rejects with the handler's CircuitError code
   const srv = startServer({ key, handler: echoHandler });
   try {
     const c = await dialTo(srv.url, key);
-    const codes: ErrorCode[] = [
-      "not found",
-      "busy",
-      "auth",
-      "unreachable",
-      "timeout",
-      "bad request",
-      "closed",
-      "aborted",
-    ];
-    for (const code of codes) {
+    for (const code of ERROR_CODES) {
       const err = await assertRejectsCircuit(
         c.mux.request("fail", { code, message: `failed with ${code}` }),
         [code],

@@ -16,7 +16,8 @@ export type ErrorCode =
   | "closed"
   | "aborted";
 
-const CODES: ReadonlySet<string> = new Set<ErrorCode>([
+/** Every {@linkcode ErrorCode}, in the order the docs list them. */
+export const ERROR_CODES: readonly ErrorCode[] = Object.freeze([
   "not found",
   "busy",
   "auth",
@@ -26,6 +27,8 @@ const CODES: ReadonlySet<string> = new Set<ErrorCode>([
   "closed",
   "aborted",
 ]);
+
+const CODES: ReadonlySet<string> = new Set<string>(ERROR_CODES);
 
 /**
  * A circuit failure: `code` says what kind, `message` is one human sentence.
